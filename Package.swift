@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependency direction (STYLE.md): numerics → layers → backbone / PEFT / heads → data →
+// training & distribution → CLI. The CLI is thin.
+/// Release builds drop exclusivity checks in hot loops (they run on unsafe buffer pointers
+/// anyway); the numeric tests run against the same build.
+let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "causal-tune",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "causal-tune", targets: ["CausalTuneCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    ],
+    targets: [
+        // System libraries (Debian packages), each with a shim header for the macros
+        // Swift cannot import.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+
+        .target(name: "Numerics", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "Layers", dependencies: ["Numerics"], swiftSettings: fast),
+        .target(name: "Support", dependencies: [
+            "Numerics", "CHDF5",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: fast),
+        .target(name: "Distributed", dependencies: ["Numerics", "CMPI"], swiftSettings: fast),
+        .target(name: "Backbone", dependencies: [
+            "Numerics", "Layers", "Support",
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ], swiftSettings: fast),
+        .target(name: "PEFT", dependencies: ["Numerics", "Layers", "Support"], swiftSettings: fast),
+        .target(name: "Heads", dependencies: ["Numerics", "Layers", "Support"], swiftSettings: fast),
+        .target(name: "Data", dependencies: ["Numerics", "Support", "Distributed", "CPNG", "CTurboJPEG"],
+                swiftSettings: fast),
+        .target(name: "Training", dependencies: [
+            "Numerics", "Layers", "Support", "Distributed", "Backbone", "PEFT", "Heads", "Data",
+        ], swiftSettings: fast),
+        .executableTarget(name: "CausalTuneCLI", dependencies: [
+            "Numerics", "Layers", "Support", "Distributed", "Backbone", "PEFT", "Heads", "Data", "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: fast),
+        // A tiny MPI program the tests start under `mpirun -np 2`.
+        .executableTarget(name: "communicator-check", dependencies: ["Distributed", "Numerics"],
+                          path: "Sources/CommunicatorCheck", swiftSettings: fast),
+
+        .testTarget(name: "NumericsTests", dependencies: ["Numerics"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "Numerics"]),
+        .testTarget(name: "SupportTests", dependencies: ["Support", "Numerics"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Numerics"]),
+        .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Layers", "Numerics", "Support"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "PEFTTests", dependencies: ["PEFT", "Layers", "Numerics", "Support"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Numerics", "Support"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: [
+            "Training", "Numerics", "Layers", "Support", "Backbone", "PEFT", "Heads", "Data", "Distributed",
+        ]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,1 @@
+// The Backbone module; its files arrive with their issues.

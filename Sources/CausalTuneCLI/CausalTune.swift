@@ -1,0 +1,18 @@
+import ArgumentParser
+import Numerics
+
+/// `causal-tune`: fine-tunes a frozen DINOv2 with Causal-Tune for domain-generalized
+/// semantic segmentation. Subcommands live one per file beside this one.
+@main
+struct CausalTune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "causal-tune",
+        abstract: "Causal-Tune: frequency-domain PEFT of a frozen DINOv2 for domain-generalized segmentation.",
+        discussion: """
+        Train data-parallel with `mpirun -np N causal-tune train --config FILE`; debug in one \
+        process with the same command without mpirun. See README.md and configs/.
+        """,
+        version: CausalTuneVersion.string,
+        subcommands: []
+    )
+}

@@ -1,0 +1,1 @@
+// The Data module; its files arrive with their issues.

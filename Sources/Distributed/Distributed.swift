@@ -1,0 +1,1 @@
+// The Distributed module; its files arrive with their issues.

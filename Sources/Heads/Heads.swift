@@ -1,0 +1,1 @@
+// The Heads module; its files arrive with their issues.

@@ -1,0 +1,1 @@
+// The Layers module; its files arrive with their issues.

@@ -1,0 +1,1 @@
+// The PEFT module; its files arrive with their issues.

@@ -1,0 +1,1 @@
+// The Support module; its files arrive with their issues.

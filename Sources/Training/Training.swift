@@ -1,0 +1,1 @@
+// The Training module; its files arrive with their issues.
