@@ -1,1 +1,0 @@
-// The Layers module; its files arrive with their issues.
