@@ -1,1 +1,0 @@
-// The Training module; its files arrive with their issues.
