@@ -1,0 +1,169 @@
+import Numerics
+
+/// Multi-head self-attention with a fused qkv projection (timm / DINOv2 `Attention`):
+///
+///     [q | k | v] = x W_qkvᵀ + b_qkv          x [B, T, C], W_qkv [3C, C] in q, k, v order
+///     per batch b and head h (head_dim D = C / NH, columns h·D ..< (h+1)·D of q, k, v):
+///       A = softmax(q kᵀ · D^−½)               A [T, T]
+///       y_h = A v                              y [B, T, C] (heads side by side)
+///     out = y W_projᵀ + b_proj                 W_proj [C, C]
+///
+/// Backward per (b, h), with g = ∂L/∂y_h:
+///
+///     dv = Aᵀ g,   dA = g vᵀ,   dS = A ⊙ (dA − rowsum(dA ⊙ A)) · D^−½,
+///     dq = dS k,   dk = dSᵀ q
+///
+/// Caches of the last forward: qkv [B, T, 3C], A [B, NH, T, T], y [B, T, C]. The products
+/// run per (batch, head) with sgemm on strided views of qkv (no transposed copies); when
+/// BLAS is single-threaded (one thread per MPI rank) the (b, h) pairs are spread over
+/// `Parallel` workers instead.
+public final class Attention: Module {
+    public let channels: Int   // C
+    public let heads: Int      // NH
+    public let headDim: Int    // D
+    public let scale: Float    // D^−½
+    public let qkv: Linear     // [3C, C]
+    public let proj: Linear    // [C, C]
+    private var qkvOut = CacheBuffer(), att = CacheBuffer(), y = CacheBuffer()
+    private var dY = CacheBuffer(), dQKV = CacheBuffer(), dAtt = CacheBuffer()
+    private var batch = 0, tokens = 0
+
+    public init(channels: Int, heads: Int) {
+        precondition(heads > 0 && channels % heads == 0, "Attention: \(channels) channels over \(heads) heads")
+        self.channels = channels
+        self.heads = heads
+        headDim = channels / heads
+        scale = 1 / Float(headDim).squareRoot()
+        qkv = Linear(inputDimensions: channels, outputDimensions: 3 * channels)
+        proj = Linear(inputDimensions: channels, outputDimensions: channels)
+    }
+
+    public func parameters(prefix: String) -> [NamedParameter] {
+        qkv.parameters(prefix: prefix + "qkv.") + proj.parameters(prefix: prefix + "proj.")
+    }
+
+    public func reset(rng: inout RandomGenerator) {
+        qkv.reset(rng: &rng)
+        proj.reset(rng: &rng)
+    }
+
+    /// The attention probabilities of the last forward, [B, NH, T, T] (for inspection).
+    public var attentionProbabilities: Tensor { att.tensor }
+
+    /// Whether (b, h) pairs run on `Parallel` workers (each GEMM single-threaded).
+    private var parallelPairs: Bool { BLAS.threads == 1 && Parallel.threads > 1 }
+
+    /// input [B, T, C] → output [B, T, C] (written; may not alias input).
+    public func forward(_ input: Tensor, into output: Tensor) {
+        precondition(input.rank == 3 && input.shape[2] == channels, "Attention: input \(input.shape), C = \(channels)")
+        precondition(output.count == input.count, "Attention: output \(output.shape) for input \(input.shape)")
+        let (B, T, C, NH, D) = (input.shape[0], input.shape[1], channels, heads, headDim)
+        batch = B
+        tokens = T
+        let qkvT = qkvOut.ensure([B, T, 3 * C]), attT = att.ensure([B, NH, T, T]), yT = y.ensure([B, T, C])
+        qkv.forward(input, into: qkvT)
+        let qkvP = qkvT.data, attP = attT.data, yP = yT.data, s = scale
+        let pairs = B * NH
+        let onePair = { (pair: Int, rowsParallel: Bool) in
+            let b = pair / NH, h = pair % NH
+            let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
+            let a = attP + pair * T * T
+            // scores [T, T] = q kᵀ · scale
+            BLAS.gemm(transposeA: false, transposeB: true, m: T, n: T, k: D, alpha: s,
+                      a: q, lda: 3 * C, b: k, ldb: 3 * C, c: a, ldc: T)
+            if rowsParallel { Kernels.softmaxRows(a, rows: T, cols: T) } else {
+                for t in 0..<T { Kernels.softmaxRow(a + t * T, T) }
+            }
+            // y_h [T, D] = A v
+            BLAS.gemm(transposeA: false, transposeB: false, m: T, n: D, k: T,
+                      a: a, lda: T, b: v, ldb: 3 * C, c: yP + b * T * C + h * D, ldc: C)
+        }
+        if parallelPairs {
+            Parallel.forEach(pairs) { r in for p in r { onePair(p, false) } }
+        } else {
+            for p in 0..<pairs { onePair(p, true) }
+        }
+        proj.forward(yT, into: output)
+    }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        let out = Tensor(zeros: input.shape)
+        forward(input, into: out)
+        return out
+    }
+
+    /// Full backward (after `forward` on the same `input`): accumulates dx (when given) and
+    /// the gradients of the parameters that require one.
+    public func backward(dOutput: Tensor, input: Tensor, dInput: Tensor?) {
+        let g = qkvGradient(dOutput: dOutput, input: input, frozen: false)
+        qkv.backward(dOutput: g, input: input, dInput: dInput)
+    }
+
+    /// Frozen backward: accumulates only dx.
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+        precondition(dInput.count == input.count, "Attention: dInput \(dInput.shape) for input \(input.shape)")
+        let g = qkvGradient(dOutput: dOutput, input: input, frozen: true)
+        qkv.backwardInput(dOutput: g, dInput: dInput)
+    }
+
+    /// Frees the caches and scratch buffers.
+    public func releaseCache() {
+        qkvOut.release(); att.release(); y.release(); dY.release(); dQKV.release(); dAtt.release()
+        batch = 0
+        tokens = 0
+    }
+
+    /// ∂L/∂[q|k|v] [B, T, 3C] from ∂L/∂out, plus proj's parameter gradients unless frozen.
+    private func qkvGradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
+        precondition(input.rank == 3 && input.shape[0] == batch && input.shape[1] == tokens && batch > 0,
+                     "Attention: backward without a matching forward")
+        precondition(dOutput.count == input.count, "Attention: dOutput \(dOutput.shape) for input \(input.shape)")
+        let (B, T, C, NH, D) = (batch, tokens, channels, heads, headDim)
+        let dYT = dY.ensure([B, T, C]), dQKVT = dQKV.ensure([B, T, 3 * C])
+        if !frozen { proj.backward(dOutput: dOutput, input: y.tensor, dInput: nil) }
+        proj.inputGradient(dOutput: dOutput, into: dYT, accumulate: false)
+        let parallel = parallelPairs
+        let workers = parallel ? Swift.min(Parallel.threads, B * NH) : 1
+        let scratch = dAtt.ensure([workers, T, T])
+        let qkvP = qkvOut.tensor.data, attP = att.tensor.data, dyP = dYT.data, dP = dQKVT.data
+        let s = scale
+        let onePair = { (pair: Int, w: Int, rowsParallel: Bool) in
+            let b = pair / NH, h = pair % NH
+            let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
+            let dq = dP + b * T * 3 * C + h * D, dk = dq + C, dv = dq + 2 * C
+            let a = attP + pair * T * T
+            let g = dyP + b * T * C + h * D
+            let dA = scratch.data + w * T * T
+            // dv [T, D] = Aᵀ g
+            BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: T,
+                      a: a, lda: T, b: g, ldb: C, c: dv, ldc: 3 * C)
+            // dA [T, T] = g vᵀ, then the softmax backward (and the score scale) in place
+            BLAS.gemm(transposeA: false, transposeB: true, m: T, n: T, k: D,
+                      a: g, lda: C, b: v, ldb: 3 * C, c: dA, ldc: T)
+            if rowsParallel {
+                Parallel.forEach(T, grain: Swift.max(1, Kernels.elementGrain / Swift.max(T, 1))) { r in
+                    for t in r { Kernels.softmaxRowBackwardInPlace(dA + t * T, output: a + t * T, T, scale: s) }
+                }
+            } else {
+                for t in 0..<T { Kernels.softmaxRowBackwardInPlace(dA + t * T, output: a + t * T, T, scale: s) }
+            }
+            // dq = dS k,  dk = dSᵀ q
+            BLAS.gemm(transposeA: false, transposeB: false, m: T, n: D, k: T,
+                      a: dA, lda: T, b: k, ldb: 3 * C, c: dq, ldc: 3 * C)
+            BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: T,
+                      a: dA, lda: T, b: q, ldb: 3 * C, c: dk, ldc: 3 * C)
+        }
+        if parallel {
+            let pairs = B * NH
+            let chunk = (pairs + workers - 1) / workers
+            Parallel.forEach(workers) { wr in
+                for w in wr {
+                    for p in (w * chunk)..<Swift.min(pairs, (w + 1) * chunk) { onePair(p, w, false) }
+                }
+            }
+        } else {
+            for p in 0..<(B * NH) { onePair(p, 0, true) }
+        }
+        return dQKVT
+    }
+}

@@ -1,0 +1,82 @@
+import Numerics
+
+/// The ViT feed-forward block (timm `Mlp`, DINOv2 ViT-S/B/L), exact GELU:
+///
+///     h = x W1ᵀ + b1,   a = gelu(h),   y = a W2ᵀ + b2
+///     x [N, C], W1 [H, C] (`fc1`), W2 [C, H] (`fc2`), H = 4C
+///
+/// The bias add and GELU are fused after the first GEMM. Backward:
+///
+///     da = dy W2  (fc2),   dh = gelu'(h) ⊙ da,   dx += dh W1  (fc1)
+///
+/// Caches of the last forward: h and a ([N, H] each); backward uses one [N, H] scratch.
+public final class MLP: Module {
+    public let channels: Int        // C
+    public let hiddenChannels: Int  // H
+    public let fc1: Linear          // [H, C]
+    public let fc2: Linear          // [C, H]
+    private var pre = CacheBuffer(), act = CacheBuffer(), dAct = CacheBuffer()
+
+    public init(channels: Int, hiddenChannels: Int) {
+        self.channels = channels
+        self.hiddenChannels = hiddenChannels
+        fc1 = Linear(inputDimensions: channels, outputDimensions: hiddenChannels)
+        fc2 = Linear(inputDimensions: hiddenChannels, outputDimensions: channels)
+    }
+
+    public func parameters(prefix: String) -> [NamedParameter] {
+        fc1.parameters(prefix: prefix + "fc1.") + fc2.parameters(prefix: prefix + "fc2.")
+    }
+
+    public func reset(rng: inout RandomGenerator) {
+        fc1.reset(rng: &rng)
+        fc2.reset(rng: &rng)
+    }
+
+    /// input [N, C] → output [N, C] (written).
+    public func forward(_ input: Tensor, into output: Tensor) {
+        let n = rowCount(input, channels)
+        precondition(output.count == input.count, "MLP: output \(output.shape) for input \(input.shape)")
+        let h = pre.ensure([n, hiddenChannels]), a = act.ensure([n, hiddenChannels])
+        BLAS.gemm(transposeA: false, transposeB: true, m: n, n: hiddenChannels, k: channels,
+                  a: input.data, lda: channels, b: fc1.weight.value.data, ldb: channels,
+                  c: h.data, ldc: hiddenChannels)
+        Kernels.biasGELUForward(preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
+                                rows: n, cols: hiddenChannels)
+        fc2.forward(a, into: output)
+    }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        let out = Tensor(zeros: input.shape)
+        forward(input, into: out)
+        return out
+    }
+
+    /// Full backward: accumulates dx (when given) and the gradients of the parameters that
+    /// require one.
+    public func backward(dOutput: Tensor, input: Tensor, dInput: Tensor?) {
+        let dh = hiddenGradient(dOutput: dOutput, input: input, frozen: false)
+        fc1.backward(dOutput: dh, input: input, dInput: dInput)
+    }
+
+    /// Frozen backward: accumulates only dx.
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+        let dh = hiddenGradient(dOutput: dOutput, input: input, frozen: true)
+        fc1.backwardInput(dOutput: dh, dInput: dInput)
+    }
+
+    /// Frees the activation caches and scratch.
+    public func releaseCache() { pre.release(); act.release(); dAct.release() }
+
+    /// dh = gelu'(h) ⊙ (dy W2), plus fc2's parameter gradients unless frozen.
+    private func hiddenGradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
+        let n = rowCount(input, channels)
+        precondition(dOutput.count == input.count, "MLP: dOutput \(dOutput.shape) for input \(input.shape)")
+        precondition(pre.tensor.shape == [n, hiddenChannels], "MLP: backward without a matching forward")
+        let da = dAct.ensure([n, hiddenChannels])
+        if !frozen { fc2.backward(dOutput: dOutput, input: act.tensor, dInput: nil) }
+        fc2.inputGradient(dOutput: dOutput, into: da, accumulate: false)
+        Kernels.geluBackwardInPlace(da.data, preActivation: pre.tensor.data, count: da.count)
+        return da
+    }
+}

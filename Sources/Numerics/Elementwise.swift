@@ -1,0 +1,63 @@
+/// Element-wise kernels over flat buffers of `n` elements:
+///
+///     add:    c = a + b
+///     scale:  x = s · x
+///     axpy:   y = y + α · x
+///     mul:    c = a ⊙ b
+///
+/// Outputs may alias inputs (every element is read before it is written, index by index).
+extension Kernels {
+    /// `c[i] = a[i] + b[i]`.
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                           into c: UnsafeMutablePointer<Float>, count n: Int) {
+        Parallel.forEach(n, grain: elementGrain) { r in
+            for i in r { c[i] = a[i] + b[i] }
+        }
+    }
+
+    /// `x[i] *= s`.
+    public static func scale(_ x: UnsafeMutablePointer<Float>, by s: Float, count n: Int) {
+        Parallel.forEach(n, grain: elementGrain) { r in
+            for i in r { x[i] *= s }
+        }
+    }
+
+    /// `y[i] += alpha · x[i]`.
+    public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>,
+                            _ y: UnsafeMutablePointer<Float>, count n: Int) {
+        Parallel.forEach(n, grain: elementGrain) { r in
+            for i in r { y[i] += alpha * x[i] }
+        }
+    }
+
+    /// `c[i] = a[i] · b[i]`.
+    public static func mul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                           into c: UnsafeMutablePointer<Float>, count n: Int) {
+        Parallel.forEach(n, grain: elementGrain) { r in
+            for i in r { c[i] = a[i] * b[i] }
+        }
+    }
+
+    // MARK: Tensor forms
+
+    /// `c = a + b` (same element counts).
+    public static func add(_ a: Tensor, _ b: Tensor, into c: Tensor) {
+        precondition(a.count == b.count && a.count == c.count, "add: \(a.shape) + \(b.shape) into \(c.shape)")
+        add(a.data, b.data, into: c.data, count: c.count)
+    }
+
+    /// `x = s · x`.
+    public static func scale(_ x: Tensor, by s: Float) { scale(x.data, by: s, count: x.count) }
+
+    /// `y += alpha · x` (same element counts).
+    public static func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor) {
+        precondition(x.count == y.count, "axpy: \(x.shape) into \(y.shape)")
+        axpy(alpha, x.data, y.data, count: y.count)
+    }
+
+    /// `c = a ⊙ b` (same element counts).
+    public static func mul(_ a: Tensor, _ b: Tensor, into c: Tensor) {
+        precondition(a.count == b.count && a.count == c.count, "mul: \(a.shape) ⊙ \(b.shape) into \(c.shape)")
+        mul(a.data, b.data, into: c.data, count: c.count)
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+
+/// LayerNorm over the last dimension of a rows × C matrix (llm.c `layernorm_forward/backward`):
+///
+///     μ = (1/C) Σ_c x_c,   σ² = (1/C) Σ_c (x_c − μ)²,   rstd = 1/√(σ² + eps)
+///     x̂_c = (x_c − μ) · rstd,   y_c = γ_c x̂_c + β_c
+///
+/// Backward, with g_c = γ_c · dy_c:
+///
+///     dx_c += rstd · (g_c − mean_c(g) − x̂_c · mean_c(g ⊙ x̂))
+///     dγ_c += Σ_rows dy_c x̂_c,   dβ_c += Σ_rows dy_c
+///
+/// The forward caches `mean` and `rstd` per row (rows floats each) for the backward.
+extension Kernels {
+    /// inp, out: [rows, C]; weight, bias: [C]; mean, rstd: [rows] (written).
+    public static func layerNormForward(out: UnsafeMutablePointer<Float>,
+                                        mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+                                        input: UnsafePointer<Float>,
+                                        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                                        rows: Int, channels C: Int, eps: Float) {
+        Parallel.forEach(rows, grain: Swift.max(1, elementGrain / Swift.max(C, 1))) { r in
+            for i in r {
+                let x = input + i * C
+                let y = out + i * C
+                // Two passes in Float with a Double mean: stable for activations of any offset.
+                var s = 0.0
+                for c in 0..<C { s += Double(x[c]) }
+                let m = Float(s / Double(C))
+                var v: Float = 0
+                for c in 0..<C { let d = x[c] - m; v += d * d }
+                let rs = 1 / (v / Float(C) + eps).squareRoot()
+                for c in 0..<C { y[c] = (x[c] - m) * rs * weight[c] + bias[c] }
+                mean[i] = m
+                rstd[i] = rs
+            }
+        }
+    }
+
+    /// Accumulates dx (when given), dγ and dβ (when given). dOutput, input, dInput: [rows, C].
+    public static func layerNormBackward(dInput: UnsafeMutablePointer<Float>?,
+                                         dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
+                                         dOutput: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                                         weight: UnsafePointer<Float>,
+                                         mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+                                         rows: Int, channels C: Int) {
+        if let dx = dInput {
+            Parallel.forEach(rows, grain: Swift.max(1, elementGrain / Swift.max(C, 1))) { r in
+                for i in r {
+                    let x = input + i * C, dy = dOutput + i * C, d = dx + i * C
+                    let m = mean[i], rs = rstd[i]
+                    var meanG: Float = 0, meanGX: Float = 0
+                    for c in 0..<C {
+                        let g = weight[c] * dy[c]
+                        meanG += g
+                        meanGX += g * (x[c] - m) * rs
+                    }
+                    meanG /= Float(C)
+                    meanGX /= Float(C)
+                    for c in 0..<C {
+                        let xh = (x[c] - m) * rs
+                        d[c] += rs * (weight[c] * dy[c] - meanG - xh * meanGX)
+                    }
+                }
+            }
+        }
+        if dWeight == nil && dBias == nil { return }
+        // Parameter gradients: per-worker partial sums over row chunks, combined in order.
+        let workers = Swift.max(1, Swift.min(Parallel.threads, rows * C / elementGrain))
+        let chunk = (rows + workers - 1) / workers
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: workers * 2 * C)
+        defer { partial.deallocate() }
+        partial.initialize(repeating: 0, count: workers * 2 * C)
+        Parallel.forEach(workers) { wr in
+            for w in wr {
+                let pw = partial + w * 2 * C, pb = pw + C
+                let lo = w * chunk, hi = Swift.min(rows, lo + chunk)
+                if lo >= hi { continue }
+                for i in lo..<hi {
+                    let x = input + i * C, dy = dOutput + i * C
+                    let m = mean[i], rs = rstd[i]
+                    for c in 0..<C {
+                        pw[c] += Double(dy[c] * (x[c] - m) * rs)
+                        pb[c] += Double(dy[c])
+                    }
+                }
+            }
+        }
+        for c in 0..<C {
+            var sw = 0.0, sb = 0.0
+            for w in 0..<workers { sw += partial[w * 2 * C + c]; sb += partial[w * 2 * C + C + c] }
+            dWeight?[c] += Float(sw)
+            dBias?[c] += Float(sb)
+        }
+    }
+}
