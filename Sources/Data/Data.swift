@@ -1,1 +1,0 @@
-// The Data module; its files arrive with their issues.
