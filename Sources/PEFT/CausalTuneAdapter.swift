@@ -1,0 +1,622 @@
+import Foundation
+import Layers
+import Numerics
+
+/// The Causal-Tune layer (SPEC §4), applied after every block `i` of the frozen backbone.
+///
+/// Tokens `x ∈ R^{B×T×C}`, `T = P + N`: the `P` cls/register tokens pass through
+/// unchanged; the `N = h·w` patch tokens of each image, `X ∈ R^{N×C}` (token `u·w + v`),
+/// become
+///
+///     F   = T(X)                          orthonormal 2-D transform per channel (dct | fft | haar | identity)
+///     Q   = M ⊙ F                         band-pass mask M[u, v], the same for every channel
+///     S   = softmax(Q T_iᵀ / √C)           over the m tokens, T_i ∈ R^{m×C} (or T_i = A_i B_i)
+///     V   = f_t(T_i[1:])                  f_t(y) = y W_tᵀ + b_t, shared by all layers
+///     ΔF  = S[:, 1:] · V                  token 0 is a null sink: attended, never a value
+///     Z   = ΔF + Q
+///     R   = f_d(Z)                        f_d(y) = y W_dᵀ + b_d, shared
+///     out = X + s · T⁻¹(R)                 s: one learnable scalar shared by all layers
+///         | T⁻¹(Q) + s · T⁻¹(R) = T⁻¹(Q + s R)   with `discardNoncausal`
+///
+/// Backward, given `dOut` for the patch tokens (`G = T(dOut)`; `T⁻¹ = Tᵀ`, so the adjoint
+/// of `T⁻¹` is `T` and that of `T` is `T⁻¹`):
+///
+///     ds  += ⟨G, R⟩,   dR = s G
+///     dW_d += dRᵀ Z,  db_d += Σ_rows dR,  dZ = dR W_d
+///     dS[:, 1:] = dZ Vᵀ, dS[:, 0] = 0;   dV = S[:, 1:]ᵀ dZ
+///     dL  = S ⊙ (dS − Σ_j S_j dS_j)       (softmax backward, logits L = Q T_iᵀ/√C)
+///     dQ  = dZ + dL T_i / √C  (+ G with `discardNoncausal`)
+///     dT_i = dLᵀ Q / √C + [0; dV W_t],   dW_t += dVᵀ T_i[1:],  db_t += Σ_rows dV
+///     (low rank: dA_i += dT_i B_iᵀ, dB_i += A_iᵀ dT_i)
+///     dX  += T⁻¹(M ⊙ dQ)  (+ dOut without `discardNoncausal`)
+///
+/// Initialisation (as Rein): tokens `U(−v, v)`, `v = √(6 / (3P² + C))` with `P` the patch
+/// size; low-rank `A`, `B` as Rein's LoRA tokens, `v = √(6 / (3P² + √(C r)))`; `f_t`, `f_d`
+/// weights and biases `U(−1/√C, 1/√C)` (PyTorch's `nn.Linear` default); `s = scale_init`.
+/// Drawn from one seeded generator in this order: tokens (or A, then B), W_t, b_t, W_d, b_d.
+///
+/// Parameters (SPEC §7 names and PyTorch layouts): `peft/tokens [L, m, C]` (or
+/// `peft/tokens_a [L, m, r]`, `peft/tokens_b [L, r, C]`), `peft/f_t/weight [C, C]`,
+/// `peft/f_t/bias [C]`, `peft/f_d/weight [C, C]`, `peft/f_d/bias [C]`, `peft/scale [1]`.
+///
+/// Per layer the forward caches `Q`, `S`, `Z`, `R` (and `T_i`, `V`) for the backward; a new
+/// forward of the same layer replaces them (the backbone's recompute mode).
+public final class CausalTuneAdapter: BlockAdapter {
+    public let options: CausalTuneOptions
+    /// `L`, the number of blocks (one layer of tokens each).
+    public let layers: Int
+    /// `C`.
+    public let channels: Int
+    /// `m`.
+    public let tokenCount: Int
+    /// `r` for low-rank tokens, else nil.
+    public let rank: Int?
+    public let transformKind: TransformKind
+    public let filter: FrequencyFilter
+
+    // Parameters and their gradients.
+    /// `[L, m, C]` (full tokens only).
+    public let tokens: Tensor?
+    public let tokensGrad: Tensor?
+    /// `[L, m, r]`, `[L, r, C]` (low-rank only).
+    public let tokensA: Tensor?
+    public let tokensAGrad: Tensor?
+    public let tokensB: Tensor?
+    public let tokensBGrad: Tensor?
+    /// `f_t`: weight `[C, C]`, bias `[C]`.
+    public let ftWeight: Tensor, ftBias: Tensor, ftWeightGrad: Tensor, ftBiasGrad: Tensor
+    /// `f_d`: weight `[C, C]`, bias `[C]`.
+    public let fdWeight: Tensor, fdBias: Tensor, fdWeightGrad: Tensor, fdBiasGrad: Tensor
+    /// `s`, `[1]`.
+    public let scale: Tensor, scaleGrad: Tensor
+
+    /// What one layer's forward keeps for its backward.
+    final class LayerCache {
+        var rows = 0
+        var q = Tensor(zeros: [0])      // [B·N, C]  Q = M ⊙ T(X)
+        var s = Tensor(zeros: [0])      // [B·N, m]  softmax weights
+        var z = Tensor(zeros: [0])      // [B·N, C]  Z = ΔF + Q
+        var r = Tensor(zeros: [0])      // [B·N, C]  R = f_d(Z)
+        var tok: Tensor                 // [m, C]    T_i (materialised A_i B_i for low rank)
+        var v: Tensor                   // [m−1, C]  V = f_t(T_i[1:])
+        var valid = false
+        init(m: Int, c: Int) {
+            tok = Tensor(zeros: [m, c])
+            v = Tensor(zeros: [Swift.max(m - 1, 0), c])
+        }
+    }
+    private var caches: [LayerCache]
+    private var transform: SpectralTransform
+    private var maskValues: [Float]
+    // Scratch shared by all layers: two [B·N, C] work buffers, dS [B·N, m], dV [m−1, C], dT [m, C].
+    private var work1 = Tensor(zeros: [0])
+    private var work2 = Tensor(zeros: [0])
+    private var dsBuf = Tensor(zeros: [0])
+    private let dvBuf: Tensor
+    private let dtBuf: Tensor
+
+    /// A new layer set for `layers` blocks of width `channels`, initialised from `seed`.
+    /// `options.method` must not be `.none` (no adapter then; see `make`).
+    public convenience init(options: CausalTuneOptions, layers: Int, channels: Int, patchSize: Int, seed: UInt64) throws {
+        var rng = RandomGenerator(seed: seed)
+        try self.init(options: options, layers: layers, channels: channels, patchSize: patchSize, rng: &rng)
+    }
+
+    public init(options: CausalTuneOptions, layers: Int, channels: Int, patchSize: Int, rng: inout RandomGenerator) throws {
+        try options.validate()
+        if options.method == .none { throw CausalTuneError("model.peft.method is none: there is no Causal-Tune layer to build") }
+        precondition(layers > 0 && channels > 0 && patchSize > 0, "CausalTuneAdapter(layers: \(layers), channels: \(channels), patchSize: \(patchSize))")
+        self.options = options
+        self.layers = layers
+        self.channels = channels
+        let m = options.tokens
+        self.tokenCount = m
+        self.rank = options.loraRank
+        self.transformKind = options.effectiveTransform
+        self.filter = options.effectiveFilter
+        let c = channels
+        let p2 = Float(patchSize * patchSize)
+        if let r = options.loraRank {
+            let a = Tensor(zeros: [layers, m, r]), b = Tensor(zeros: [layers, r, c])
+            let v = (6 / (3 * p2 + (Float(c) * Float(r)).squareRoot())).squareRoot()
+            rng.fillUniform(a, -v, v)
+            rng.fillUniform(b, -v, v)
+            tokens = nil; tokensGrad = nil
+            tokensA = a; tokensAGrad = Tensor(zeros: a.shape)
+            tokensB = b; tokensBGrad = Tensor(zeros: b.shape)
+        } else {
+            let t = Tensor(zeros: [layers, m, c])
+            let v = (6 / (3 * p2 + Float(c))).squareRoot()
+            rng.fillUniform(t, -v, v)
+            tokens = t; tokensGrad = Tensor(zeros: t.shape)
+            tokensA = nil; tokensAGrad = nil; tokensB = nil; tokensBGrad = nil
+        }
+        let bound = 1 / Float(c).squareRoot()
+        ftWeight = Tensor(zeros: [c, c]); ftBias = Tensor(zeros: [c])
+        fdWeight = Tensor(zeros: [c, c]); fdBias = Tensor(zeros: [c])
+        rng.fillUniform(ftWeight, -bound, bound)
+        rng.fillUniform(ftBias, -bound, bound)
+        rng.fillUniform(fdWeight, -bound, bound)
+        rng.fillUniform(fdBias, -bound, bound)
+        ftWeightGrad = Tensor(zeros: [c, c]); ftBiasGrad = Tensor(zeros: [c])
+        fdWeightGrad = Tensor(zeros: [c, c]); fdBiasGrad = Tensor(zeros: [c])
+        scale = Tensor(shape: [1], values: [options.scaleInit])
+        scaleGrad = Tensor(zeros: [1])
+        caches = (0..<layers).map { _ in LayerCache(m: m, c: c) }
+        transform = SpectralTransform(kind: options.effectiveTransform, h: 1, w: 1)
+        maskValues = [1]
+        dvBuf = Tensor(zeros: [Swift.max(m - 1, 1), c])
+        dtBuf = Tensor(zeros: [m, c])
+    }
+
+    /// The adapter for `options`, or nil for `method: none`.
+    public static func make(options: CausalTuneOptions, layers: Int, channels: Int, patchSize: Int,
+                            seed: UInt64) throws -> CausalTuneAdapter? {
+        if options.method == .none { try options.validate(); return nil }
+        return try CausalTuneAdapter(options: options, layers: layers, channels: channels, patchSize: patchSize, seed: seed)
+    }
+
+    // MARK: parameters
+
+    /// The trainable parameters in SPEC §7 order, with names and gradient buffers.
+    public var parameters: [PEFTParameter] {
+        var list: [PEFTParameter] = []
+        if let t = tokens, let g = tokensGrad {
+            list.append(PEFTParameter(name: "peft/tokens", value: t, gradient: g, weightDecay: false))
+        }
+        if let a = tokensA, let ga = tokensAGrad, let b = tokensB, let gb = tokensBGrad {
+            list.append(PEFTParameter(name: "peft/tokens_a", value: a, gradient: ga, weightDecay: false))
+            list.append(PEFTParameter(name: "peft/tokens_b", value: b, gradient: gb, weightDecay: false))
+        }
+        list.append(PEFTParameter(name: "peft/f_t/weight", value: ftWeight, gradient: ftWeightGrad, weightDecay: true))
+        list.append(PEFTParameter(name: "peft/f_t/bias", value: ftBias, gradient: ftBiasGrad, weightDecay: false))
+        list.append(PEFTParameter(name: "peft/f_d/weight", value: fdWeight, gradient: fdWeightGrad, weightDecay: true))
+        list.append(PEFTParameter(name: "peft/f_d/bias", value: fdBias, gradient: fdBiasGrad, weightDecay: false))
+        list.append(PEFTParameter(name: "peft/scale", value: scale, gradient: scaleGrad, weightDecay: false))
+        return list
+    }
+
+    /// Sets every gradient buffer to zero.
+    public func zeroGradients() {
+        for p in parameters { p.gradient.zero() }
+    }
+
+    /// Copies parameter values from `lookup(name)` (e.g. a checkpoint's `/params/<name>`).
+    /// Throws a `CausalTuneError` naming `source` and the parameter when one is missing or
+    /// has the wrong shape. Invalidates the layer caches.
+    public func loadParameters(from source: String, _ lookup: (String) throws -> Tensor?) throws {
+        for p in parameters {
+            guard let t = try lookup(p.name) else {
+                throw CausalTuneError("\(source): missing parameter \(p.name) \(p.value.shape)")
+            }
+            // A scalar stored as shape [] (PyTorch 0-d) is accepted for `peft/scale`.
+            guard t.shape == p.value.shape || (t.count == p.value.count && p.value.count == 1) else {
+                throw CausalTuneError("\(source): parameter \(p.name) has shape \(t.shape), expected \(p.value.shape)")
+            }
+            p.value.copy(from: t)
+        }
+        for c in caches { c.valid = false }
+    }
+
+    // MARK: grid
+
+    /// The transform and mask for `grid`, rebuilt when the grid changes.
+    private func prepare(grid: (h: Int, w: Int)) {
+        if transform.h == grid.h && transform.w == grid.w { return }
+        transform = SpectralTransform(kind: transformKind, h: grid.h, w: grid.w)
+        maskValues = filter.mask(for: transform).array
+    }
+
+    /// The band-pass mask `M` on the `h×w` coefficient grid, `[h, w]`.
+    public func mask(grid: (h: Int, w: Int)) -> Tensor {
+        prepare(grid: grid)
+        return Tensor(shape: [grid.h, grid.w], values: maskValues)
+    }
+
+    /// The transform for `grid` (shared with the layer; not thread-safe).
+    public func spectralTransform(grid: (h: Int, w: Int)) -> SpectralTransform {
+        prepare(grid: grid)
+        return transform
+    }
+
+    private func ensureScratch(rows: Int) {
+        let n = rows * channels
+        if work1.count < n {
+            work1 = Tensor(zeros: [n])
+            work2 = Tensor(zeros: [n])
+        }
+        if dsBuf.count < rows * tokenCount { dsBuf = Tensor(zeros: [rows * tokenCount]) }
+    }
+
+    private func ensureCache(_ cache: LayerCache, rows: Int) {
+        if cache.rows == rows { return }
+        let c = channels
+        cache.q = Tensor(zeros: [rows, c])
+        cache.s = Tensor(zeros: [rows, tokenCount])
+        cache.z = Tensor(zeros: [rows, c])
+        cache.r = Tensor(zeros: [rows, c])
+        cache.rows = rows
+    }
+
+    // MARK: forward
+
+    /// Block `layer`'s output tokens `input [B, T, C]` → `output` (same shape), caching for backward.
+    public func forward(layer: Int, input: Tensor, output: Tensor, prefixTokens: Int, grid: (h: Int, w: Int)) {
+        let (b, t, c) = shape3(input)
+        let n = grid.h * grid.w
+        precondition(layer >= 0 && layer < layers, "Causal-Tune layer \(layer) of \(layers)")
+        precondition(c == channels && t == prefixTokens + n && output.shape == input.shape,
+                     "Causal-Tune forward: input \(input.shape), output \(output.shape), prefix \(prefixTokens), grid \(grid), C \(channels)")
+        prepare(grid: grid)
+        let rows = b * n
+        let m = tokenCount
+        let cache = caches[layer]
+        ensureCache(cache, rows: rows)
+        ensureScratch(rows: rows)
+        let q = cache.q.data, s = cache.s.data, z = cache.z.data, r = cache.r.data
+        let x = input.data, out = output.data
+        let sc = scale.data[0]
+
+        // T_i (low rank: A_i B_i) and V = f_t(T_i[1:]).
+        let tok = layerTokens(layer, into: cache.tok)
+        if m > 1 {
+            linearForward(input: UnsafePointer(tok + c), rows: m - 1, weight: ftWeight, bias: ftBias, output: cache.v.data)
+        }
+
+        // Q = M ⊙ T(X)
+        transform.forward(src: x + prefixTokens * c, srcStride: t * c, dst: q, dstStride: n * c, batch: b, channels: c)
+        applyMask(q, rows: rows, n: n)
+
+        // S = softmax(Q T_iᵀ / √C)
+        BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: m, k: c, alpha: 1 / Float(c).squareRoot(),
+                  a: q, lda: c, b: tok, ldb: c, c: s, ldc: m)
+        softmaxRows(s, rows: rows, cols: m)
+
+        // Z = Q + S[:, 1:] V
+        z.update(from: q, count: rows * c)
+        BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: c, k: m - 1,
+                  a: s + 1, lda: m, b: cache.v.data, ldb: c, beta: 1, c: z, ldc: c)
+
+        // R = Z W_dᵀ + b_d
+        linearForward(input: UnsafePointer(z), rows: rows, weight: fdWeight, bias: fdBias, output: r)
+
+        // cls / register tokens pass through.
+        for i in 0..<b {
+            (out + i * t * c).update(from: x + i * t * c, count: prefixTokens * c)
+        }
+        let outPatch = out + prefixTokens * c, xPatch = x + prefixTokens * c
+        if options.discardNoncausal {
+            // out = T⁻¹(Q + s R)
+            let wv = work1.data
+            Parallel.forEach(rows * c, grain: 1 << 15) { range in
+                for k in range { wv[k] = q[k] + sc * r[k] }
+            }
+            transform.inverse(src: wv, srcStride: n * c, dst: outPatch, dstStride: t * c, batch: b, channels: c)
+        } else {
+            // out = X + s T⁻¹(R)
+            transform.inverse(src: r, srcStride: n * c, dst: outPatch, dstStride: t * c, batch: b, channels: c)
+            for i in 0..<b {
+                let o = outPatch + i * t * c, xi = xPatch + i * t * c
+                Parallel.forEach(n * c, grain: 1 << 15) { range in
+                    for k in range { o[k] = xi[k] + sc * o[k] }
+                }
+            }
+        }
+        cache.valid = true
+    }
+
+    // MARK: backward
+
+    /// Accumulates `∂L/∂input` into `dInput` and the parameter gradients, given `dOutput`.
+    public func backward(layer: Int, dOutput: Tensor, dInput: Tensor, prefixTokens: Int, grid: (h: Int, w: Int)) {
+        let (b, t, c) = shape3(dOutput)
+        let n = grid.h * grid.w
+        let cache = caches[layer]
+        precondition(cache.valid && cache.rows == b * n && dInput.shape == dOutput.shape && t == prefixTokens + n,
+                     "Causal-Tune backward of layer \(layer) without a matching forward")
+        prepare(grid: grid)
+        let rows = b * n
+        let m = tokenCount
+        ensureScratch(rows: rows)
+        let q = cache.q.data, s = cache.s.data, z = cache.z.data, r = cache.r.data
+        let tok = cache.tok.data, v = cache.v.data
+        let dout = dOutput.data, dx = dInput.data
+        let g = work1.data, dq = work2.data, dS = dsBuf.data, dv = dvBuf.data, dt = dtBuf.data
+        let sc = scale.data[0]
+        let invSqrtC = 1 / Float(c).squareRoot()
+
+        // Prefix tokens: identity.
+        for i in 0..<b {
+            let d = dx + i * t * c, o = dout + i * t * c
+            for k in 0..<(prefixTokens * c) { d[k] += o[k] }
+        }
+
+        // G = T(dOut) (adjoint of T⁻¹); ds += ⟨G, R⟩; dR = s G.
+        transform.forward(src: dout + prefixTokens * c, srcStride: t * c, dst: g, dstStride: n * c, batch: b, channels: c)
+        scaleGrad.data[0] += Float(dot(UnsafePointer(g), UnsafePointer(r), count: rows * c))
+
+        // f_d backward with dR = s G: dW_d += s Gᵀ Z, db_d += s Σ G, dZ = s G W_d.
+        BLAS.gemm(transposeA: true, transposeB: false, m: c, n: c, k: rows, alpha: sc,
+                  a: g, lda: c, b: z, ldb: c, beta: 1, c: fdWeightGrad.data, ldc: c)
+        addColumnSums(UnsafePointer(g), rows: rows, cols: c, scale: sc, into: fdBiasGrad.data)
+        BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: c, k: c, alpha: sc,
+                  a: g, lda: c, b: fdWeight.data, ldb: c, c: dq, ldc: c)
+
+        // ΔF = S[:, 1:] V: dS[:, 1:] = dZ Vᵀ, dV = S[:, 1:]ᵀ dZ.
+        if m > 1 {
+            BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: m - 1, k: c,
+                      a: dq, lda: c, b: v, ldb: c, c: dS + 1, ldc: m)
+            BLAS.gemm(transposeA: true, transposeB: false, m: m - 1, n: c, k: rows,
+                      a: s + 1, lda: m, b: dq, ldb: c, c: dv, ldc: c)
+        }
+        // Softmax backward in place (dS[:, 0] = 0: the null sink is never a value).
+        softmaxBackwardRows(probs: s, grad: dS, rows: rows, cols: m)
+
+        // dQ = dZ + dL T_i / √C;  dT_i = dLᵀ Q / √C.
+        BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: c, k: m, alpha: invSqrtC,
+                  a: dS, lda: m, b: tok, ldb: c, beta: 1, c: dq, ldc: c)
+        BLAS.gemm(transposeA: true, transposeB: false, m: m, n: c, k: rows, alpha: invSqrtC,
+                  a: dS, lda: m, b: q, ldb: c, c: dt, ldc: c)
+
+        // f_t backward: dT_i[1:] += dV W_t, dW_t += dVᵀ T_i[1:], db_t += Σ dV.
+        if m > 1 {
+            BLAS.gemm(transposeA: false, transposeB: false, m: m - 1, n: c, k: c,
+                      a: dv, lda: c, b: ftWeight.data, ldb: c, beta: 1, c: dt + c, ldc: c)
+            BLAS.gemm(transposeA: true, transposeB: false, m: c, n: c, k: m - 1,
+                      a: dv, lda: c, b: tok + c, ldb: c, beta: 1, c: ftWeightGrad.data, ldc: c)
+            addColumnSums(UnsafePointer(dv), rows: m - 1, cols: c, scale: 1, into: ftBiasGrad.data)
+        }
+        accumulateTokenGradient(layer: layer, dt: UnsafePointer(dt))
+
+        // Discarding the non-causal part routes G straight into Q as well.
+        if options.discardNoncausal {
+            Parallel.forEach(rows * c, grain: 1 << 15) { range in
+                for k in range { dq[k] += g[k] }
+            }
+        }
+        // dF = M ⊙ dQ; dX += T⁻¹(dF) (+ dOut through the residual).
+        applyMask(dq, rows: rows, n: n)
+        transform.inverse(src: dq, srcStride: n * c, dst: g, dstStride: n * c, batch: b, channels: c)
+        let residual = !options.discardNoncausal
+        for i in 0..<b {
+            let d = dx + i * t * c + prefixTokens * c
+            let o = dout + i * t * c + prefixTokens * c
+            let gi = g + i * n * c
+            Parallel.forEach(n * c, grain: 1 << 15) { range in
+                if residual {
+                    for k in range { d[k] += gi[k] + o[k] }
+                } else {
+                    for k in range { d[k] += gi[k] }
+                }
+            }
+        }
+    }
+
+    // MARK: feature dump
+
+    /// Block `layer`'s features for the feature dump (SPEC §7), recomputed from the block's
+    /// output tokens `input [B, T, C]` with the current parameters. Runs the layer's
+    /// forward (replacing its cache). Maps are channel-first `[B, C, h, w]`.
+    public func features(layer: Int, input: Tensor, prefixTokens: Int, grid: (h: Int, w: Int)) -> CausalTuneFeatures {
+        let (b, t, c) = shape3(input)
+        let n = grid.h * grid.w
+        let output = Tensor(zeros: input.shape)
+        forward(layer: layer, input: input, output: output, prefixTokens: prefixTokens, grid: grid)
+        let spectrumTokens = Tensor(zeros: [b, n, c])
+        transform.forward(src: input.data + prefixTokens * c, srcStride: t * c, dst: spectrumTokens.data,
+                          dstStride: n * c, batch: b, channels: c)
+        let causalTokens = spectrumTokens.clone()
+        applyMask(causalTokens.data, rows: b * n, n: n)
+        let energy = bandEnergy(spectrum: spectrumTokens, grid: grid)
+        return CausalTuneFeatures(
+            spatial: channelFirst(input.data + prefixTokens * c, stride: t * c, batch: b, n: n, c: c, grid: grid),
+            spectrum: channelFirst(spectrumTokens.data, stride: n * c, batch: b, n: n, c: c, grid: grid),
+            causal: channelFirst(causalTokens.data, stride: n * c, batch: b, n: n, c: c, grid: grid),
+            refined: channelFirst(output.data + prefixTokens * c, stride: t * c, batch: b, n: n, c: c, grid: grid),
+            bandEnergy: energy,
+            mask: Tensor(shape: [grid.h, grid.w], values: maskValues))
+    }
+
+    /// `[B, 3]` energy fractions (low, causal, high) of `spectrum [B, N, C]` (token-major):
+    /// `Σ_{u,v,c} w_band(ρ_uv) F²  /  Σ F²` with the band weights of `FrequencyFilter.bandWeights`.
+    public func bandEnergy(spectrum: Tensor, grid: (h: Int, w: Int)) -> Tensor {
+        prepare(grid: grid)
+        let n = grid.h * grid.w
+        let c = spectrum.shape.last ?? 1
+        let b = spectrum.count / (n * c)
+        let rho = transform.radialFrequency()
+        let weights = rho.map { filter.bandWeights($0) }
+        let out = Tensor(zeros: [b, 3])
+        let f = spectrum.data
+        for i in 0..<b {
+            var low = 0.0, causal = 0.0, high = 0.0, total = 0.0
+            for p in 0..<n {
+                let row = f + (i * n + p) * c
+                var e = 0.0
+                for k in 0..<c { e += Double(row[k]) * Double(row[k]) }
+                low += weights[p].low * e
+                causal += weights[p].causal * e
+                high += weights[p].high * e
+                total += e
+            }
+            if total > 0 {
+                out.data[i * 3] = Float(low / total)
+                out.data[i * 3 + 1] = Float(causal / total)
+                out.data[i * 3 + 2] = Float(high / total)
+            }
+        }
+        return out
+    }
+
+    // MARK: pieces
+
+    private func shape3(_ x: Tensor) -> (Int, Int, Int) {
+        precondition(x.rank == 3, "Causal-Tune expects tokens [B, T, C], got \(x.shape)")
+        return (x.shape[0], x.shape[1], x.shape[2])
+    }
+
+    /// `T_i`: a pointer into `peft/tokens`, or `A_i B_i` written into `scratch` for low rank.
+    private func layerTokens(_ layer: Int, into scratch: Tensor) -> UnsafeMutablePointer<Float> {
+        let m = tokenCount, c = channels
+        if let t = tokens {
+            scratch.data.update(from: t.data + layer * m * c, count: m * c)
+            return scratch.data
+        }
+        let r = rank!, a = tokensA!, bm = tokensB!
+        BLAS.gemm(transposeA: false, transposeB: false, m: m, n: c, k: r,
+                  a: a.data + layer * m * r, lda: r, b: bm.data + layer * r * c, ldb: c,
+                  c: scratch.data, ldc: c)
+        return scratch.data
+    }
+
+    private func accumulateTokenGradient(layer: Int, dt: UnsafePointer<Float>) {
+        let m = tokenCount, c = channels
+        if let g = tokensGrad {
+            let dst = g.data + layer * m * c
+            for k in 0..<(m * c) { dst[k] += dt[k] }
+            return
+        }
+        let r = rank!
+        // dA_i += dT_i B_iᵀ  ([m, C]·[C, r]);  dB_i += A_iᵀ dT_i  ([r, m]·[m, C]).
+        BLAS.gemm(transposeA: false, transposeB: true, m: m, n: r, k: c,
+                  a: dt, lda: c, b: tokensB!.data + layer * r * c, ldb: c,
+                  beta: 1, c: tokensAGrad!.data + layer * m * r, ldc: r)
+        BLAS.gemm(transposeA: true, transposeB: false, m: r, n: c, k: m,
+                  a: tokensA!.data + layer * m * r, lda: r, b: dt, ldb: c,
+                  beta: 1, c: tokensBGrad!.data + layer * r * c, ldc: c)
+    }
+
+    /// `y = x Wᵀ + b` for `rows` rows of `C` (PyTorch layout `W [C, C]`).
+    private func linearForward(input: UnsafePointer<Float>, rows: Int, weight: Tensor, bias: Tensor,
+                               output: UnsafeMutablePointer<Float>) {
+        let c = channels
+        let bp = bias.data
+        Parallel.forEach(rows, grain: Swift.max(1, 16384 / c)) { range in
+            for i in range { (output + i * c).update(from: bp, count: c) }
+        }
+        BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: c, k: c,
+                  a: input, lda: c, b: weight.data, ldb: c, beta: 1, c: output, ldc: c)
+    }
+
+    /// Multiplies row `p` of every image (token `p = u·w + v`) by `M[p]`, in place.
+    private func applyMask(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+        if filter.isIdentity { return }
+        let c = channels
+        maskValues.withUnsafeBufferPointer { mp in
+            let mask = mp.baseAddress!
+            Parallel.forEach(rows, grain: Swift.max(1, 16384 / c)) { range in
+                for row in range {
+                    let f = mask[row % n]
+                    let p = x + row * c
+                    for k in 0..<c { p[k] *= f }
+                }
+            }
+        }
+    }
+
+    /// Row-wise softmax in place, `[rows, cols]`.
+    private func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        Parallel.forEach(rows, grain: 64) { range in
+            for i in range {
+                let p = x + i * cols
+                var mx = -Float.infinity
+                for j in 0..<cols { mx = Swift.max(mx, p[j]) }
+                var sum: Float = 0
+                for j in 0..<cols {
+                    let e = expf(p[j] - mx)
+                    p[j] = e
+                    sum += e
+                }
+                let inv = 1 / sum
+                for j in 0..<cols { p[j] *= inv }
+            }
+        }
+    }
+
+    /// `grad ← probs ⊙ (grad − Σ_j probs_j grad_j)` row-wise, with `grad[:, 0]` taken as 0.
+    private func softmaxBackwardRows(probs: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        Parallel.forEach(rows, grain: 64) { range in
+            for i in range {
+                let p = probs + i * cols, g = grad + i * cols
+                g[0] = 0
+                var dotPG: Float = 0
+                for j in 1..<Swift.max(cols, 1) { dotPG += p[j] * g[j] }
+                for j in 0..<cols { g[j] = p[j] * (g[j] - dotPG) }
+            }
+        }
+    }
+
+    /// `Σ_k a[k] b[k]` in double precision, split across cores.
+    private func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Double {
+        let blocks = Swift.max(1, Swift.min(64, count / 4096))
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: blocks)
+        defer { partial.deallocate() }
+        let per = (count + blocks - 1) / blocks
+        Parallel.forEach(blocks) { range in
+            for blk in range {
+                let lo = blk * per, hi = Swift.min(count, lo + per)
+                var acc = 0.0
+                var k = lo
+                while k < hi {
+                    // Float partial sums over short runs, double across runs.
+                    let end = Swift.min(hi, k + 256)
+                    var f: Float = 0
+                    while k < end { f += a[k] * b[k]; k += 1 }
+                    acc += Double(f)
+                }
+                partial[blk] = acc
+            }
+        }
+        var total = 0.0
+        for blk in 0..<blocks { total += partial[blk] }
+        return total
+    }
+
+    /// `into[j] += scale · Σ_i x[i, j]`.
+    private func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, scale: Float, into: UnsafeMutablePointer<Float>) {
+        Parallel.forEach(cols, grain: 64) { range in
+            let width = range.count
+            let acc = UnsafeMutablePointer<Float>.allocate(capacity: width)
+            acc.initialize(repeating: 0, count: width)
+            defer { acc.deallocate() }
+            for i in 0..<rows {
+                let row = x + i * cols + range.lowerBound
+                for j in 0..<width { acc[j] += row[j] }
+            }
+            for j in 0..<width { into[range.lowerBound + j] += scale * acc[j] }
+        }
+    }
+
+    /// `[B, N, C]` token-major (image stride `stride`) → `[B, C, h, w]` channel-first.
+    private func channelFirst(_ x: UnsafePointer<Float>, stride: Int, batch: Int, n: Int, c: Int,
+                              grid: (h: Int, w: Int)) -> Tensor {
+        let out = Tensor(zeros: [batch, c, grid.h, grid.w])
+        let o = out.data
+        for i in 0..<batch {
+            let src = x + i * stride
+            let dst = o + i * c * n
+            Parallel.forEach(c, grain: 16) { range in
+                for ch in range {
+                    for p in 0..<n { dst[ch * n + p] = src[p * c + ch] }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// One layer's arrays for the feature dump (SPEC §7); maps `[B, C, h, w]`.
+public struct CausalTuneFeatures {
+    /// Patch tokens after the block, before PEFT.
+    public let spatial: Tensor
+    /// `T(spatial)`.
+    public let spectrum: Tensor
+    /// `M ⊙ spectrum`.
+    public let causal: Tensor
+    /// Patch tokens after PEFT (the input of the next block).
+    public let refined: Tensor
+    /// `[B, 3]`: the energy fractions low / causal / high (see `FrequencyFilter`).
+    public let bandEnergy: Tensor
+    /// `[h, w]`: the mask `M`.
+    public let mask: Tensor
+}

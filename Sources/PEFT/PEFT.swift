@@ -1,1 +1,0 @@
-// The PEFT module; its files arrive with their issues.

@@ -1,0 +1,132 @@
+import Foundation
+import Numerics
+import PEFT
+import XCTest
+
+/// Construction, parameter names and layouts, initialisation, options and the dump arrays.
+final class CausalTuneAdapterTests: XCTestCase {
+    func testParametersHaveSpecNamesAndPyTorchShapes() throws {
+        let a = try CausalTuneAdapter(options: CausalTuneOptions(), layers: 12, channels: 24, patchSize: 14, seed: 0)
+        XCTAssertEqual(a.parameters.map(\.name), ["peft/tokens", "peft/f_t/weight", "peft/f_t/bias",
+                                                  "peft/f_d/weight", "peft/f_d/bias", "peft/scale"])
+        XCTAssertEqual(a.parameters.map(\.value.shape), [[12, 100, 24], [24, 24], [24], [24, 24], [24], [1]])
+        XCTAssertEqual(a.parameters.map(\.weightDecay), [false, true, false, true, false, false])
+        let lr = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 10, loraRank: 4), layers: 3, channels: 8,
+                                       patchSize: 16, seed: 0)
+        XCTAssertEqual(lr.parameters.map(\.name), ["peft/tokens_a", "peft/tokens_b", "peft/f_t/weight", "peft/f_t/bias",
+                                                   "peft/f_d/weight", "peft/f_d/bias", "peft/scale"])
+        XCTAssertEqual(lr.parameters[0].value.shape, [3, 10, 4])
+        XCTAssertEqual(lr.parameters[1].value.shape, [3, 4, 8])
+    }
+
+    func testInitialisationFollowsReinBoundsAndIsDeterministicInTheSeed() throws {
+        let (c, p) = (64, 14)
+        let a = try CausalTuneAdapter(options: CausalTuneOptions(scaleInit: 1e-3), layers: 2, channels: c, patchSize: p, seed: 3)
+        let b = try CausalTuneAdapter(options: CausalTuneOptions(scaleInit: 1e-3), layers: 2, channels: c, patchSize: p, seed: 3)
+        let d = try CausalTuneAdapter(options: CausalTuneOptions(scaleInit: 1e-3), layers: 2, channels: c, patchSize: p, seed: 4)
+        let v = (6 / Float(3 * p * p + c)).squareRoot()
+        let tokens = a.tokens!.array
+        XCTAssertLessThanOrEqual(tokens.map(abs).max()!, v)
+        XCTAssertGreaterThan(tokens.map(abs).max()!, 0.9 * v)
+        for name in ["peft/f_t/weight", "peft/f_t/bias", "peft/f_d/weight", "peft/f_d/bias"] {
+            let vals = a.parameters.first { $0.name == name }!.value.array
+            XCTAssertLessThanOrEqual(vals.map(abs).max()!, 1 / Float(c).squareRoot(), name)
+            XCTAssertGreaterThan(vals.map(abs).max()!, 0.8 / Float(c).squareRoot(), name)
+        }
+        XCTAssertEqual(a.scale.array, [1e-3])
+        for (pa, pb) in zip(a.parameters, b.parameters) { XCTAssertEqual(pa.value.array, pb.value.array, pa.name) }
+        XCTAssertNotEqual(a.tokens!.array, d.tokens!.array)
+    }
+
+    func testClsAndRegisterTokensPassThroughUnchanged() throws {
+        let a = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 8, scaleInit: 0.5), layers: 1, channels: 4, patchSize: 14, seed: 1)
+        var rng = RandomGenerator(seed: 2)
+        let x = Tensor(zeros: [2, 5 + 12, 4])
+        rng.fillNormal(x)
+        let out = Tensor(zeros: x.shape)
+        a.forward(layer: 0, input: x, output: out, prefixTokens: 5, grid: (3, 4))
+        for b in 0..<2 {
+            for k in 0..<(5 * 4) { XCTAssertEqual(out.data[b * 17 * 4 + k], x.data[b * 17 * 4 + k]) }
+        }
+        XCTAssertNotEqual(out.array, x.array)
+    }
+
+    func testZeroScaleLeavesFeaturesUnchangedAndDiscardRemovesNonCausalPart() throws {
+        var rng = RandomGenerator(seed: 8)
+        let x = Tensor(zeros: [1, 1 + 24, 5])
+        rng.fillNormal(x)
+        let keep = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 4, scaleInit: 0), layers: 1, channels: 5, patchSize: 14, seed: 1)
+        let out = Tensor(zeros: x.shape)
+        keep.forward(layer: 0, input: x, output: out, prefixTokens: 1, grid: (4, 6))
+        XCTAssertEqual(out.array, x.array)
+        // With discard and s = 0 the output is T⁻¹(M ⊙ T(X)); its spectrum is the causal spectrum.
+        let drop = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 4, scaleInit: 0, discardNoncausal: true),
+                                         layers: 1, channels: 5, patchSize: 14, seed: 1)
+        drop.forward(layer: 0, input: x, output: out, prefixTokens: 1, grid: (4, 6))
+        let feats = drop.features(layer: 0, input: x, prefixTokens: 1, grid: (4, 6))
+        let refinedTokens = Tensor(zeros: [1, 24, 5])
+        let spec = Tensor(zeros: [1, 24, 5])
+        for p in 0..<24 { for ch in 0..<5 { refinedTokens.data[p * 5 + ch] = out.data[(1 + p) * 5 + ch] } }
+        drop.spectralTransform(grid: (4, 6)).forward(refinedTokens, into: spec, channels: 5)
+        for p in 0..<24 { for ch in 0..<5 {
+            XCTAssertEqual(spec.data[p * 5 + ch], feats.causal.data[ch * 24 + p], accuracy: 1e-5)
+        } }
+    }
+
+    func testFeaturesAreChannelFirstAndBandEnergiesSumToOne() throws {
+        let a = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 4), layers: 1, channels: 3, patchSize: 14, seed: 1)
+        var rng = RandomGenerator(seed: 9)
+        let x = Tensor(zeros: [2, 1 + 20, 3])
+        rng.fillNormal(x)
+        let f = a.features(layer: 0, input: x, prefixTokens: 1, grid: (4, 5))
+        XCTAssertEqual(f.spatial.shape, [2, 3, 4, 5])
+        XCTAssertEqual(f.spectrum.shape, [2, 3, 4, 5])
+        XCTAssertEqual(f.causal.shape, [2, 3, 4, 5])
+        XCTAssertEqual(f.refined.shape, [2, 3, 4, 5])
+        XCTAssertEqual(f.bandEnergy.shape, [2, 3])
+        XCTAssertEqual(f.mask.shape, [4, 5])
+        XCTAssertEqual(f.spatial[1, 2, 3, 4], x[1, 1 + 3 * 5 + 4, 2])
+        for b in 0..<2 {
+            XCTAssertEqual(f.bandEnergy[b, 0] + f.bandEnergy[b, 1] + f.bandEnergy[b, 2], 1, accuracy: 1e-5)
+            // causal = M ⊙ spectrum
+            for ch in 0..<3 { for u in 0..<4 { for v in 0..<5 {
+                XCTAssertEqual(f.causal[b, ch, u, v], f.mask[u, v] * f.spectrum[b, ch, u, v], accuracy: 1e-6)
+            } } }
+        }
+        // No filter: everything is "causal".
+        let rein = try CausalTuneAdapter(options: .rein(tokens: 4), layers: 1, channels: 3, patchSize: 14, seed: 1)
+        let fr = rein.features(layer: 0, input: x, prefixTokens: 1, grid: (4, 5))
+        XCTAssertEqual(fr.bandEnergy.array, [0, 1, 0, 0, 1, 0])
+        XCTAssertEqual(fr.spectrum.array, fr.spatial.array)
+    }
+
+    func testMethodNoneBuildsNoAdapterAndBadOptionsAreClearErrors() throws {
+        XCTAssertNil(try CausalTuneAdapter.make(options: CausalTuneOptions(method: .none), layers: 2, channels: 4, patchSize: 14, seed: 0))
+        XCTAssertNotNil(try CausalTuneAdapter.make(options: .rein(), layers: 2, channels: 4, patchSize: 14, seed: 0))
+        func message(_ o: CausalTuneOptions) -> String? {
+            do { try o.validate(); return nil } catch let e as CausalTuneError { return e.message } catch { return "\(error)" }
+        }
+        XCTAssertTrue(message(CausalTuneOptions(tokens: 0))?.contains("model.peft.tokens") ?? false)
+        XCTAssertTrue(message(CausalTuneOptions(loraRank: 0))?.contains("model.peft.lora_rank") ?? false)
+        XCTAssertTrue(message(CausalTuneOptions(filter: FrequencyFilter(low: 0)))?.contains("model.peft.filter.low") ?? false)
+        XCTAssertTrue(message(CausalTuneOptions(filter: FrequencyFilter(high: -1)))?.contains("model.peft.filter.high") ?? false)
+        XCTAssertTrue(message(CausalTuneOptions(transform: .identity))?.contains("model.peft.filter.mode") ?? false)
+        XCTAssertNil(message(.rein()))
+        XCTAssertEqual(CausalTuneOptions.rein().effectiveTransform, .identity)
+        XCTAssertEqual(CausalTuneOptions(method: .rein, transform: .dct).effectiveFilter.mode, .none)
+    }
+
+    func testLoadingParametersRejectsMissingAndMisshapenTensors() throws {
+        let a = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 3), layers: 1, channels: 2, patchSize: 14, seed: 0)
+        XCTAssertThrowsError(try a.loadParameters(from: "ckpt.h5") { _ in nil }) { e in
+            XCTAssertTrue("\(e)".contains("ckpt.h5") && "\(e)".contains("peft/tokens"))
+        }
+        XCTAssertThrowsError(try a.loadParameters(from: "ckpt.h5") { _ in Tensor(zeros: [7]) }) { e in
+            XCTAssertTrue("\(e)".contains("shape"))
+        }
+        let values = Dictionary(uniqueKeysWithValues: a.parameters.map { ($0.name, Tensor(shape: $0.value.shape, repeating: 0.25)) })
+        try a.loadParameters(from: "ckpt.h5") { values[$0] }
+        XCTAssertEqual(a.scale.array, [0.25])
+        XCTAssertEqual(a.tokens!.array, [Float](repeating: 0.25, count: 6))
+    }
+}
