@@ -35,13 +35,14 @@ import Numerics
 /// weights and biases `U(−1/√C, 1/√C)` (PyTorch's `nn.Linear` default); `s = scale_init`.
 /// Drawn from one seeded generator in this order: tokens (or A, then B), W_t, b_t, W_d, b_d.
 ///
-/// Parameters (SPEC §7 names and PyTorch layouts): `peft/tokens [L, m, C]` (or
-/// `peft/tokens_a [L, m, r]`, `peft/tokens_b [L, r, C]`), `peft/f_t/weight [C, C]`,
-/// `peft/f_t/bias [C]`, `peft/f_d/weight [C, C]`, `peft/f_d/bias [C]`, `peft/scale [1]`.
+/// Parameters (SPEC §7 names and PyTorch layouts, from `parameters(prefix: "peft/")`):
+/// `peft/tokens [L, m, C]` (or `peft/tokens_a [L, m, r]`, `peft/tokens_b [L, r, C]`),
+/// `peft/f_t/weight [C, C]`, `peft/f_t/bias [C]`, `peft/f_d/weight [C, C]`,
+/// `peft/f_d/bias [C]`, `peft/scale [1]` — all with gradients.
 ///
 /// Per layer the forward caches `Q`, `S`, `Z`, `R` (and `T_i`, `V`) for the backward; a new
 /// forward of the same layer replaces them (the backbone's recompute mode).
-public final class CausalTuneAdapter: BlockAdapter {
+public final class CausalTuneAdapter: BlockAdapter, Module {
     public let options: CausalTuneOptions
     /// `L`, the number of blocks (one layer of tokens each).
     public let layers: Int
@@ -54,21 +55,17 @@ public final class CausalTuneAdapter: BlockAdapter {
     public let transformKind: TransformKind
     public let filter: FrequencyFilter
 
-    // Parameters and their gradients.
+    // Parameters (all with gradients).
     /// `[L, m, C]` (full tokens only).
-    public let tokens: Tensor?
-    public let tokensGrad: Tensor?
+    public let tokens: Parameter?
     /// `[L, m, r]`, `[L, r, C]` (low-rank only).
-    public let tokensA: Tensor?
-    public let tokensAGrad: Tensor?
-    public let tokensB: Tensor?
-    public let tokensBGrad: Tensor?
-    /// `f_t`: weight `[C, C]`, bias `[C]`.
-    public let ftWeight: Tensor, ftBias: Tensor, ftWeightGrad: Tensor, ftBiasGrad: Tensor
-    /// `f_d`: weight `[C, C]`, bias `[C]`.
-    public let fdWeight: Tensor, fdBias: Tensor, fdWeightGrad: Tensor, fdBiasGrad: Tensor
+    public let tokensA: Parameter?
+    public let tokensB: Parameter?
+    /// `f_t`, `f_d`: `Linear(C, C)`, shared by all layers.
+    public let ft: Linear
+    public let fd: Linear
     /// `s`, `[1]`.
-    public let scale: Tensor, scaleGrad: Tensor
+    public let scale: Parameter
 
     /// What one layer's forward keeps for its backward.
     final class LayerCache {
@@ -91,6 +88,7 @@ public final class CausalTuneAdapter: BlockAdapter {
     // Scratch shared by all layers: two [B·N, C] work buffers, dS [B·N, m], dV [m−1, C], dT [m, C].
     private var work1 = Tensor(zeros: [0])
     private var work2 = Tensor(zeros: [0])
+    private var work3 = Tensor(zeros: [0])
     private var dsBuf = Tensor(zeros: [0])
     private let dvBuf: Tensor
     private let dtBuf: Tensor
@@ -117,31 +115,29 @@ public final class CausalTuneAdapter: BlockAdapter {
         let c = channels
         let p2 = Float(patchSize * patchSize)
         if let r = options.loraRank {
-            let a = Tensor(zeros: [layers, m, r]), b = Tensor(zeros: [layers, r, c])
+            let a = Parameter(zeros: [layers, m, r], requiresGrad: true)
+            let b = Parameter(zeros: [layers, r, c], requiresGrad: true)
             let v = (6 / (3 * p2 + (Float(c) * Float(r)).squareRoot())).squareRoot()
-            rng.fillUniform(a, -v, v)
-            rng.fillUniform(b, -v, v)
-            tokens = nil; tokensGrad = nil
-            tokensA = a; tokensAGrad = Tensor(zeros: a.shape)
-            tokensB = b; tokensBGrad = Tensor(zeros: b.shape)
+            rng.fillUniform(a.value, -v, v)
+            rng.fillUniform(b.value, -v, v)
+            tokens = nil
+            tokensA = a
+            tokensB = b
         } else {
-            let t = Tensor(zeros: [layers, m, c])
+            let t = Parameter(zeros: [layers, m, c], requiresGrad: true)
             let v = (6 / (3 * p2 + Float(c))).squareRoot()
-            rng.fillUniform(t, -v, v)
-            tokens = t; tokensGrad = Tensor(zeros: t.shape)
-            tokensA = nil; tokensAGrad = nil; tokensB = nil; tokensBGrad = nil
+            rng.fillUniform(t.value, -v, v)
+            tokens = t
+            tokensA = nil
+            tokensB = nil
         }
-        let bound = 1 / Float(c).squareRoot()
-        ftWeight = Tensor(zeros: [c, c]); ftBias = Tensor(zeros: [c])
-        fdWeight = Tensor(zeros: [c, c]); fdBias = Tensor(zeros: [c])
-        rng.fillUniform(ftWeight, -bound, bound)
-        rng.fillUniform(ftBias, -bound, bound)
-        rng.fillUniform(fdWeight, -bound, bound)
-        rng.fillUniform(fdBias, -bound, bound)
-        ftWeightGrad = Tensor(zeros: [c, c]); ftBiasGrad = Tensor(zeros: [c])
-        fdWeightGrad = Tensor(zeros: [c, c]); fdBiasGrad = Tensor(zeros: [c])
-        scale = Tensor(shape: [1], values: [options.scaleInit])
-        scaleGrad = Tensor(zeros: [1])
+        ft = Linear(inputDimensions: c, outputDimensions: c)
+        fd = Linear(inputDimensions: c, outputDimensions: c)
+        ft.reset(rng: &rng)   // W_t, b_t ~ U(−1/√C, 1/√C)
+        fd.reset(rng: &rng)
+        ft.setRequiresGrad(true)
+        fd.setRequiresGrad(true)
+        scale = Parameter(Tensor(shape: [1], values: [options.scaleInit]), requiresGrad: true)
         caches = (0..<layers).map { _ in LayerCache(m: m, c: c) }
         transform = SpectralTransform(kind: options.effectiveTransform, h: 1, w: 1)
         maskValues = [1]
@@ -158,42 +154,41 @@ public final class CausalTuneAdapter: BlockAdapter {
 
     // MARK: parameters
 
-    /// The trainable parameters in SPEC §7 order, with names and gradient buffers.
-    public var parameters: [PEFTParameter] {
-        var list: [PEFTParameter] = []
-        if let t = tokens, let g = tokensGrad {
-            list.append(PEFTParameter(name: "peft/tokens", value: t, gradient: g, weightDecay: false))
+    /// The SPEC §7 prefix of every Causal-Tune parameter.
+    public static let parameterPrefix = "peft/"
+
+    /// The trainable parameters in SPEC §7 order; with `prefix: "peft/"` (or
+    /// `trainableParameters`) the names are the checkpoint names.
+    public func parameters(prefix: String) -> [NamedParameter] {
+        var list: [NamedParameter] = []
+        if let t = tokens { list.append(NamedParameter(name: prefix + "tokens", parameter: t)) }
+        if let a = tokensA, let b = tokensB {
+            list.append(NamedParameter(name: prefix + "tokens_a", parameter: a))
+            list.append(NamedParameter(name: prefix + "tokens_b", parameter: b))
         }
-        if let a = tokensA, let ga = tokensAGrad, let b = tokensB, let gb = tokensBGrad {
-            list.append(PEFTParameter(name: "peft/tokens_a", value: a, gradient: ga, weightDecay: false))
-            list.append(PEFTParameter(name: "peft/tokens_b", value: b, gradient: gb, weightDecay: false))
-        }
-        list.append(PEFTParameter(name: "peft/f_t/weight", value: ftWeight, gradient: ftWeightGrad, weightDecay: true))
-        list.append(PEFTParameter(name: "peft/f_t/bias", value: ftBias, gradient: ftBiasGrad, weightDecay: false))
-        list.append(PEFTParameter(name: "peft/f_d/weight", value: fdWeight, gradient: fdWeightGrad, weightDecay: true))
-        list.append(PEFTParameter(name: "peft/f_d/bias", value: fdBias, gradient: fdBiasGrad, weightDecay: false))
-        list.append(PEFTParameter(name: "peft/scale", value: scale, gradient: scaleGrad, weightDecay: false))
+        list += ft.parameters(prefix: prefix + "f_t/")
+        list += fd.parameters(prefix: prefix + "f_d/")
+        list.append(NamedParameter(name: prefix + "scale", parameter: scale))
         return list
     }
 
-    /// Sets every gradient buffer to zero.
-    public func zeroGradients() {
-        for p in parameters { p.gradient.zero() }
-    }
+    /// `parameters(prefix: "peft/")`: SPEC §7 names (`peft/tokens`, `peft/f_t/weight`, …).
+    public var trainableParameters: [NamedParameter] { parameters(prefix: CausalTuneAdapter.parameterPrefix) }
 
     /// Copies parameter values from `lookup(name)` (e.g. a checkpoint's `/params/<name>`).
     /// Throws a `CausalTuneError` naming `source` and the parameter when one is missing or
     /// has the wrong shape. Invalidates the layer caches.
     public func loadParameters(from source: String, _ lookup: (String) throws -> Tensor?) throws {
-        for p in parameters {
+        for p in trainableParameters {
+            let value = p.parameter.value
             guard let t = try lookup(p.name) else {
-                throw CausalTuneError("\(source): missing parameter \(p.name) \(p.value.shape)")
+                throw CausalTuneError("\(source): missing parameter \(p.name) \(value.shape)")
             }
             // A scalar stored as shape [] (PyTorch 0-d) is accepted for `peft/scale`.
-            guard t.shape == p.value.shape || (t.count == p.value.count && p.value.count == 1) else {
-                throw CausalTuneError("\(source): parameter \(p.name) has shape \(t.shape), expected \(p.value.shape)")
+            guard t.shape == value.shape || (t.count == value.count && value.count == 1) else {
+                throw CausalTuneError("\(source): parameter \(p.name) has shape \(t.shape), expected \(value.shape)")
             }
-            p.value.copy(from: t)
+            value.copy(from: t)
         }
         for c in caches { c.valid = false }
     }
@@ -224,6 +219,7 @@ public final class CausalTuneAdapter: BlockAdapter {
         if work1.count < n {
             work1 = Tensor(zeros: [n])
             work2 = Tensor(zeros: [n])
+            work3 = Tensor(zeros: [n])
         }
         if dsBuf.count < rows * tokenCount { dsBuf = Tensor(zeros: [rows * tokenCount]) }
     }
@@ -255,13 +251,11 @@ public final class CausalTuneAdapter: BlockAdapter {
         ensureScratch(rows: rows)
         let q = cache.q.data, s = cache.s.data, z = cache.z.data, r = cache.r.data
         let x = input.data, out = output.data
-        let sc = scale.data[0]
+        let sc = scale.value.data[0]
 
         // T_i (low rank: A_i B_i) and V = f_t(T_i[1:]).
         let tok = layerTokens(layer, into: cache.tok)
-        if m > 1 {
-            linearForward(input: UnsafePointer(tok + c), rows: m - 1, weight: ftWeight, bias: ftBias, output: cache.v.data)
-        }
+        if m > 1 { ft.forward(cache.tok.rows(1..<m), into: cache.v) }
 
         // Q = M ⊙ T(X)
         transform.forward(src: x + prefixTokens * c, srcStride: t * c, dst: q, dstStride: n * c, batch: b, channels: c)
@@ -270,15 +264,15 @@ public final class CausalTuneAdapter: BlockAdapter {
         // S = softmax(Q T_iᵀ / √C)
         BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: m, k: c, alpha: 1 / Float(c).squareRoot(),
                   a: q, lda: c, b: tok, ldb: c, c: s, ldc: m)
-        softmaxRows(s, rows: rows, cols: m)
+        Kernels.softmaxRows(s, rows: rows, cols: m)
 
         // Z = Q + S[:, 1:] V
         z.update(from: q, count: rows * c)
         BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: c, k: m - 1,
                   a: s + 1, lda: m, b: cache.v.data, ldb: c, beta: 1, c: z, ldc: c)
 
-        // R = Z W_dᵀ + b_d
-        linearForward(input: UnsafePointer(z), rows: rows, weight: fdWeight, bias: fdBias, output: r)
+        // R = f_d(Z) = Z W_dᵀ + b_d
+        fd.forward(cache.z, into: cache.r)
 
         // cls / register tokens pass through.
         for i in 0..<b {
@@ -318,11 +312,11 @@ public final class CausalTuneAdapter: BlockAdapter {
         let rows = b * n
         let m = tokenCount
         ensureScratch(rows: rows)
-        let q = cache.q.data, s = cache.s.data, z = cache.z.data, r = cache.r.data
+        let q = cache.q.data, s = cache.s.data, r = cache.r.data
         let tok = cache.tok.data, v = cache.v.data
         let dout = dOutput.data, dx = dInput.data
-        let g = work1.data, dq = work2.data, dS = dsBuf.data, dv = dvBuf.data, dt = dtBuf.data
-        let sc = scale.data[0]
+        let g = work1.data, dq = work2.data, dr = work3.data, dS = dsBuf.data, dv = dvBuf.data, dt = dtBuf.data
+        let sc = scale.value.data[0]
         let invSqrtC = 1 / Float(c).squareRoot()
 
         // Prefix tokens: identity.
@@ -333,14 +327,18 @@ public final class CausalTuneAdapter: BlockAdapter {
 
         // G = T(dOut) (adjoint of T⁻¹); ds += ⟨G, R⟩; dR = s G.
         transform.forward(src: dout + prefixTokens * c, srcStride: t * c, dst: g, dstStride: n * c, batch: b, channels: c)
-        scaleGrad.data[0] += Float(dot(UnsafePointer(g), UnsafePointer(r), count: rows * c))
+        scale.grad!.data[0] += Float(dot(UnsafePointer(g), UnsafePointer(r), count: rows * c))
 
-        // f_d backward with dR = s G: dW_d += s Gᵀ Z, db_d += s Σ G, dZ = s G W_d.
-        BLAS.gemm(transposeA: true, transposeB: false, m: c, n: c, k: rows, alpha: sc,
-                  a: g, lda: c, b: z, ldb: c, beta: 1, c: fdWeightGrad.data, ldc: c)
-        addColumnSums(UnsafePointer(g), rows: rows, cols: c, scale: sc, into: fdBiasGrad.data)
-        BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: c, k: c, alpha: sc,
-                  a: g, lda: c, b: fdWeight.data, ldb: c, c: dq, ldc: c)
+        // f_d backward with dR = s G: dW_d += dRᵀ Z, db_d += Σ dR, dZ = dR W_d.
+        Parallel.forEach(rows * c, grain: 1 << 15) { range in
+            for k in range {
+                dr[k] = sc * g[k]
+                dq[k] = 0
+            }
+        }
+        let dR = work3.rows(0..<(rows * c)).reshaped([rows, c])
+        let dZ = work2.rows(0..<(rows * c)).reshaped([rows, c])
+        fd.backward(dOutput: dR, input: cache.z, dInput: dZ)
 
         // ΔF = S[:, 1:] V: dS[:, 1:] = dZ Vᵀ, dV = S[:, 1:]ᵀ dZ.
         if m > 1 {
@@ -350,7 +348,12 @@ public final class CausalTuneAdapter: BlockAdapter {
                       a: s + 1, lda: m, b: dq, ldb: c, c: dv, ldc: c)
         }
         // Softmax backward in place (dS[:, 0] = 0: the null sink is never a value).
-        softmaxBackwardRows(probs: s, grad: dS, rows: rows, cols: m)
+        Parallel.forEach(rows, grain: Swift.max(1, 4096 / m)) { range in
+            for i in range {
+                dS[i * m] = 0
+                Kernels.softmaxRowBackwardInPlace(dS + i * m, output: s + i * m, m)
+            }
+        }
 
         // dQ = dZ + dL T_i / √C;  dT_i = dLᵀ Q / √C.
         BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: c, k: m, alpha: invSqrtC,
@@ -360,11 +363,7 @@ public final class CausalTuneAdapter: BlockAdapter {
 
         // f_t backward: dT_i[1:] += dV W_t, dW_t += dVᵀ T_i[1:], db_t += Σ dV.
         if m > 1 {
-            BLAS.gemm(transposeA: false, transposeB: false, m: m - 1, n: c, k: c,
-                      a: dv, lda: c, b: ftWeight.data, ldb: c, beta: 1, c: dt + c, ldc: c)
-            BLAS.gemm(transposeA: true, transposeB: false, m: c, n: c, k: m - 1,
-                      a: dv, lda: c, b: tok + c, ldb: c, beta: 1, c: ftWeightGrad.data, ldc: c)
-            addColumnSums(UnsafePointer(dv), rows: m - 1, cols: c, scale: 1, into: ftBiasGrad.data)
+            ft.backward(dOutput: dvBuf.rows(0..<(m - 1)), input: cache.tok.rows(1..<m), dInput: dtBuf.rows(1..<m))
         }
         accumulateTokenGradient(layer: layer, dt: UnsafePointer(dt))
 
@@ -458,11 +457,11 @@ public final class CausalTuneAdapter: BlockAdapter {
     /// `T_i`: a pointer into `peft/tokens`, or `A_i B_i` written into `scratch` for low rank.
     private func layerTokens(_ layer: Int, into scratch: Tensor) -> UnsafeMutablePointer<Float> {
         let m = tokenCount, c = channels
-        if let t = tokens {
+        if let t = tokens?.value {
             scratch.data.update(from: t.data + layer * m * c, count: m * c)
             return scratch.data
         }
-        let r = rank!, a = tokensA!, bm = tokensB!
+        let r = rank!, a = tokensA!.value, bm = tokensB!.value
         BLAS.gemm(transposeA: false, transposeB: false, m: m, n: c, k: r,
                   a: a.data + layer * m * r, lda: r, b: bm.data + layer * r * c, ldb: c,
                   c: scratch.data, ldc: c)
@@ -471,7 +470,7 @@ public final class CausalTuneAdapter: BlockAdapter {
 
     private func accumulateTokenGradient(layer: Int, dt: UnsafePointer<Float>) {
         let m = tokenCount, c = channels
-        if let g = tokensGrad {
+        if let g = tokens?.grad {
             let dst = g.data + layer * m * c
             for k in 0..<(m * c) { dst[k] += dt[k] }
             return
@@ -479,23 +478,11 @@ public final class CausalTuneAdapter: BlockAdapter {
         let r = rank!
         // dA_i += dT_i B_iᵀ  ([m, C]·[C, r]);  dB_i += A_iᵀ dT_i  ([r, m]·[m, C]).
         BLAS.gemm(transposeA: false, transposeB: true, m: m, n: r, k: c,
-                  a: dt, lda: c, b: tokensB!.data + layer * r * c, ldb: c,
-                  beta: 1, c: tokensAGrad!.data + layer * m * r, ldc: r)
+                  a: dt, lda: c, b: tokensB!.value.data + layer * r * c, ldb: c,
+                  beta: 1, c: tokensA!.grad!.data + layer * m * r, ldc: r)
         BLAS.gemm(transposeA: true, transposeB: false, m: r, n: c, k: m,
-                  a: tokensA!.data + layer * m * r, lda: r, b: dt, ldb: c,
-                  beta: 1, c: tokensBGrad!.data + layer * r * c, ldc: c)
-    }
-
-    /// `y = x Wᵀ + b` for `rows` rows of `C` (PyTorch layout `W [C, C]`).
-    private func linearForward(input: UnsafePointer<Float>, rows: Int, weight: Tensor, bias: Tensor,
-                               output: UnsafeMutablePointer<Float>) {
-        let c = channels
-        let bp = bias.data
-        Parallel.forEach(rows, grain: Swift.max(1, 16384 / c)) { range in
-            for i in range { (output + i * c).update(from: bp, count: c) }
-        }
-        BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: c, k: c,
-                  a: input, lda: c, b: weight.data, ldb: c, beta: 1, c: output, ldc: c)
+                  a: tokensA!.value.data + layer * m * r, lda: r, b: dt, ldb: c,
+                  beta: 1, c: tokensB!.grad!.data + layer * r * c, ldc: c)
     }
 
     /// Multiplies row `p` of every image (token `p = u·w + v`) by `M[p]`, in place.
@@ -510,38 +497,6 @@ public final class CausalTuneAdapter: BlockAdapter {
                     let p = x + row * c
                     for k in 0..<c { p[k] *= f }
                 }
-            }
-        }
-    }
-
-    /// Row-wise softmax in place, `[rows, cols]`.
-    private func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        Parallel.forEach(rows, grain: 64) { range in
-            for i in range {
-                let p = x + i * cols
-                var mx = -Float.infinity
-                for j in 0..<cols { mx = Swift.max(mx, p[j]) }
-                var sum: Float = 0
-                for j in 0..<cols {
-                    let e = expf(p[j] - mx)
-                    p[j] = e
-                    sum += e
-                }
-                let inv = 1 / sum
-                for j in 0..<cols { p[j] *= inv }
-            }
-        }
-    }
-
-    /// `grad ← probs ⊙ (grad − Σ_j probs_j grad_j)` row-wise, with `grad[:, 0]` taken as 0.
-    private func softmaxBackwardRows(probs: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        Parallel.forEach(rows, grain: 64) { range in
-            for i in range {
-                let p = probs + i * cols, g = grad + i * cols
-                g[0] = 0
-                var dotPG: Float = 0
-                for j in 1..<Swift.max(cols, 1) { dotPG += p[j] * g[j] }
-                for j in 0..<cols { g[j] = p[j] * (g[j] - dotPG) }
             }
         }
     }
@@ -570,21 +525,6 @@ public final class CausalTuneAdapter: BlockAdapter {
         var total = 0.0
         for blk in 0..<blocks { total += partial[blk] }
         return total
-    }
-
-    /// `into[j] += scale · Σ_i x[i, j]`.
-    private func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, scale: Float, into: UnsafeMutablePointer<Float>) {
-        Parallel.forEach(cols, grain: 64) { range in
-            let width = range.count
-            let acc = UnsafeMutablePointer<Float>.allocate(capacity: width)
-            acc.initialize(repeating: 0, count: width)
-            defer { acc.deallocate() }
-            for i in 0..<rows {
-                let row = x + i * cols + range.lowerBound
-                for j in 0..<width { acc[j] += row[j] }
-            }
-            for j in 0..<width { into[range.lowerBound + j] += scale * acc[j] }
-        }
     }
 
     /// `[B, N, C]` token-major (image stride `stride`) → `[B, C, h, w]` channel-first.

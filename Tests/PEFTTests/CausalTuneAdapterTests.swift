@@ -1,5 +1,6 @@
 import Foundation
 import Numerics
+import Layers
 import PEFT
 import XCTest
 
@@ -7,16 +8,17 @@ import XCTest
 final class CausalTuneAdapterTests: XCTestCase {
     func testParametersHaveSpecNamesAndPyTorchShapes() throws {
         let a = try CausalTuneAdapter(options: CausalTuneOptions(), layers: 12, channels: 24, patchSize: 14, seed: 0)
-        XCTAssertEqual(a.parameters.map(\.name), ["peft/tokens", "peft/f_t/weight", "peft/f_t/bias",
+        XCTAssertEqual(a.trainableParameters.map(\.name), ["peft/tokens", "peft/f_t/weight", "peft/f_t/bias",
                                                   "peft/f_d/weight", "peft/f_d/bias", "peft/scale"])
-        XCTAssertEqual(a.parameters.map(\.value.shape), [[12, 100, 24], [24, 24], [24], [24, 24], [24], [1]])
-        XCTAssertEqual(a.parameters.map(\.weightDecay), [false, true, false, true, false, false])
+        XCTAssertEqual(a.trainableParameters.map(\.parameter.shape), [[12, 100, 24], [24, 24], [24], [24, 24], [24], [1]])
+        XCTAssertTrue(a.trainableParameters.allSatisfy { $0.parameter.requiresGrad })
+        XCTAssertEqual(a.namedParameters.first?.name, "tokens")
         let lr = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 10, loraRank: 4), layers: 3, channels: 8,
                                        patchSize: 16, seed: 0)
-        XCTAssertEqual(lr.parameters.map(\.name), ["peft/tokens_a", "peft/tokens_b", "peft/f_t/weight", "peft/f_t/bias",
+        XCTAssertEqual(lr.trainableParameters.map(\.name), ["peft/tokens_a", "peft/tokens_b", "peft/f_t/weight", "peft/f_t/bias",
                                                    "peft/f_d/weight", "peft/f_d/bias", "peft/scale"])
-        XCTAssertEqual(lr.parameters[0].value.shape, [3, 10, 4])
-        XCTAssertEqual(lr.parameters[1].value.shape, [3, 4, 8])
+        XCTAssertEqual(lr.trainableParameters[0].parameter.shape, [3, 10, 4])
+        XCTAssertEqual(lr.trainableParameters[1].parameter.shape, [3, 4, 8])
     }
 
     func testInitialisationFollowsReinBoundsAndIsDeterministicInTheSeed() throws {
@@ -25,17 +27,17 @@ final class CausalTuneAdapterTests: XCTestCase {
         let b = try CausalTuneAdapter(options: CausalTuneOptions(scaleInit: 1e-3), layers: 2, channels: c, patchSize: p, seed: 3)
         let d = try CausalTuneAdapter(options: CausalTuneOptions(scaleInit: 1e-3), layers: 2, channels: c, patchSize: p, seed: 4)
         let v = (6 / Float(3 * p * p + c)).squareRoot()
-        let tokens = a.tokens!.array
+        let tokens = a.tokens!.value.array
         XCTAssertLessThanOrEqual(tokens.map(abs).max()!, v)
         XCTAssertGreaterThan(tokens.map(abs).max()!, 0.9 * v)
         for name in ["peft/f_t/weight", "peft/f_t/bias", "peft/f_d/weight", "peft/f_d/bias"] {
-            let vals = a.parameters.first { $0.name == name }!.value.array
+            let vals = a.trainableParameters.first { $0.name == name }!.parameter.value.array
             XCTAssertLessThanOrEqual(vals.map(abs).max()!, 1 / Float(c).squareRoot(), name)
             XCTAssertGreaterThan(vals.map(abs).max()!, 0.8 / Float(c).squareRoot(), name)
         }
-        XCTAssertEqual(a.scale.array, [1e-3])
-        for (pa, pb) in zip(a.parameters, b.parameters) { XCTAssertEqual(pa.value.array, pb.value.array, pa.name) }
-        XCTAssertNotEqual(a.tokens!.array, d.tokens!.array)
+        XCTAssertEqual(a.scale.value.array, [1e-3])
+        for (pa, pb) in zip(a.trainableParameters, b.trainableParameters) { XCTAssertEqual(pa.parameter.value.array, pb.parameter.value.array, pa.name) }
+        XCTAssertNotEqual(a.tokens!.value.array, d.tokens!.value.array)
     }
 
     func testClsAndRegisterTokensPassThroughUnchanged() throws {
@@ -124,9 +126,9 @@ final class CausalTuneAdapterTests: XCTestCase {
         XCTAssertThrowsError(try a.loadParameters(from: "ckpt.h5") { _ in Tensor(zeros: [7]) }) { e in
             XCTAssertTrue("\(e)".contains("shape"))
         }
-        let values = Dictionary(uniqueKeysWithValues: a.parameters.map { ($0.name, Tensor(shape: $0.value.shape, repeating: 0.25)) })
+        let values = Dictionary(uniqueKeysWithValues: a.trainableParameters.map { ($0.name, Tensor(shape: $0.parameter.shape, repeating: 0.25)) })
         try a.loadParameters(from: "ckpt.h5") { values[$0] }
-        XCTAssertEqual(a.scale.array, [0.25])
-        XCTAssertEqual(a.tokens!.array, [Float](repeating: 0.25, count: 6))
+        XCTAssertEqual(a.scale.value.array, [0.25])
+        XCTAssertEqual(a.tokens!.value.array, [Float](repeating: 0.25, count: 6))
     }
 }

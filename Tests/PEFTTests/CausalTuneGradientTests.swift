@@ -1,5 +1,6 @@
 import Foundation
 import Numerics
+import Layers
 import PEFT
 import XCTest
 
@@ -23,7 +24,7 @@ final class CausalTuneGradientTests: XCTestCase {
         let adapter = try CausalTuneAdapter(options: opts, layers: 2, channels: c, patchSize: 2, seed: 17)
         var rng = RandomGenerator(seed: 99)
         // Larger tokens than the init, so the softmax is far from uniform.
-        for p in adapter.parameters where p.name.hasPrefix("peft/tokens") { rng.fillUniform(p.value, -1, 1) }
+        for p in adapter.trainableParameters where p.name.hasPrefix("peft/tokens") { rng.fillUniform(p.parameter.value, -1, 1) }
         let t = prefix + grid.h * grid.w
         let x = Tensor(zeros: [b, t, c]), g = Tensor(zeros: [b, t, c])
         rng.fillNormal(x)
@@ -43,14 +44,14 @@ final class CausalTuneGradientTests: XCTestCase {
                        file: StaticString = #filePath, line: UInt = #line) throws {
         let s = try makeSetup(options, prefix: prefix, grid: grid)
         // Analytic gradients.
-        s.adapter.zeroGradients()
+        s.adapter.zeroGrad()
         let out = Tensor(zeros: s.x.shape)
         s.adapter.forward(layer: s.layer, input: s.x, output: out, prefixTokens: s.prefix, grid: s.grid)
         let dx = Tensor(zeros: s.x.shape)
         s.adapter.backward(layer: s.layer, dOutput: s.g, dInput: dx, prefixTokens: s.prefix, grid: s.grid)
 
         var targets: [(String, Tensor, Tensor)] = [("input", s.x, dx)]
-        for p in s.adapter.parameters { targets.append((p.name, p.value, p.gradient)) }
+        for p in s.adapter.trainableParameters { targets.append((p.name, p.parameter.value, p.parameter.grad!)) }
         var rng = RandomGenerator(seed: 5)
         let label = "\(options.method.rawValue)/\(options.transform.rawValue)/\(options.filter.mode.rawValue)/\(options.filter.shape.rawValue) discard=\(options.discardNoncausal) rank=\(String(describing: options.loraRank))"
         for (name, value, grad) in targets {
@@ -110,16 +111,16 @@ final class CausalTuneGradientTests: XCTestCase {
 
     func testBackwardAccumulatesIntoExistingGradients() throws {
         let s = try makeSetup(CausalTuneOptions(tokens: 5), prefix: 1, grid: (4, 6))
-        s.adapter.zeroGradients()
+        s.adapter.zeroGrad()
         let out = Tensor(zeros: s.x.shape)
         s.adapter.forward(layer: 1, input: s.x, output: out, prefixTokens: 1, grid: s.grid)
         let dx1 = Tensor(zeros: s.x.shape)
         s.adapter.backward(layer: 1, dOutput: s.g, dInput: dx1, prefixTokens: 1, grid: s.grid)
-        let once = s.adapter.parameters.map { $0.gradient.array }
+        let once = s.adapter.trainableParameters.map { $0.parameter.grad!.array }
         let dx2 = dx1.clone()
         s.adapter.backward(layer: 1, dOutput: s.g, dInput: dx2, prefixTokens: 1, grid: s.grid)
-        for (p, g1) in zip(s.adapter.parameters, once) {
-            for (a, b) in zip(p.gradient.array, g1) { XCTAssertEqual(a, 2 * b, accuracy: 1e-5 * Swift.max(1, abs(b)), p.name) }
+        for (p, g1) in zip(s.adapter.trainableParameters, once) {
+            for (a, b) in zip(p.parameter.grad!.array, g1) { XCTAssertEqual(a, 2 * b, accuracy: 1e-5 * Swift.max(1, abs(b)), p.name) }
         }
         for (a, b) in zip(dx2.array, dx1.array) { XCTAssertEqual(a, 2 * b, accuracy: 1e-5 * Swift.max(1, abs(b))) }
     }

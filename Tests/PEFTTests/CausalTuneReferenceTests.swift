@@ -1,5 +1,6 @@
 import Foundation
 import Numerics
+import Layers
 import PEFT
 import XCTest
 
@@ -56,11 +57,11 @@ final class CausalTuneReferenceTests: XCTestCase {
             let adapter = try CausalTuneAdapter(options: options(c), layers: c.int("layers"), channels: ch,
                                                 patchSize: 14, seed: 1)
             let params = c.dict("params")
-            let shapes = Dictionary(uniqueKeysWithValues: adapter.parameters.map { ($0.name, $0.value.shape) })
+            let shapes = Dictionary(uniqueKeysWithValues: adapter.trainableParameters.map { ($0.name, $0.parameter.shape) })
             try adapter.loadParameters(from: c.name) { name in
                 params[name].map { Tensor(shape: shapes[name]!, values: $0) }
             }
-            adapter.zeroGradients()
+            adapter.zeroGrad()
             let x = Tensor(shape: [b, t, ch], values: c.floats("x"))
             let gout = Tensor(shape: [b, t, ch], values: c.floats("gout"))
             let out = Tensor(zeros: x.shape), dx = Tensor(zeros: x.shape)
@@ -77,8 +78,8 @@ final class CausalTuneReferenceTests: XCTestCase {
             expect("out", out.array, c.floats("out"))
             expect("dx", dx.array, c.floats("dx"))
             let grads = c.dict("grads")
-            XCTAssertEqual(Set(grads.keys), Set(adapter.parameters.map(\.name)), c.name)
-            for p in adapter.parameters { expect(p.name, p.gradient.array, grads[p.name] ?? []) }
+            XCTAssertEqual(Set(grads.keys), Set(adapter.trainableParameters.map(\.name)), c.name)
+            for p in adapter.trainableParameters { expect(p.name, p.parameter.grad!.array, grads[p.name] ?? []) }
 
             let feats = adapter.features(layer: layer, input: x, prefixTokens: prefix, grid: (h, w))
             expect("spectrum", feats.spectrum.array, c.floats("spectrum"))
