@@ -61,7 +61,7 @@ let package = Package(
         .executableTarget(name: "communicator-check", dependencies: ["Distributed", "Numerics"],
                           path: "Sources/CommunicatorCheck", swiftSettings: fast),
 
-        .testTarget(name: "NumericsTests", dependencies: ["Numerics"]),
+        .testTarget(name: "NumericsTests", dependencies: ["Numerics"], exclude: ["make_resample_fixture.py"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Numerics"]),
         .testTarget(name: "SupportTests", dependencies: ["Support", "Numerics"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Numerics"]),

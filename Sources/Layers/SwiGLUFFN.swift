@@ -1,0 +1,86 @@
+import Numerics
+
+/// DINOv2 ViT-g's feed-forward block (`SwiGLUFFNFused`, checkpoint keys `mlp.w12.*`,
+/// `mlp.w3.*`):
+///
+///     x12 = x W12ᵀ + b12                 x [N, C], W12 [2H, C], x12 [N, 2H]
+///     x1, x2 = x12[:, :H], x12[:, H:]    (torch `chunk(2, dim=-1)`)
+///     h = silu(x1) ⊙ x2                  h [N, H]
+///     y = h W3ᵀ + b3                     W3 [C, H], y [N, C]
+///
+/// with `H = (Int(mlpRatio·C · 2/3) + 7) / 8 · 8` (`hiddenSize(channels:)`: 4096 for C = 1536).
+/// The gate's math and gradient are in `Kernels.swiGLUForward/Backward`. Caches of the last
+/// forward: x12 [N, 2H] and h [N, H]; backward uses [N, H] and [N, 2H] scratch.
+public final class SwiGLUFFN: Module {
+    public let channels: Int        // C
+    public let hiddenChannels: Int  // H
+    public let w12: Linear          // [2H, C]
+    public let w3: Linear           // [C, H]
+    private var x12 = CacheBuffer(), hidden = CacheBuffer(), dHidden = CacheBuffer(), dX12 = CacheBuffer()
+
+    /// DINOv2's hidden size for `mlpRatio · C` requested features: two thirds, rounded up to a
+    /// multiple of 8.
+    public static func hiddenSize(channels: Int, mlpRatio: Double = 4) -> Int {
+        let requested = Int(Double(channels) * mlpRatio)
+        return (Int(Double(requested) * 2 / 3) + 7) / 8 * 8
+    }
+
+    public init(channels: Int, hiddenChannels: Int) {
+        self.channels = channels
+        self.hiddenChannels = hiddenChannels
+        w12 = Linear(inputDimensions: channels, outputDimensions: 2 * hiddenChannels)
+        w3 = Linear(inputDimensions: hiddenChannels, outputDimensions: channels)
+    }
+
+    public func parameters(prefix: String) -> [NamedParameter] {
+        w12.parameters(prefix: prefix + "w12.") + w3.parameters(prefix: prefix + "w3.")
+    }
+
+    public func reset(rng: inout RandomGenerator) {
+        w12.reset(rng: &rng)
+        w3.reset(rng: &rng)
+    }
+
+    /// input [N, C] → output [N, C] (written).
+    public func forward(_ input: Tensor, into output: Tensor) {
+        let n = rowCount(input, channels)
+        precondition(output.count == input.count, "SwiGLUFFN: output \(output.shape) for input \(input.shape)")
+        let x = x12.ensure([n, 2 * hiddenChannels]), h = hidden.ensure([n, hiddenChannels])
+        w12.forward(input, into: x)
+        Kernels.swiGLUForward(hidden: h.data, x12: x.data, rows: n, hiddenSize: hiddenChannels)
+        w3.forward(h, into: output)
+    }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        let out = Tensor(zeros: input.shape)
+        forward(input, into: out)
+        return out
+    }
+
+    /// Full backward: accumulates dx (when given) and the gradients of the parameters that
+    /// require one.
+    public func backward(dOutput: Tensor, input: Tensor, dInput: Tensor?) {
+        let g = x12Gradient(dOutput: dOutput, input: input, frozen: false)
+        w12.backward(dOutput: g, input: input, dInput: dInput)
+    }
+
+    /// Frozen backward: accumulates only dx.
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+        let g = x12Gradient(dOutput: dOutput, input: input, frozen: true)
+        w12.backwardInput(dOutput: g, dInput: dInput)
+    }
+
+    public func releaseCache() { x12.release(); hidden.release(); dHidden.release(); dX12.release() }
+
+    private func x12Gradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
+        let n = rowCount(input, channels)
+        precondition(dOutput.count == input.count, "SwiGLUFFN: dOutput \(dOutput.shape) for input \(input.shape)")
+        precondition(x12.tensor.shape == [n, 2 * hiddenChannels], "SwiGLUFFN: backward without a matching forward")
+        let dh = dHidden.ensure([n, hiddenChannels]), dx = dX12.ensure([n, 2 * hiddenChannels])
+        if !frozen { w3.backward(dOutput: dOutput, input: hidden.tensor, dInput: nil) }
+        w3.inputGradient(dOutput: dOutput, into: dh, accumulate: false)
+        dx.zero()
+        Kernels.swiGLUBackward(dX12: dx.data, dHidden: dh.data, x12: x12.tensor.data, rows: n, hiddenSize: hiddenChannels)
+        return dx
+    }
+}

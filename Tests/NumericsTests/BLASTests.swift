@@ -1,0 +1,85 @@
+import XCTest
+import Numerics
+
+final class BLASTests: XCTestCase {
+    /// C = alpha op(A) op(B) + beta C by plain loops in Double.
+    func naive(_ tA: Bool, _ tB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int,
+               b: [Float], ldb: Int, beta: Float, c: [Float], ldc: Int) -> [Float] {
+        var out = c
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k {
+                    let av = tA ? a[p * lda + i] : a[i * lda + p]
+                    let bv = tB ? b[j * ldb + p] : b[p * ldb + j]
+                    s += Double(av) * Double(bv)
+                }
+                out[i * ldc + j] = Float(Double(alpha) * s + Double(beta) * Double(c[i * ldc + j]))
+            }
+        }
+        return out
+    }
+
+    func testGemmMatchesNaiveLoopForEveryTransposeCaseWithPaddedLeadingDimensions() {
+        var rng = RandomGenerator(seed: 21)
+        let (m, n, k) = (5, 7, 3)
+        for tA in [false, true] {
+            for tB in [false, true] {
+                // leading dimensions wider than the matrices, as in strided views of qkv
+                let lda = (tA ? m : k) + 2, ldb = (tB ? k : n) + 3, ldc = n + 1
+                let aRows = tA ? k : m, bRows = tB ? n : k
+                let a = (0..<(aRows * lda)).map { _ in rng.uniform(-1, 1) }
+                let b = (0..<(bRows * ldb)).map { _ in rng.uniform(-1, 1) }
+                let c = (0..<(m * ldc)).map { _ in rng.uniform(-1, 1) }
+                var got = c
+                a.withUnsafeBufferPointer { ap in
+                    b.withUnsafeBufferPointer { bp in
+                        got.withUnsafeMutableBufferPointer { cp in
+                            BLAS.gemm(transposeA: tA, transposeB: tB, m: m, n: n, k: k, alpha: 0.7,
+                                      a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                                      beta: 0.3, c: cp.baseAddress!, ldc: ldc)
+                        }
+                    }
+                }
+                let want = naive(tA, tB, m: m, n: n, k: k, alpha: 0.7, a: a, lda: lda, b: b, ldb: ldb,
+                                 beta: 0.3, c: c, ldc: ldc)
+                for i in 0..<got.count {
+                    XCTAssertEqual(got[i], want[i], accuracy: 1e-5, "transposeA \(tA) transposeB \(tB) at \(i)")
+                }
+            }
+        }
+    }
+
+    func testMatmulAndBatchedMatmulMatchNaiveLoop() {
+        var rng = RandomGenerator(seed: 22)
+        for tA in [false, true] {
+            for tB in [false, true] {
+                let a = Tensor(zeros: tA ? [2, 4, 3] : [2, 3, 4]), b = Tensor(zeros: tB ? [5, 4] : [4, 5])
+                rng.fillNormal(a)
+                rng.fillNormal(b)
+                let c = Tensor(zeros: [2, 3, 5])
+                BLAS.batchedMatmul(a, b, into: c, transposeA: tA, transposeB: tB)
+                for i in 0..<2 {
+                    let want = naive(tA, tB, m: 3, n: 5, k: 4, alpha: 1, a: a.slice(i).array, lda: tA ? 3 : 4,
+                                     b: b.array, ldb: tB ? 4 : 5, beta: 0, c: [Float](repeating: 0, count: 15), ldc: 5)
+                    for j in 0..<15 { XCTAssertEqual(c.slice(i).array[j], want[j], accuracy: 1e-5) }
+                }
+                if !tA {
+                    let flat = Tensor(zeros: [6, 5])
+                    BLAS.matmul(a, b, into: flat, transposeB: tB)
+                    XCTAssertEqual(flat.array, c.array)
+                }
+            }
+        }
+    }
+
+    func testGemmWithZeroInnerDimensionScalesByBeta() {
+        var c: [Float] = [1, 2, 3, 4]
+        let a: [Float] = [0], b: [Float] = [0]
+        c.withUnsafeMutableBufferPointer { cp in
+            BLAS.gemm(transposeA: false, transposeB: false, m: 2, n: 2, k: 0, a: a, lda: 1, b: b, ldb: 2,
+                      beta: 0.5, c: cp.baseAddress!, ldc: 2)
+        }
+        XCTAssertEqual(c, [0.5, 1, 1.5, 2])
+    }
+}
