@@ -13,7 +13,8 @@ import Numerics
 ///     dv = Aᵀ g,   dA = g vᵀ,   dS = A ⊙ (dA − rowsum(dA ⊙ A)) · D^−½,
 ///     dq = dS k,   dk = dSᵀ q
 ///
-/// Caches of the last forward: qkv [B, T, 3C], A [B, NH, T, T], y [B, T, C]. The products
+/// Caches of the last forward: qkv [B, T, 3C], y [B, T, C] and (unless
+/// `storesProbabilities` is off, then A is recomputed in backward) A [B, NH, T, T]. The products
 /// run per (batch, head) with sgemm on strided views of qkv (no transposed copies); when
 /// BLAS is single-threaded (one thread per MPI rank) the (b, h) pairs are spread over
 /// `Parallel` workers instead.
@@ -25,8 +26,14 @@ public final class Attention: Module {
     public let qkv: Linear     // [3C, C]
     public let proj: Linear    // [C, C]
     private var qkvOut = CacheBuffer(), att = CacheBuffer(), y = CacheBuffer()
-    private var dY = CacheBuffer(), dQKV = CacheBuffer(), dAtt = CacheBuffer()
-    private var batch = 0, tokens = 0
+    private var dY = CacheBuffer(), dQKV = CacheBuffer(), dAtt = CacheBuffer(), probScratch = CacheBuffer()
+    private var batch = 0, tokens = 0, probabilitiesStored = false
+
+    /// Whether the forward keeps A [B, NH, T, T] for the backward (default). When false, the
+    /// forward uses a per-worker [T, T] scratch and the backward recomputes A from the cached
+    /// qkv (one extra q kᵀ GEMM and softmax per head): for ViT-L at 1025 tokens this cuts the
+    /// block's attention cache from ~83 MB to ~16 MB.
+    public var storesProbabilities = true
 
     public init(channels: Int, heads: Int) {
         precondition(heads > 0 && channels % heads == 0, "Attention: \(channels) channels over \(heads) heads")
@@ -47,11 +54,40 @@ public final class Attention: Module {
         proj.reset(rng: &rng)
     }
 
-    /// The attention probabilities of the last forward, [B, NH, T, T] (for inspection).
+    /// The attention probabilities of the last forward, [B, NH, T, T] (empty unless
+    /// `storesProbabilities`).
     public var attentionProbabilities: Tensor { att.tensor }
 
     /// Whether (b, h) pairs run on `Parallel` workers (each GEMM single-threaded).
     private var parallelPairs: Bool { BLAS.threads == 1 && Parallel.threads > 1 }
+
+    /// Runs `body(pair, worker, rowsParallel)` over all (b, h) pairs: spread over `workers`
+    /// Parallel workers (each with its own scratch index), or serially with row-parallel
+    /// softmax when BLAS is multi-threaded.
+    private func forEachPair(_ pairs: Int, workers: Int, _ body: (Int, Int, Bool) -> Void) {
+        if workers > 1 {
+            let chunk = (pairs + workers - 1) / workers
+            Parallel.forEach(workers) { wr in
+                for w in wr {
+                    for p in (w * chunk)..<Swift.min(pairs, (w + 1) * chunk) { body(p, w, false) }
+                }
+            }
+        } else {
+            for p in 0..<pairs { body(p, 0, true) }
+        }
+    }
+
+    /// A [T, T] = softmax(q kᵀ · scale) of one (b, h) pair, into `a`.
+    @inline(__always)
+    private func probabilities(q: UnsafePointer<Float>, k: UnsafePointer<Float>, into a: UnsafeMutablePointer<Float>,
+                               tokens T: Int, rowsParallel: Bool) {
+        let ld = 3 * channels
+        BLAS.gemm(transposeA: false, transposeB: true, m: T, n: T, k: headDim, alpha: scale,
+                  a: q, lda: ld, b: k, ldb: ld, c: a, ldc: T)
+        if rowsParallel { Kernels.softmaxRows(a, rows: T, cols: T) } else {
+            for t in 0..<T { Kernels.softmaxRow(a + t * T, T) }
+        }
+    }
 
     /// input [B, T, C] → output [B, T, C] (written; may not alias input).
     public func forward(_ input: Tensor, into output: Tensor) {
@@ -60,28 +96,27 @@ public final class Attention: Module {
         let (B, T, C, NH, D) = (input.shape[0], input.shape[1], channels, heads, headDim)
         batch = B
         tokens = T
-        let qkvT = qkvOut.ensure([B, T, 3 * C]), attT = att.ensure([B, NH, T, T]), yT = y.ensure([B, T, C])
-        qkv.forward(input, into: qkvT)
-        let qkvP = qkvT.data, attP = attT.data, yP = yT.data, s = scale
         let pairs = B * NH
-        let onePair = { (pair: Int, rowsParallel: Bool) in
+        let workers = parallelPairs ? Swift.min(Parallel.threads, pairs) : 1
+        let qkvT = qkvOut.ensure([B, T, 3 * C]), yT = y.ensure([B, T, C])
+        let probs: Tensor
+        if storesProbabilities {
+            probs = att.ensure([B, NH, T, T])
+        } else {
+            att.release()
+            probs = probScratch.ensure([workers, T, T])
+        }
+        qkv.forward(input, into: qkvT)
+        probabilitiesStored = storesProbabilities
+        let qkvP = qkvT.data, probP = probs.data, yP = yT.data, stores = storesProbabilities
+        forEachPair(pairs, workers: workers) { pair, w, rowsParallel in
             let b = pair / NH, h = pair % NH
             let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
-            let a = attP + pair * T * T
-            // scores [T, T] = q kᵀ · scale
-            BLAS.gemm(transposeA: false, transposeB: true, m: T, n: T, k: D, alpha: s,
-                      a: q, lda: 3 * C, b: k, ldb: 3 * C, c: a, ldc: T)
-            if rowsParallel { Kernels.softmaxRows(a, rows: T, cols: T) } else {
-                for t in 0..<T { Kernels.softmaxRow(a + t * T, T) }
-            }
+            let a = probP + (stores ? pair : w) * T * T
+            probabilities(q: q, k: k, into: a, tokens: T, rowsParallel: rowsParallel)
             // y_h [T, D] = A v
             BLAS.gemm(transposeA: false, transposeB: false, m: T, n: D, k: T,
                       a: a, lda: T, b: v, ldb: 3 * C, c: yP + b * T * C + h * D, ldc: C)
-        }
-        if parallelPairs {
-            Parallel.forEach(pairs) { r in for p in r { onePair(p, false) } }
-        } else {
-            for p in 0..<pairs { onePair(p, true) }
         }
         proj.forward(yT, into: output)
     }
@@ -109,6 +144,7 @@ public final class Attention: Module {
     /// Frees the caches and scratch buffers.
     public func releaseCache() {
         qkvOut.release(); att.release(); y.release(); dY.release(); dQKV.release(); dAtt.release()
+        probScratch.release()
         batch = 0
         tokens = 0
     }
@@ -122,16 +158,24 @@ public final class Attention: Module {
         let dYT = dY.ensure([B, T, C]), dQKVT = dQKV.ensure([B, T, 3 * C])
         if !frozen { proj.backward(dOutput: dOutput, input: y.tensor, dInput: nil) }
         proj.inputGradient(dOutput: dOutput, into: dYT, accumulate: false)
-        let parallel = parallelPairs
-        let workers = parallel ? Swift.min(Parallel.threads, B * NH) : 1
+        let pairs = B * NH
+        let workers = parallelPairs ? Swift.min(Parallel.threads, pairs) : 1
+        let stores = probabilitiesStored
         let scratch = dAtt.ensure([workers, T, T])
+        let recomputed = stores ? scratch : probScratch.ensure([workers, T, T])
         let qkvP = qkvOut.tensor.data, attP = att.tensor.data, dyP = dYT.data, dP = dQKVT.data
         let s = scale
-        let onePair = { (pair: Int, w: Int, rowsParallel: Bool) in
+        forEachPair(pairs, workers: workers) { pair, w, rowsParallel in
             let b = pair / NH, h = pair % NH
             let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
             let dq = dP + b * T * 3 * C + h * D, dk = dq + C, dv = dq + 2 * C
-            let a = attP + pair * T * T
+            let a: UnsafeMutablePointer<Float>
+            if stores {
+                a = attP + pair * T * T
+            } else {
+                a = recomputed.data + w * T * T
+                probabilities(q: q, k: k, into: a, tokens: T, rowsParallel: rowsParallel)
+            }
             let g = dyP + b * T * C + h * D
             let dA = scratch.data + w * T * T
             // dv [T, D] = Aᵀ g
@@ -152,17 +196,6 @@ public final class Attention: Module {
                       a: dA, lda: T, b: k, ldb: 3 * C, c: dq, ldc: 3 * C)
             BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: T,
                       a: dA, lda: T, b: q, ldb: 3 * C, c: dk, ldc: 3 * C)
-        }
-        if parallel {
-            let pairs = B * NH
-            let chunk = (pairs + workers - 1) / workers
-            Parallel.forEach(workers) { wr in
-                for w in wr {
-                    for p in (w * chunk)..<Swift.min(pairs, (w + 1) * chunk) { onePair(p, w, false) }
-                }
-            }
-        } else {
-            for p in 0..<(B * NH) { onePair(p, 0, true) }
         }
         return dQKVT
     }

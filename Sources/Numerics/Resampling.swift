@@ -33,19 +33,22 @@ public enum Resample {
 
     // MARK: Bilinear
 
-    /// Per output index: the two source indices and their weights.
-    struct LinearTaps {
-        var i0: [Int], i1: [Int], w0: [Float], w1: [Float]
+    /// Per output index: the two source indices and their weights (unsafe storage: read in
+    /// the hot loops without bounds checks).
+    final class LinearTaps {
+        let i0: UnsafeMutablePointer<Int>, i1: UnsafeMutablePointer<Int>
+        let w0: UnsafeMutablePointer<Float>, w1: UnsafeMutablePointer<Float>
 
         init(input n: Int, output m: Int, scaleFactor: Double?) {
-            i0 = [Int](repeating: 0, count: m); i1 = i0
-            w0 = [Float](repeating: 1, count: m); w1 = [Float](repeating: 0, count: m)
-            if n == m && scaleFactor == nil {
-                for d in 0..<m { i0[d] = d; i1[d] = d }
-                return
-            }
+            i0 = .allocate(capacity: Swift.max(m, 1)); i1 = .allocate(capacity: Swift.max(m, 1))
+            w0 = .allocate(capacity: Swift.max(m, 1)); w1 = .allocate(capacity: Swift.max(m, 1))
+            let identity = n == m && scaleFactor == nil
             let scale = sourceScale(input: n, output: m, scaleFactor: scaleFactor)
             for d in 0..<m {
+                if identity {
+                    i0[d] = d; i1[d] = d; w0[d] = 1; w1[d] = 0
+                    continue
+                }
                 var s = scale * (Float(d) + 0.5) - 0.5
                 if s < 0 { s = 0 }
                 let i = Swift.min(Int(s), n - 1)
@@ -56,6 +59,8 @@ public enum Resample {
                 w0[d] = 1 - l
             }
         }
+
+        deinit { i0.deallocate(); i1.deallocate(); w0.deallocate(); w1.deallocate() }
     }
 
     /// input [B, C, H, W] → output [B, C, OH, OW] (written), bilinear, `align_corners=False`.
@@ -116,28 +121,28 @@ public enum Resample {
         return (far(t + 1), near(t), near(1 - t), far(2 - t))
     }
 
-    struct CubicTaps {
-        var index: [Int]     // 4 per output index, clamped
-        var weight: [Float]  // 4 per output index
+    /// Per output index: four clamped source indices and their cubic weights.
+    final class CubicTaps {
+        let index: UnsafeMutablePointer<Int>     // 4 per output index, clamped to [0, n − 1]
+        let weight: UnsafeMutablePointer<Float>  // 4 per output index
 
         init(input n: Int, output m: Int, scaleFactor: Double?) {
-            index = [Int](repeating: 0, count: 4 * m)
-            weight = [Float](repeating: 0, count: 4 * m)
+            index = .allocate(capacity: Swift.max(4 * m, 1))
+            weight = .allocate(capacity: Swift.max(4 * m, 1))
             let identity = n == m && scaleFactor == nil
             let scale = sourceScale(input: n, output: m, scaleFactor: scaleFactor)
             for d in 0..<m {
                 let s = identity ? Float(d) : scale * (Float(d) + 0.5) - 0.5
-                let fl = s.rounded(.down)
-                let i = Swift.min(Int(fl), n - 1)
+                let i = Swift.min(Int(s.rounded(.down)), n - 1)
                 let t = Swift.min(Swift.max(s - Float(i), 0), 1)
                 let w = cubicCoefficients(t)
-                let ws = [w.0, w.1, w.2, w.3]
-                for k in 0..<4 {
-                    index[4 * d + k] = Swift.min(Swift.max(i - 1 + k, 0), n - 1)
-                    weight[4 * d + k] = ws[k]
-                }
+                let ws = (w.0, w.1, w.2, w.3)
+                weight[4 * d] = ws.0; weight[4 * d + 1] = ws.1; weight[4 * d + 2] = ws.2; weight[4 * d + 3] = ws.3
+                for k in 0..<4 { index[4 * d + k] = Swift.min(Swift.max(i - 1 + k, 0), n - 1) }
             }
         }
+
+        deinit { index.deallocate(); weight.deallocate() }
     }
 
     /// input [B, C, H, W] → output [B, C, OH, OW] (written), bicubic (A = −0.75),

@@ -98,4 +98,27 @@ final class AttentionTests: XCTestCase {
                                   backward: { attn.backward(dOutput: $0, input: $1, dInput: $2) },
                                   backwardInput: { attn.backwardInput(dOutput: $0, input: $1, dInput: $2) }))
     }
+
+    func testAttentionRecomputingProbabilitiesGivesTheSameOutputAndGradients() {
+        var rng = RandomGenerator(seed: 13)
+        let attn = Attention(channels: 8, heads: 2)
+        randomize(attn, &rng)
+        let x = randomTensor([2, 5, 8], &rng)
+        let stored = attn(x)
+        attn.storesProbabilities = false
+        XCTAssertLessThanOrEqual(maxAbsDiff(attn(x), stored), 1e-6)
+        XCTAssertEqual(attn.attentionProbabilities.count, 0)
+        checkLayer(LayerUnderTest(module: attn, input: x,
+                                  forward: { attn($0) },
+                                  backward: { attn.backward(dOutput: $0, input: $1, dInput: $2) },
+                                  backwardInput: { attn.backwardInput(dOutput: $0, input: $1, dInput: $2) }))
+        let savedParallel = Parallel.threads, savedBLAS = BLAS.threads
+        defer { Parallel.threads = savedParallel; BLAS.setThreads(savedBLAS) }
+        BLAS.setThreads(1)
+        Parallel.threads = 3
+        checkLayer(LayerUnderTest(module: attn, input: x,
+                                  forward: { attn($0) },
+                                  backward: { attn.backward(dOutput: $0, input: $1, dInput: $2) },
+                                  backwardInput: { attn.backwardInput(dOutput: $0, input: $1, dInput: $2) }))
+    }
 }
