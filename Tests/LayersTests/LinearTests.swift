@@ -50,3 +50,23 @@ final class LinearTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxAbs(layer.bias!.value), bound)
     }
 }
+
+final class ModuleTests: XCTestCase {
+    func testParameterNamesFollowTheModuleTreeAndFreezingDropsGradients() {
+        let attn = Attention(channels: 8, heads: 2)
+        XCTAssertEqual(attn.parameters(prefix: "blocks.3.attn.").map(\.name),
+                       ["blocks.3.attn.qkv.weight", "blocks.3.attn.qkv.bias",
+                        "blocks.3.attn.proj.weight", "blocks.3.attn.proj.bias"])
+        XCTAssertEqual(attn.parameterCount, 24 * 8 + 24 + 8 * 8 + 8)
+        XCTAssertNil(attn.qkv.weight.grad, "parameters start frozen")
+        attn.setRequiresGrad(true)
+        XCTAssertEqual(attn.qkv.weight.grad?.shape, [24, 8])
+        attn.qkv.weight.grad!.fill(3)
+        attn.zeroGrad()
+        XCTAssertEqual(maxAbs(attn.qkv.weight.grad!), 0)
+        attn.setRequiresGrad(false)
+        XCTAssertNil(attn.proj.bias!.grad)
+        let linear = Linear(inputDimensions: 2, outputDimensions: 3)
+        XCTAssertEqual(linear.parameters(prefix: "peft/f_t/").map(\.name), ["peft/f_t/weight", "peft/f_t/bias"])
+    }
+}

@@ -152,3 +152,17 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(Double(out.data[3]), 3 / (3.5 + 1e-6).squareRoot(), accuracy: 1e-6)
     }
 }
+
+final class TransposeTests: XCTestCase {
+    func testTransposeSwapsTheLastTwoDimensionsAcrossTileBorders() {
+        let (B, R, C) = (3, 37, 70)  // not multiples of the 32 tile
+        let src = Tensor(shape: [B, R, C], values: (0..<(B * R * C)).map { Float($0) })
+        let dst = Tensor(zeros: [B, C, R])
+        Kernels.transposeLastTwo(src, into: dst)
+        for b in 0..<B {
+            for i in 0..<R {
+                for j in 0..<C { XCTAssertEqual(dst[b, j, i], src[b, i, j]) }
+            }
+        }
+    }
+}
