@@ -12,7 +12,8 @@ import Numerics
 /// the data-parallel trainer passes the valid-pixel count of the whole global batch so that
 /// the averaged gradient equals the single-process one. Labels ≥ K other than the ignore
 /// index are treated as ignored and counted in `outOfRangePixels` so the caller can report
-/// them. With no valid pixel the loss is 0 and no gradient is added.
+/// them. With no valid pixel the loss is 0 and no gradient is added. (mmseg's default
+/// `avg_non_ignore=False` divides by all B·H·W pixels instead: pass that as `normalizer`.)
 public enum PixelCrossEntropy {
     public struct Result {
         /// The mean loss over the `n` pixels (Double accumulation).
