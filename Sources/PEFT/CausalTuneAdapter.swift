@@ -391,6 +391,23 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
         }
     }
 
+    // MARK: all layers' tokens (Rein's token → query link of the Mask2Former head)
+
+    /// Writes every layer's tokens `T_i` into `out [L, m, C]` (`A_i B_i` for low rank).
+    public func allTokens(into out: Tensor) {
+        precondition(out.shape == [layers, tokenCount, channels], "allTokens: \(out.shape), expected [\(layers), \(tokenCount), \(channels)]")
+        for l in 0..<layers { _ = layerTokens(l, into: out.slice(l)) }
+    }
+
+    /// Accumulates `∂L/∂T [L, m, C]` (from a consumer of `allTokens`, e.g. the head's query
+    /// link) into the token gradients (`dA_i += dT_i B_iᵀ`, `dB_i += A_iᵀ dT_i` for low rank).
+    public func accumulateAllTokensGradient(_ dTokens: Tensor) {
+        precondition(dTokens.shape == [layers, tokenCount, channels], "accumulateAllTokensGradient: \(dTokens.shape)")
+        for l in 0..<layers {
+            accumulateTokenGradient(layer: l, dt: UnsafePointer(dTokens.data + l * tokenCount * channels))
+        }
+    }
+
     // MARK: feature dump
 
     /// Block `layer`'s features for the feature dump (SPEC §7), recomputed from the block's

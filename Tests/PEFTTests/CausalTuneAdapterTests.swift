@@ -132,3 +132,40 @@ final class CausalTuneAdapterTests: XCTestCase {
         XCTAssertEqual(a.tokens!.value.array, [Float](repeating: 0.25, count: 6))
     }
 }
+
+/// The all-layers token view used by the head's token → query link.
+final class CausalTuneTokenLinkTests: XCTestCase {
+    func testAllTokensAndTheirGradientMatchLowRankProducts() throws {
+        let a = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 3, loraRank: 2), layers: 2, channels: 4, patchSize: 14, seed: 5)
+        let all = Tensor(zeros: [2, 3, 4])
+        a.allTokens(into: all)
+        let A = a.tokensA!.value, B = a.tokensB!.value
+        for l in 0..<2 { for i in 0..<3 { for c in 0..<4 {
+            let want = (0..<2).reduce(Float(0)) { $0 + A[l, i, $1] * B[l, $1, c] }
+            XCTAssertEqual(all[l, i, c], want, accuracy: 1e-6)
+        } } }
+        // L = Σ T ⊙ G  ⇒  dA = G Bᵀ, dB = Aᵀ G.
+        var rng = RandomGenerator(seed: 1)
+        let g = Tensor(zeros: [2, 3, 4])
+        rng.fillNormal(g)
+        a.zeroGrad()
+        a.accumulateAllTokensGradient(g)
+        let dA = a.tokensA!.grad!, dB = a.tokensB!.grad!
+        for l in 0..<2 {
+            for i in 0..<3 { for r in 0..<2 {
+                let want = (0..<4).reduce(Float(0)) { $0 + g[l, i, $1] * B[l, r, $1] }
+                XCTAssertEqual(dA[l, i, r], want, accuracy: 1e-5)
+            } }
+            for r in 0..<2 { for c in 0..<4 {
+                let want = (0..<3).reduce(Float(0)) { $0 + A[l, $1, r] * g[l, $1, c] }
+                XCTAssertEqual(dB[l, r, c], want, accuracy: 1e-5)
+            } }
+        }
+        let full = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 3), layers: 2, channels: 4, patchSize: 14, seed: 5)
+        full.allTokens(into: all)
+        XCTAssertEqual(all.array, full.tokens!.value.array)
+        full.zeroGrad()
+        full.accumulateAllTokensGradient(g)
+        XCTAssertEqual(full.tokens!.grad!.array, g.array)
+    }
+}
