@@ -52,8 +52,10 @@ let package = Package(
         .target(name: "Training", dependencies: [
             "Numerics", "Layers", "Support", "Distributed", "Backbone", "PEFT", "Heads", "Data",
         ], swiftSettings: fast),
+        .target(name: "Visualization", dependencies: ["Numerics", "Support", "Data"], swiftSettings: fast),
         .executableTarget(name: "CausalTuneCLI", dependencies: [
             "Numerics", "Layers", "Support", "Distributed", "Backbone", "PEFT", "Heads", "Data", "Training",
+            "Visualization",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast),
@@ -74,6 +76,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: [
             "Training", "Numerics", "Layers", "Support", "Backbone", "PEFT", "Heads", "Data", "Distributed",
         ]),
+        .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Numerics", "Support", "Data"]),
     ],
     swiftLanguageModes: [.v5]
 )
