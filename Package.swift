@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "Training", dependencies: [
             "Numerics", "Layers", "Support", "Distributed", "Backbone", "PEFT", "Heads", "Data",
         ], swiftSettings: fast),
-        .target(name: "Visualization", dependencies: ["Numerics", "Support", "Data"], swiftSettings: fast),
+        .target(name: "Visualization", dependencies: ["Numerics", "Support", "Data", "PEFT"], swiftSettings: fast),
         .executableTarget(name: "CausalTuneCLI", dependencies: [
             "Numerics", "Layers", "Support", "Distributed", "Backbone", "PEFT", "Heads", "Data", "Training",
             "Visualization",

@@ -124,16 +124,29 @@ public struct LineChart {
             let boxW = textW + 26, boxH = named.count * 12 + 6
             let corners = [(m.left + plotW - boxW - 6, m.top + 6), (m.left + plotW - boxW - 6, m.top + plotH - boxH - 6),
                            (m.left + 8, m.top + 6), (m.left + 8, m.top + plotH - boxH - 6)]
-            let hidden = corners.map { corner -> Int in
-                var n = 0
-                for s in series {
-                    for p in s.points where p.x.isFinite {
-                        guard let y = tf(p.y) else { continue }
-                        let qx = px(p.x), qy = py(y)
-                        if qx >= Double(corner.0 - 4) && qx <= Double(corner.0 + boxW + 4) && qy >= Double(corner.1 - 4) && qy <= Double(corner.1 + boxH + 4) { n += 1 }
+            // Pixel positions of the curves, with 16 samples along every segment.
+            var samples: [(Double, Double)] = []
+            for s in series {
+                let pts = s.points.compactMap { p -> (Double, Double)? in
+                    guard p.x.isFinite, let y = tf(p.y) else { return nil }
+                    return (px(p.x), py(y))
+                }
+                samples += pts
+                if pts.count >= 2 {
+                    for k in 1..<pts.count {
+                        for t in 1..<16 {
+                            let f = Double(t) / 16
+                            samples.append((pts[k - 1].0 + (pts[k].0 - pts[k - 1].0) * f, pts[k - 1].1 + (pts[k].1 - pts[k - 1].1) * f))
+                        }
                     }
                 }
-                return n
+            }
+            let hidden = corners.map { corner -> Int in
+                samples.reduce(0) { n, q in
+                    let inside = q.0 >= Double(corner.0 - 8) && q.0 <= Double(corner.0 + boxW + 8)
+                        && q.1 >= Double(corner.1 - 8) && q.1 <= Double(corner.1 + boxH + 8)
+                    return n + (inside ? 1 : 0)
+                }
             }
             let best = hidden.indices.min { hidden[$0] < hidden[$1] } ?? 0
             let (bx, by) = corners[best]
