@@ -297,6 +297,9 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
             }
         }
         cache.valid = true
+        if recordFeatures.contains(layer) {
+            recordedFeatures[layer] = makeFeatures(input: input, output: output, prefixTokens: prefixTokens, grid: grid)
+        }
     }
 
     // MARK: backward
@@ -410,14 +413,28 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
 
     // MARK: feature dump
 
-    /// Block `layer`'s features for the feature dump (SPEC §7), recomputed from the block's
+    /// The layers whose forward also records their dump arrays (`recordedFeatures`); empty
+    /// (the default) costs nothing. For `causal-tune features`.
+    public var recordFeatures: Set<Int> = [] {
+        didSet { recordedFeatures = recordedFeatures.filter { recordFeatures.contains($0.key) } }
+    }
+
+    /// The dump arrays of the last forward of every layer in `recordFeatures`.
+    public private(set) var recordedFeatures: [Int: CausalTuneFeatures] = [:]
+
+    /// Block `layer`'s features for the feature dump (SPEC §7), computed from the block's
     /// output tokens `input [B, T, C]` with the current parameters. Runs the layer's
     /// forward (replacing its cache). Maps are channel-first `[B, C, h, w]`.
     public func features(layer: Int, input: Tensor, prefixTokens: Int, grid: (h: Int, w: Int)) -> CausalTuneFeatures {
-        let (b, t, c) = shape3(input)
-        let n = grid.h * grid.w
         let output = Tensor(zeros: input.shape)
         forward(layer: layer, input: input, output: output, prefixTokens: prefixTokens, grid: grid)
+        return recordedFeatures[layer] ?? makeFeatures(input: input, output: output, prefixTokens: prefixTokens, grid: grid)
+    }
+
+    /// The dump arrays from a layer's input and output tokens.
+    private func makeFeatures(input: Tensor, output: Tensor, prefixTokens: Int, grid: (h: Int, w: Int)) -> CausalTuneFeatures {
+        let (b, t, c) = shape3(input)
+        let n = grid.h * grid.w
         let spectrumTokens = Tensor(zeros: [b, n, c])
         transform.forward(src: input.data + prefixTokens * c, srcStride: t * c, dst: spectrumTokens.data,
                           dstStride: n * c, batch: b, channels: c)

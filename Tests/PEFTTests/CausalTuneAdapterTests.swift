@@ -169,3 +169,27 @@ final class CausalTuneTokenLinkTests: XCTestCase {
         XCTAssertEqual(full.tokens!.grad!.array, g.array)
     }
 }
+
+/// Recording the dump arrays during an ordinary forward (the `features` command's path).
+final class CausalTuneRecordingTests: XCTestCase {
+    func testRecordedFeaturesEqualRecomputedOnesAndOnlyForSelectedLayers() throws {
+        let a = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 4, scaleInit: 0.3), layers: 3, channels: 3, patchSize: 14, seed: 1)
+        var rng = RandomGenerator(seed: 4)
+        let x = Tensor(zeros: [1, 1 + 20, 3])
+        rng.fillNormal(x)
+        let out = Tensor(zeros: x.shape)
+        a.recordFeatures = [1]
+        a.forward(layer: 0, input: x, output: out, prefixTokens: 1, grid: (4, 5))
+        a.forward(layer: 1, input: x, output: out, prefixTokens: 1, grid: (4, 5))
+        XCTAssertNil(a.recordedFeatures[0])
+        let rec = try XCTUnwrap(a.recordedFeatures[1])
+        a.recordFeatures = []
+        XCTAssertTrue(a.recordedFeatures.isEmpty)
+        let f = a.features(layer: 1, input: x, prefixTokens: 1, grid: (4, 5))
+        XCTAssertEqual(rec.spectrum.array, f.spectrum.array)
+        XCTAssertEqual(rec.causal.array, f.causal.array)
+        XCTAssertEqual(rec.refined.array, f.refined.array)
+        XCTAssertEqual(rec.bandEnergy.array, f.bandEnergy.array)
+        for p in 0..<20 { for c in 0..<3 { XCTAssertEqual(rec.refined[0, c, p / 5, p % 5], out[0, 1 + p, c]) } }
+    }
+}
