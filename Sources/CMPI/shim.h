@@ -17,4 +17,8 @@ static inline int ct_mpi_success(void) { return MPI_SUCCESS; }
 static inline MPI_Request ct_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 static inline MPI_Status *ct_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline int ct_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
+static inline MPI_Datatype ct_mpi_uint64(void) { return MPI_UINT64_T; }
+static inline MPI_Datatype ct_mpi_byte(void) { return MPI_BYTE; }
+static inline MPI_Info ct_mpi_info_null(void) { return MPI_INFO_NULL; }
+static inline int ct_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 #endif

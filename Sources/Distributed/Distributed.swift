@@ -1,1 +1,0 @@
-// The Distributed module; its files arrive with their issues.

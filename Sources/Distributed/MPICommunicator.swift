@@ -1,0 +1,118 @@
+/// The MPI communicator (Open MPI; any MPI-3 library with the `CMPI` shim).
+///
+/// Initialised once per process with `MPI_Init_thread(MPI_THREAD_FUNNELED)`: worker threads
+/// (Parallel.forEach, BLAS) may run, but only the main thread calls MPI. `MPI_Finalize`
+/// runs at normal process exit (an `atexit` handler, or `finish()`); `abort(code:)` calls
+/// `MPI_Abort` so that an error on one rank ends every rank instead of leaving them blocked
+/// in a collective. `localRank`/`localSize` come from `MPI_Comm_split_type(SHARED)`.
+import CMPI
+import Foundation
+import Numerics
+
+public final class MPICommunicator: Communicator {
+    /// The process-wide communicator (MPI can be initialised only once).
+    public static let shared = MPICommunicator()
+
+    private let world: MPI_Comm
+
+    private init() {
+        var initialised: Int32 = 0
+        MPI_Initialized(&initialised)
+        if initialised == 0 {
+            var provided: Int32 = 0
+            MPI_Init_thread(nil, nil, ct_mpi_thread_funneled(), &provided)
+            atexit { MPICommunicator.finalizeIfNeeded() }
+        }
+        guard let world = ct_mpi_comm_world() else { fatalError("MPI_COMM_WORLD is null") }
+        var rank: Int32 = 0
+        var size: Int32 = 1
+        MPI_Comm_rank(world, &rank)
+        MPI_Comm_size(world, &size)
+        var local: MPI_Comm? = nil
+        var localRank: Int32 = 0
+        var localSize: Int32 = 1
+        if MPI_Comm_split_type(world, ct_mpi_comm_type_shared(), rank, ct_mpi_info_null(), &local) == ct_mpi_success(),
+           let localComm = local {
+            MPI_Comm_rank(localComm, &localRank)
+            MPI_Comm_size(localComm, &localSize)
+            MPI_Comm_free(&local)
+        }
+        self.world = world
+        super.init(rank: Int(rank), size: Int(size), localRank: Int(localRank), localSize: Int(localSize))
+    }
+
+    /// Calls `MPI_Finalize` once, if MPI is initialised and not finalised yet.
+    static func finalizeIfNeeded() {
+        var initialised: Int32 = 0
+        var finalised: Int32 = 0
+        MPI_Initialized(&initialised)
+        MPI_Finalized(&finalised)
+        if initialised != 0 && finalised == 0 { MPI_Finalize() }
+    }
+
+    private static func datatype(_ element: CommunicatorElement) -> MPI_Datatype {
+        switch element {
+        case .float32: return ct_mpi_float()
+        case .float64: return ct_mpi_double()
+        case .int64: return ct_mpi_int64()
+        case .uint64: return ct_mpi_uint64()
+        case .byte: return ct_mpi_uint8()
+        }
+    }
+
+    private static func op(_ operation: ReduceOperation) -> MPI_Op {
+        switch operation {
+        case .sum: return ct_mpi_sum()
+        case .max: return ct_mpi_max()
+        case .min: return ct_mpi_min()
+        }
+    }
+
+    override public func barrier() {
+        MPI_Barrier(world)
+    }
+
+    override public func broadcastRaw(_ pointer: UnsafeMutableRawPointer, count: Int, element: CommunicatorElement,
+                                      root: Int) {
+        precondition(root >= 0 && root < size, "broadcast root \(root) outside 0..<\(size)")
+        let type = MPICommunicator.datatype(element)
+        var offset = 0
+        while offset < count {
+            let n = Swift.min(Communicator.maxElementsPerCall, count - offset)
+            MPI_Bcast(pointer + offset * element.size, Int32(n), type, Int32(root), world)
+            offset += n
+        }
+    }
+
+    override public func allReduceRaw(_ pointer: UnsafeMutableRawPointer, count: Int, element: CommunicatorElement,
+                                      operation: ReduceOperation) {
+        let type = MPICommunicator.datatype(element)
+        let op = MPICommunicator.op(operation)
+        var offset = 0
+        while offset < count {
+            let n = Swift.min(Communicator.maxElementsPerCall, count - offset)
+            MPI_Allreduce(ct_mpi_in_place(), pointer + offset * element.size, Int32(n), type, op, world)
+            offset += n
+        }
+    }
+
+    override public func allGatherRaw(_ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int,
+                                      element: CommunicatorElement) {
+        precondition(count * size < Int(Int32.max), "allGather of \(count) elements per rank is too large")
+        let type = MPICommunicator.datatype(element)
+        MPI_Allgather(input, Int32(count), type, output, Int32(count), type, world)
+    }
+
+    override public func abort(code: Int32) -> Never {
+        fflush(stdout)
+        fflush(stderr)
+        MPI_Abort(world, code)
+        exit(code)
+    }
+
+    override public func finish() -> Never {
+        fflush(stdout)
+        MPICommunicator.finalizeIfNeeded()
+        exit(0)
+    }
+}

@@ -1,1 +1,0 @@
-// The Support module; its files arrive with their issues.
