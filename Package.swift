@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: [
             "Training", "Numerics", "Layers", "Support", "Backbone", "PEFT", "Heads", "Data", "Distributed",
         ]),
-        .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Numerics", "Support", "Data"]),
+        .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Numerics", "Support", "Data", "PEFT"]),
     ],
     swiftLanguageModes: [.v5]
 )

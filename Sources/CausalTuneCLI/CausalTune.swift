@@ -13,6 +13,6 @@ struct CausalTune: ParsableCommand {
         process with the same command without mpirun. See README.md and configs/.
         """,
         version: CausalTuneVersion.string,
-        subcommands: [ScoreCommand.self, SynthCommand.self]
+        subcommands: [ScoreCommand.self, SynthCommand.self, VisualizeCommand.self, SweepCommand.self]
     )
 }

@@ -56,7 +56,7 @@ public struct StackedBarChart {
         // Bars.
         let n = Swift.max(1, categories.count)
         let slot = Double(plotW) / Double(n)
-        let barW = Swift.max(1, Int(slot * 0.7))
+        let barW = Swift.max(1, Swift.min(56, Int(slot * 0.7)))
         let labelEvery = Swift.max(1, Int((Double(BitmapFont.width(of: categories.max(by: { $0.count < $1.count }) ?? "") + 6) / slot).rounded(.up)))
         for (i, row) in values.enumerated() {
             let x = left + Int(slot * (Double(i) + 0.5)) - barW / 2

@@ -1,0 +1,122 @@
+import Foundation
+import Numerics
+import Support
+
+/// Read access to a feature dump (SPEC §7, written by `causal-tune features`):
+///
+/// ```
+/// /                       attrs: format = "causal-tune-features", version, config, images, grid
+/// /layer_<ii>/spatial     [B, C, h, w]   /layer_<ii>/spectrum  [B, C, h, w]
+/// /layer_<ii>/causal      [B, C, h, w]   /layer_<ii>/refined   [B, C, h, w]
+/// /layer_<ii>/band_energy [B, 3]         /mask [h, w]          /image [B, 3, H, W]
+/// ```
+/// Every missing or mis-shaped dataset is one `CausalTuneError` naming the file, the
+/// dataset and what needed it.
+public final class FeatureDump {
+    public let path: String
+    let file: HDF5File
+    /// The block indices that have a `/layer_<ii>` group, ascending.
+    public let layers: [Int]
+
+    /// ImageNet normalisation of `/image` (SPEC §6), RGB.
+    public static let mean: [Float] = [123.675, 116.28, 103.53]
+    public static let std: [Float] = [58.395, 57.12, 57.375]
+
+    public init(path: String) throws {
+        self.path = path
+        file = try HDF5File.open(path)
+        if file.hasAttribute("format") {
+            let format = (try? file.stringAttribute("format")) ?? "?"
+            if format != "causal-tune-features" {
+                throw CausalTuneError("\(path): not a feature dump (format = \"\(format)\"; write one with `causal-tune features`)")
+            }
+        }
+        var found: [Int] = []
+        for child in try file.children(of: "/") where child.kind == .group && child.name.hasPrefix("layer_") {
+            if let i = Int(child.name.dropFirst(6)) { found.append(i) }
+        }
+        layers = found.sorted()
+    }
+
+    /// The group name of block `i`: `layer_<ii>`, two digits.
+    public static func layerName(_ i: Int) -> String { i < 10 ? "layer_0\(i)" : "layer_\(i)" }
+
+    /// Checks that the dump has the given layers (all of `layers` when nil) and, in each, the
+    /// given datasets; `purpose` names the command in the error.
+    public func requireLayers(_ wanted: [Int]?, datasets: [String], purpose: String) throws -> [Int] {
+        if layers.isEmpty {
+            throw CausalTuneError("\(path): no /layer_<ii> groups — \(purpose) needs a feature dump written by `causal-tune features`")
+        }
+        let chosen = wanted ?? layers
+        for i in chosen {
+            guard layers.contains(i) else {
+                throw CausalTuneError("\(path): no /\(FeatureDump.layerName(i)) (the dump has layers \(layers.map(String.init).joined(separator: ", ")))")
+            }
+            for d in datasets {
+                let p = "/\(FeatureDump.layerName(i))/\(d)"
+                guard file.isDataset(p) else {
+                    throw CausalTuneError("\(path): dataset \(p) missing — \(purpose) needs /layer_<ii>/{\(datasets.joined(separator: ","))}")
+                }
+            }
+        }
+        return chosen
+    }
+
+    /// Checks that a top-level dataset exists.
+    public func require(_ dataset: String, purpose: String) throws {
+        guard file.isDataset(dataset) else {
+            throw CausalTuneError("\(path): dataset \(dataset) missing — \(purpose) needs it")
+        }
+    }
+
+    /// `/layer_<ii>/<name>` as `[B, C, h, w]`.
+    public func features(layer i: Int, _ name: String) throws -> Tensor {
+        let p = "/\(FeatureDump.layerName(i))/\(name)"
+        let t = try file.readTensor(p)
+        guard t.rank == 4 else { throw CausalTuneError("\(path): \(p) has shape \(t.shape), expected [B, C, h, w]") }
+        return t
+    }
+
+    /// `/layer_<ii>/band_energy` averaged over the images: (low, causal, high).
+    public func bandEnergy(layer i: Int) throws -> [Double] {
+        let p = "/\(FeatureDump.layerName(i))/band_energy"
+        let t = try file.readTensor(p)
+        guard t.rank == 2, t.shape[1] == 3, t.shape[0] >= 1 else {
+            throw CausalTuneError("\(path): \(p) has shape \(t.shape), expected [B, 3]")
+        }
+        let B = t.shape[0]
+        return (0..<3).map { k in (0..<B).reduce(0.0) { $0 + Double(t.data[$1 * 3 + k]) } / Double(B) }
+    }
+
+    /// `/mask` as `(h, w, values)`.
+    public func mask() throws -> (h: Int, w: Int, values: [Float]) {
+        let t = try file.readTensor("/mask")
+        guard t.rank == 2 else { throw CausalTuneError("\(path): /mask has shape \(t.shape), expected [h, w]") }
+        return (t.shape[0], t.shape[1], t.array)
+    }
+
+    /// `/image` `[B, 3, H, W]` (normalised network input).
+    public func images() throws -> Tensor {
+        let t = try file.readTensor("/image")
+        guard t.rank == 4, t.shape[1] == 3 else { throw CausalTuneError("\(path): /image has shape \(t.shape), expected [B, 3, H, W]") }
+        return t
+    }
+
+    /// Image `b` of a `[B, 3, H, W]` normalised batch back in 8-bit RGB:
+    /// `pixel = clamp(x·std + mean, 0, 255)`.
+    public static func denormalise(_ images: Tensor, index b: Int) -> Canvas {
+        let H = images.shape[2], W = images.shape[3]
+        var c = Canvas(width: W, height: H, background: .black)
+        let base = images.data + b * 3 * H * W
+        c.pixels.withUnsafeMutableBufferPointer { p in
+            for ch in 0..<3 {
+                let src = base + ch * H * W
+                for i in 0..<(H * W) {
+                    let v = src[i] * std[ch] + mean[ch]
+                    p[3 * i + ch] = UInt8(Swift.min(255, Swift.max(0, v.rounded())))
+                }
+            }
+        }
+        return c
+    }
+}

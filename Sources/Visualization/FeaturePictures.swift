@@ -1,0 +1,148 @@
+import Foundation
+import Numerics
+import PEFT
+
+/// The pictures of `causal-tune visualize features` (the paper's Fig. 1 and Fig. 5) and
+/// `visualize bands`.
+///
+/// For layer `i` and image `b` of a dump, one row of panels, left to right:
+/// 1. the input image (`/image` denormalised),
+/// 2. PCA-RGB of `spatial` (features before Causal-Tune),
+/// 3. PCA-RGB of `T⁻¹(causal)` (the band-passed spectrum back in the spatial domain — what
+///    the tokens refine),
+/// 4. PCA-RGB of `refined` (features after Causal-Tune),
+/// 5. the log-magnitude spectrum of `spatial` with the mask's half-maximum contour.
+/// Each PCA is fitted on its own map (`PCA.rgb`). `T` is identified from the dump itself:
+/// the transform kind (dct, fft, haar, identity — PEFT's `SpectralTransform`) whose
+/// forward transform of `spatial` reproduces `spectrum` (relative error < 1e-3), so no
+/// config parsing is needed and the inverse is exactly the one the model used.
+public enum FeaturePictures {
+    /// Panel side in pixels (feature maps are enlarged by an integer factor to about this).
+    public static let panelSize = 192
+
+    /// The transform kind that maps `spatial[0]` to `spectrum[0]` (both `[B, C, h, w]`).
+    public static func identifyTransform(spatial: Tensor, spectrum: Tensor) -> (kind: TransformKind, error: Double) {
+        let C = spatial.shape[1], h = spatial.shape[2], w = spatial.shape[3]
+        let n = C * h * w
+        let test = Tensor(zeros: [C, h, w])
+        var best: (TransformKind, Double) = (.identity, .infinity)
+        var norm = 0.0
+        for i in 0..<n { norm += Double(spectrum.data[i]) * Double(spectrum.data[i]) }
+        for kind in [TransformKind.dct, .fft, .haar, .identity] {
+            let t = SpectralTransform(kind: kind, h: h, w: w)
+            t.forward(src: spatial.data, srcStride: h * w, dst: test.data, dstStride: h * w, batch: C, channels: 1)
+            var err = 0.0
+            for i in 0..<n { let d = Double(test.data[i]) - Double(spectrum.data[i]); err += d * d }
+            let rel = (err / Swift.max(norm, 1e-300)).squareRoot()
+            if rel < best.1 { best = (kind, rel) }
+        }
+        return best
+    }
+
+    /// `T⁻¹(x)` for a `[B, C, h, w]` spectrum.
+    public static func inverse(_ x: Tensor, kind: TransformKind) -> Tensor {
+        let B = x.shape[0], C = x.shape[1], h = x.shape[2], w = x.shape[3]
+        let out = Tensor(zeros: x.shape)
+        SpectralTransform(kind: kind, h: h, w: w)
+            .inverse(src: x.data, srcStride: h * w, dst: out.data, dstStride: h * w, batch: B * C, channels: 1)
+        return out
+    }
+
+    /// A feature map `[C, h, w]` as its PCA-RGB picture enlarged to about `panelSize`.
+    static func pcaPanel(_ f: Tensor) -> Canvas {
+        let h = f.shape[1], w = f.shape[2]
+        let s = Swift.max(1, panelSize / Swift.max(h, w))
+        return PCA.rgb(f).scaled(width: w * s, height: h * s, interpolation: .nearest)
+    }
+
+    /// The panels of one layer for every image of the dump: `rows[b]` = titled panels.
+    public static func layerRows(dump: FeatureDump, layer i: Int) throws -> [[(title: String, image: Canvas)]] {
+        let spatial = try dump.features(layer: i, "spatial")
+        let spectrum = try dump.features(layer: i, "spectrum")
+        let causal = try dump.features(layer: i, "causal")
+        let refined = try dump.features(layer: i, "refined")
+        let images = try dump.images()
+        let mask = try dump.mask()
+        let B = spatial.shape[0], h = spatial.shape[2], w = spatial.shape[3]
+        for (name, t) in [("spectrum", spectrum), ("causal", causal), ("refined", refined)] where t.shape != spatial.shape {
+            throw CausalTuneError("\(dump.path): /\(FeatureDump.layerName(i))/\(name) has shape \(t.shape), /\(FeatureDump.layerName(i))/spatial \(spatial.shape)")
+        }
+        guard images.shape[0] == B else {
+            throw CausalTuneError("\(dump.path): /image holds \(images.shape[0]) images, /\(FeatureDump.layerName(i))/spatial \(B)")
+        }
+        guard mask.h == h, mask.w == w else {
+            throw CausalTuneError("\(dump.path): /mask is \(mask.h)×\(mask.w), the feature grid \(h)×\(w)")
+        }
+        let (kind, err) = identifyTransform(spatial: spatial, spectrum: spectrum)
+        guard err < 1e-3 else {
+            throw CausalTuneError("\(dump.path): /\(FeatureDump.layerName(i))/spectrum is not the dct, fft, haar or identity transform of spatial (best \(kind.rawValue), relative error \(String(format: "%.2g", err)))")
+        }
+        let causalSpatial = inverse(causal, kind: kind)
+        let s = Swift.max(1, panelSize / Swift.max(h, w))
+        var rows: [[(title: String, image: Canvas)]] = []
+        for b in 0..<B {
+            let input = FeatureDump.denormalise(images, index: b).scaled(width: w * s, height: h * s, interpolation: .bilinear)
+            rows.append([
+                ("layer \(i): input", input),
+                ("spatial (PCA)", pcaPanel(spatial.slice(b))),
+                ("T⁻¹(causal) (PCA)", pcaPanel(causalSpatial.slice(b))),
+                ("refined (PCA)", pcaPanel(refined.slice(b))),
+                ("log|\(kind.rawValue)| + mask", SpectrumPicture.render(spectrum: spectrum.slice(b), mask: mask.values, size: panelSize)),
+            ])
+        }
+        return rows
+    }
+
+    /// Writes `DIR/layer_<ii>_image_<b>.png` for each chosen layer and image, and
+    /// `DIR/image_<b>_layers.png` (all chosen layers stacked) per image; returns the paths.
+    public static func write(dump: FeatureDump, layers wanted: [Int]?, outDir: String) throws -> [String] {
+        let layers = try dump.requireLayers(wanted, datasets: ["spatial", "spectrum", "causal", "refined"],
+                                            purpose: "`visualize features`")
+        try dump.require("/image", purpose: "`visualize features`")
+        try dump.require("/mask", purpose: "`visualize features`")
+        var written: [String] = []
+        var perImage: [[Canvas]] = []
+        for i in layers {
+            let rows = try layerRows(dump: dump, layer: i)
+            for (b, row) in rows.enumerated() {
+                let pic = Canvas.sideBySide(row, gap: 8)
+                let p = (outDir as NSString).appendingPathComponent("\(FeatureDump.layerName(i))_image_\(b).png")
+                try pic.writePNG(to: p)
+                written.append(p)
+                if perImage.count <= b { perImage.append([]) }
+                perImage[b].append(pic)
+            }
+        }
+        if layers.count > 1 {
+            for (b, pics) in perImage.enumerated() {
+                let p = (outDir as NSString).appendingPathComponent("image_\(b)_layers.png")
+                try Canvas.stacked(pics).writePNG(to: p)
+                written.append(p)
+            }
+        }
+        return written
+    }
+
+    /// Per-layer mean band energies `(layer, [low, causal, high])`.
+    public static func bandEnergies(dump: FeatureDump, layers wanted: [Int]? = nil) throws -> [(layer: Int, fractions: [Double])] {
+        let layers = try dump.requireLayers(wanted, datasets: ["band_energy"], purpose: "`visualize bands`")
+        return try layers.map { ($0, try dump.bandEnergy(layer: $0)) }
+    }
+
+    /// The stacked-bar picture of the band energies.
+    public static func bandChart(_ energies: [(layer: Int, fractions: [Double])], title: String) -> Canvas {
+        StackedBarChart(title: title, xLabel: "layer (block index)", yLabel: "energy fraction",
+                        categories: energies.map { String($0.layer) }, segments: ["low", "causal", "high"],
+                        values: energies.map { $0.fractions }, colors: [RGB(59, 76, 192), RGB(92, 200, 99), RGB(220, 90, 60)],
+                        yMax: 1, width: Swift.max(480, 120 + 36 * energies.count), height: 360).render()
+    }
+
+    /// The band energies as a text table (one line per layer).
+    public static func bandTable(_ energies: [(layer: Int, fractions: [Double])]) -> String {
+        var lines = ["layer      low   causal     high"]
+        for e in energies {
+            lines.append(String(format: "%5d  %7.4f  %7.4f  %7.4f", e.layer, e.fractions[0], e.fractions[1], e.fractions[2]))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
