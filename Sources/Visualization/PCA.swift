@@ -11,7 +11,7 @@ import Numerics
 /// * if `N < C`: the Gram matrix `G = X̄ᵀ X̄ / N` (N×N) has the same non-zero eigenvalues,
 ///   and `v_i = X̄ u_i / ‖X̄ u_i‖` for its eigenvectors `u_i` — the smaller problem.
 /// The top-k eigenpairs of the symmetric positive semi-definite matrix are found in
-/// Double by orthogonal (subspace) iteration on `p = min(n, k + 4)` vectors with a
+/// Double by orthogonal (subspace) iteration (the products `A·V` by sgemm on the float matrix) on `p = min(n, k + 4)` vectors with a
 /// Rayleigh–Ritz step (`H = Vᵀ A V`, diagonalised by cyclic Jacobi) each sweep, until the
 /// residuals `‖A v − λ v‖` fall below `1e-6·λ_1` or 1000 sweeps pass. Each component's
 /// sign is fixed so that its largest-magnitude entry is positive (deterministic output).
@@ -52,8 +52,20 @@ public struct PCA {
             BLAS.gemm(transposeA: false, transposeB: true, m: C, n: C, k: N, alpha: 1 / Float(N),
                       a: y, lda: N, b: y, ldb: N, beta: 0, c: a.data, ldc: C)
         }
-        let matrix = (0..<(n * n)).map { Double(a.data[$0]) }
-        let (values, vectors) = SymmetricEigen.top(kk, of: matrix, n: n)
+        let (values, vectors): ([Double], [[Double]])
+        if n <= 48 {
+            (values, vectors) = SymmetricEigen.top(kk, of: (0..<(n * n)).map { Double(a.data[$0]) }, n: n)
+        } else {
+            // A·V through sgemm on the float matrix (V as p rows of n: AV = V·A, A symmetric).
+            (values, vectors) = SymmetricEigen.top(kk, n: n) { V in
+                let p = V.count
+                let v = Tensor(zeros: [p, n]), av = Tensor(zeros: [p, n])
+                for j in 0..<p { for t in 0..<n { v.data[j * n + t] = Float(V[j][t]) } }
+                BLAS.gemm(transposeA: false, transposeB: false, m: p, n: n, k: n, alpha: 1,
+                          a: v.data, lda: n, b: a.data, ldb: n, beta: 0, c: av.data, ldc: n)
+                return (0..<p).map { j in (0..<n).map { Double(av.data[j * n + $0]) } }
+            }
+        }
         var comps: [[Double]] = []
         for j in 0..<kk {
             var v: [Double]
@@ -186,6 +198,12 @@ public enum SymmetricEigen {
             let (vals, vecs) = jacobi(matrix, n: n)
             return (Array(vals.prefix(k)), Array(vecs.prefix(k)))
         }
+        return top(k, n: n) { V in V.map { multiply(matrix, n: n, $0) } }
+    }
+
+    /// Orthogonal iteration given the product `A·v` for a set of vectors (`multiply(V)[j] = A·V[j]`).
+    public static func top(_ k: Int, n: Int, multiply: ([[Double]]) -> [[Double]]) -> (values: [Double], vectors: [[Double]]) {
+        precondition(k >= 1 && k <= n, "SymmetricEigen.top: k = \(k), n = \(n)")
         let p = Swift.min(n, k + 4)
         var rng = RandomGenerator(seed: 0x5ca1ab1e)
         // V: p columns stored as p rows of length n.
@@ -194,7 +212,7 @@ public enum SymmetricEigen {
         var AV = V
         var values = [Double](repeating: 0, count: p)
         for _ in 0..<1000 {
-            for j in 0..<p { AV[j] = multiply(matrix, n: n, V[j]) }
+            AV = multiply(V)
             // Rayleigh–Ritz: H = Vᵀ A V, rotate V by H's eigenvectors.
             var H = [Double](repeating: 0, count: p * p)
             for i in 0..<p { for j in 0..<p { H[i * p + j] = dot(V[i], AV[j]) } }
