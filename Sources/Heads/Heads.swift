@@ -1,1 +1,0 @@
-// The Heads module; its files arrive with their issues.
