@@ -1,4 +1,5 @@
 import Numerics
+import Layers
 
 /// The trainable set of a run — Causal-Tune parameters and decode head — as ONE contiguous
 /// value buffer and ONE contiguous gradient buffer.
@@ -71,6 +72,15 @@ public final class ParameterSet {
         }
         self.entries = entries
         self.index = index
+    }
+
+    /// Builds the set from modules' named parameters (`peft/…`, `head/…`), each of which
+    /// must require a gradient.
+    public convenience init(_ named: [NamedParameter]) {
+        self.init(named.map { p -> (name: String, value: Tensor, grad: Tensor) in
+            guard let g = p.parameter.grad else { preconditionFailure("parameter \(p.name) is frozen (no gradient)") }
+            return (name: p.name, value: p.parameter.value, grad: g)
+        })
     }
 
     /// The number of scalars in the trainable set.
