@@ -1,1 +1,0 @@
-// The Backbone module; its files arrive with their issues.

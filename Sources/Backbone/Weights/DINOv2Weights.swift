@@ -1,0 +1,275 @@
+import Foundation
+import Numerics
+
+/// DINOv2 weights under the official names, whatever naming the file used.
+///
+/// Canonical (official `facebookresearch/dinov2`) names: `cls_token [1,1,C]`,
+/// `pos_embed [1,1+G²,C]`, `register_tokens [1,R,C]`, `mask_token [1,C]`,
+/// `patch_embed.proj.{weight [C,3,p,p], bias}`, `blocks.<i>.{norm1, attn.qkv, attn.proj, ls1.gamma,
+/// norm2, mlp.fc1, mlp.fc2 | mlp.w12, mlp.w3, ls2.gamma}`, `norm.{weight,bias}`.
+///
+/// Recognised and renamed on the way in:
+/// * prefixes `module.`, `backbone.` (training checkpoints; when present, only those keys),
+///   `dinov2.`, `dinov2_with_registers.` (Hugging Face task models), chunked blocks
+///   `blocks.<chunk>.<i>.` (official `block_chunks > 0`);
+/// * Hugging Face `Dinov2Model` / `Dinov2WithRegistersModel`: `embeddings.*`,
+///   `encoder.layer.<i>.attention.attention.{query,key,value}` (concatenated into `qkv` in
+///   q, k, v order), `attention.output.dense`, `layer_scale{1,2}.lambda1`, `mlp.weights_in/out`,
+///   `layernorm`;
+/// * timm: `reg_token`, a `pos_embed` without the cls entry (timm's reg4 models fold the
+///   cls position into `cls_token`; a zero cls position reproduces that exactly), SwiGLU
+///   `mlp.fc1/fc2` (recognised by `fc1` being twice as wide as `fc2`'s input).
+public struct DINOv2Weights {
+    public let path: String
+    public let format: WeightFile.Format
+    /// Official names → float32 tensors.
+    public var tensors: [String: Tensor]
+    /// Official names → dtype in the file (for merged q/k/v, the query's).
+    public var dtypes: [String: String]
+    /// Which naming the file used: "official", "huggingface" or "timm".
+    public let naming: String
+
+    public init(path: String, format: WeightFile.Format, tensors: [String: Tensor], dtypes: [String: String], naming: String) {
+        self.path = path
+        self.format = format
+        self.tensors = tensors
+        self.dtypes = dtypes
+        self.naming = naming
+    }
+
+    /// Reads `path` (any supported format) and renames to official names.
+    public static func read(_ path: String) throws -> DINOv2Weights {
+        try canonical(WeightFile.read(path))
+    }
+
+    public static func canonical(_ file: WeightFile) throws -> DINOv2Weights {
+        var pairs: [(String, Tensor, String)] = file.names.map { ($0, file.tensors[$0]!, file.dtypes[$0] ?? "float32") }
+        func strip(_ prefix: String, exclusive: Bool) {
+            if pairs.contains(where: { $0.0.hasPrefix(prefix) }) {
+                if exclusive { pairs = pairs.filter { $0.0.hasPrefix(prefix) } }
+                pairs = pairs.map { ($0.0.hasPrefix(prefix) ? String($0.0.dropFirst(prefix.count)) : $0.0, $0.1, $0.2) }
+            }
+        }
+        strip("module.", exclusive: false)
+        strip("teacher.", exclusive: true)
+        strip("backbone.", exclusive: true)
+        strip("dinov2_with_registers.", exclusive: true)
+        strip("dinov2.", exclusive: true)
+
+        var tensors: [String: Tensor] = [:]
+        var dtypes: [String: String] = [:]
+        let isHF = pairs.contains { $0.0.hasPrefix("embeddings.") || $0.0.hasPrefix("encoder.layer.") }
+        let isTimm = !isHF && pairs.contains { $0.0 == "reg_token" }
+        var qkvParts: [String: [String: (Tensor, String)]] = [:]   // "blocks.i.attn.qkv.weight" → q/k/v
+        for (rawName, tensor, dtype) in pairs {
+            var name = rawName
+            if isHF {
+                guard let mapped = huggingFaceName(rawName) else {
+                    throw CausalTuneError("weights file \(file.path): unexpected tensor '\(rawName)' \(tensor.shape) in a Hugging Face DINOv2 file")
+                }
+                if let (target, part) = qkvPart(mapped) {
+                    qkvParts[target, default: [:]][part] = (tensor, dtype)
+                    continue
+                }
+                name = mapped
+            } else {
+                name = unchunk(name)
+                if name == "reg_token" { name = "register_tokens" }
+            }
+            if tensors[name] != nil {
+                throw CausalTuneError("weights file \(file.path): tensor '\(name)' appears twice")
+            }
+            tensors[name] = tensor
+            dtypes[name] = dtype
+        }
+        for (target, parts) in qkvParts {
+            guard let q = parts["query"], let k = parts["key"], let v = parts["value"] else {
+                let missing = ["query", "key", "value"].filter { parts[$0] == nil }.joined(separator: ", ")
+                throw CausalTuneError("weights file \(file.path): '\(target)' is missing its \(missing) part")
+            }
+            guard q.0.shape == k.0.shape, q.0.shape == v.0.shape else {
+                throw CausalTuneError("weights file \(file.path): query/key/value of '\(target)' differ in shape (\(q.0.shape), \(k.0.shape), \(v.0.shape))")
+            }
+            var shape = q.0.shape
+            shape[0] *= 3
+            let fused = Tensor(zeros: shape)
+            for (i, part) in [q.0, k.0, v.0].enumerated() {
+                (fused.data + i * part.count).update(from: part.data, count: part.count)
+            }
+            tensors[target] = fused
+            dtypes[target] = q.1
+        }
+        // timm: a pos_embed without the cls entry (G² rows) gets a zero cls position.
+        if let pos = tensors["pos_embed"], pos.rank == 3, isSquare(pos.shape[1]), pos.shape[1] > 1 {
+            let c = pos.shape[2]
+            let padded = Tensor(zeros: [1, pos.shape[1] + 1, c])
+            (padded.data + c).update(from: pos.data, count: pos.count)
+            tensors["pos_embed"] = padded
+        }
+        // timm SwiGLU: fc1 [2H, C] with fc2 [C, H].
+        var i = 0
+        while let fc1 = tensors["blocks.\(i).mlp.fc1.weight"] {
+            if let fc2 = tensors["blocks.\(i).mlp.fc2.weight"], fc1.rank == 2, fc2.rank == 2, fc1.shape[0] == 2 * fc2.shape[1] {
+                for (from, to) in [("fc1", "w12"), ("fc2", "w3")] {
+                    for kind in ["weight", "bias"] {
+                        let old = "blocks.\(i).mlp.\(from).\(kind)"
+                        if let t = tensors.removeValue(forKey: old) {
+                            tensors["blocks.\(i).mlp.\(to).\(kind)"] = t
+                            dtypes["blocks.\(i).mlp.\(to).\(kind)"] = dtypes.removeValue(forKey: old)
+                        }
+                    }
+                }
+            }
+            i += 1
+        }
+        return DINOv2Weights(path: file.path, format: file.format, tensors: tensors, dtypes: dtypes,
+                             naming: isHF ? "huggingface" : (isTimm ? "timm" : "official"))
+    }
+
+    /// Blocks saved in chunks: `blocks.<chunk>.<i>.rest` → `blocks.<i>.rest`.
+    static func unchunk(_ name: String) -> String {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        if parts.count > 3, parts[0] == "blocks", Int(parts[1]) != nil, Int(parts[2]) != nil {
+            return (["blocks"] + parts[2...]).joined(separator: ".")
+        }
+        return name
+    }
+
+    static func huggingFaceName(_ name: String) -> String? {
+        let fixed = [
+            "embeddings.cls_token": "cls_token", "embeddings.mask_token": "mask_token",
+            "embeddings.position_embeddings": "pos_embed", "embeddings.register_tokens": "register_tokens",
+            "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+            "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+            "layernorm.weight": "norm.weight", "layernorm.bias": "norm.bias",
+        ]
+        if let f = fixed[name] { return f }
+        let prefix = "encoder.layer."
+        guard name.hasPrefix(prefix) else { return nil }
+        let rest = name.dropFirst(prefix.count)
+        guard let dot = rest.firstIndex(of: "."), let index = Int(rest[..<dot]) else { return nil }
+        let tail = String(rest[rest.index(after: dot)...])
+        let map = [
+            "norm1.": "norm1.", "norm2.": "norm2.",
+            "attention.attention.query.": "attn.query.", "attention.attention.key.": "attn.key.",
+            "attention.attention.value.": "attn.value.", "attention.output.dense.": "attn.proj.",
+            "layer_scale1.lambda1": "ls1.gamma", "layer_scale2.lambda1": "ls2.gamma",
+            "mlp.fc1.": "mlp.fc1.", "mlp.fc2.": "mlp.fc2.",
+            "mlp.weights_in.": "mlp.w12.", "mlp.weights_out.": "mlp.w3.",
+        ]
+        for (from, to) in map where tail.hasPrefix(from) {
+            return "blocks.\(index)." + to + tail.dropFirst(from.count)
+        }
+        return nil
+    }
+
+    /// `blocks.i.attn.query.weight` → (`blocks.i.attn.qkv.weight`, "query").
+    static func qkvPart(_ name: String) -> (String, String)? {
+        for part in ["query", "key", "value"] {
+            let marker = ".attn.\(part)."
+            if let r = name.range(of: marker) {
+                return (name.replacingCharacters(in: r, with: ".attn.qkv."), part)
+            }
+        }
+        return nil
+    }
+
+    static func isSquare(_ n: Int) -> Bool {
+        let r = Int(Double(n).squareRoot().rounded())
+        return r * r == n
+    }
+
+    /// The architecture these tensors describe (C, depth, registers, FFN kind), named when it
+    /// is an official one; heads follow the official table (else C / 64).
+    public func inferArchitecture() throws -> DINOv2Architecture {
+        guard let cls = tensors["cls_token"], cls.rank == 3 else {
+            throw CausalTuneError("weights file \(path): no 'cls_token' tensor (not DINOv2 weights?)")
+        }
+        let c = cls.shape[2]
+        var depth = 0
+        while tensors["blocks.\(depth).norm1.weight"] != nil { depth += 1 }
+        let registers = tensors["register_tokens"]?.shape[1] ?? 0
+        let ffn: DINOv2Architecture.FeedForward
+        if let w12 = tensors["blocks.0.mlp.w12.weight"] {
+            ffn = .swiglu(hidden: w12.shape[0] / 2)
+        } else {
+            ffn = .mlp(hidden: tensors["blocks.0.mlp.fc1.weight"]?.shape[0] ?? 4 * c)
+        }
+        var isSwiGLU = false
+        if case .swiglu = ffn { isSwiGLU = true }
+        let official = DINOv2Architecture.officialName(channels: c, depth: depth, registers: registers, swiglu: isSwiGLU)
+        let heads = [384: 6, 768: 12, 1024: 16, 1536: 24][c] ?? Swift.max(1, c / 64)
+        guard depth > 0, c % heads == 0 else {
+            throw CausalTuneError("weights file \(path): cannot infer a DINOv2 architecture (C = \(c), \(depth) blocks)")
+        }
+        return DINOv2Architecture(name: official ?? "custom(C=\(c),L=\(depth),R=\(registers))", channels: c, depth: depth,
+                                  heads: heads, feedForward: ffn, registers: registers)
+    }
+
+    /// The checkpoint's patch size and position-embedding grid side.
+    public var patchSize: Int? { tensors["patch_embed.proj.weight"].flatMap { $0.rank == 4 ? $0.shape[3] : nil } }
+    public var positionGrid: Int? {
+        tensors["pos_embed"].flatMap { $0.rank == 3 && DINOv2Weights.isSquare($0.shape[1] - 1) ? Int(Double($0.shape[1] - 1).squareRoot().rounded()) : nil }
+    }
+
+    /// Checks that the tensors are exactly those `arch` needs: every required tensor present
+    /// with its shape (the position grid and patch size may be any; they are resampled), no
+    /// unknown tensor. `mask_token` and the final `norm` are accepted and unused.
+    public func validate(for arch: DINOv2Architecture) throws {
+        let c = arch.channels
+        var expected: [(String, [Int]?)] = [("cls_token", [1, 1, c])]
+        if arch.registers > 0 { expected.append(("register_tokens", [1, arch.registers, c])) }
+        expected.append(("patch_embed.proj.bias", [c]))
+        for i in 0..<arch.depth {
+            let p = "blocks.\(i)."
+            expected += [
+                (p + "norm1.weight", [c]), (p + "norm1.bias", [c]),
+                (p + "attn.qkv.weight", [3 * c, c]), (p + "attn.qkv.bias", [3 * c]),
+                (p + "attn.proj.weight", [c, c]), (p + "attn.proj.bias", [c]),
+                (p + "ls1.gamma", [c]),
+                (p + "norm2.weight", [c]), (p + "norm2.bias", [c]),
+                (p + "ls2.gamma", [c]),
+            ]
+            switch arch.feedForward {
+            case .mlp(let h):
+                expected += [(p + "mlp.fc1.weight", [h, c]), (p + "mlp.fc1.bias", [h]),
+                             (p + "mlp.fc2.weight", [c, h]), (p + "mlp.fc2.bias", [c])]
+            case .swiglu(let h):
+                expected += [(p + "mlp.w12.weight", [2 * h, c]), (p + "mlp.w12.bias", [2 * h]),
+                             (p + "mlp.w3.weight", [c, h]), (p + "mlp.w3.bias", [c])]
+            }
+        }
+        let optional: [String: [Int]] = ["mask_token": [1, c], "norm.weight": [c], "norm.bias": [c]]
+        for (name, shape) in expected {
+            guard let t = tensors[name] else {
+                throw CausalTuneError("weights file \(path): missing tensor '\(name)' (\(arch.name) expects shape \(shape!))")
+            }
+            if let shape, t.shape != shape {
+                throw CausalTuneError("weights file \(path): tensor '\(name)' has shape \(t.shape), \(arch.name) expects \(shape)")
+            }
+        }
+        // Grid-dependent shapes.
+        guard let pos = tensors["pos_embed"] else {
+            throw CausalTuneError("weights file \(path): missing tensor 'pos_embed' (\(arch.name) expects shape [1, 1 + G², \(c)])")
+        }
+        if pos.rank != 3 || pos.shape[0] != 1 || pos.shape[2] != c || !DINOv2Weights.isSquare(pos.shape[1] - 1) {
+            throw CausalTuneError("weights file \(path): tensor 'pos_embed' has shape \(pos.shape), \(arch.name) expects [1, 1 + G², \(c)]")
+        }
+        guard let kernel = tensors["patch_embed.proj.weight"] else {
+            throw CausalTuneError("weights file \(path): missing tensor 'patch_embed.proj.weight' (\(arch.name) expects shape [\(c), 3, p, p])")
+        }
+        if kernel.rank != 4 || kernel.shape[0] != c || kernel.shape[1] != 3 || kernel.shape[2] != kernel.shape[3] {
+            throw CausalTuneError("weights file \(path): tensor 'patch_embed.proj.weight' has shape \(kernel.shape), \(arch.name) expects [\(c), 3, p, p]")
+        }
+        let known = Set(expected.map(\.0) + ["pos_embed", "patch_embed.proj.weight"])
+        for name in tensors.keys.sorted() where !known.contains(name) {
+            if let shape = optional[name] {
+                if tensors[name]!.shape != shape {
+                    throw CausalTuneError("weights file \(path): tensor '\(name)' has shape \(tensors[name]!.shape), \(arch.name) expects \(shape)")
+                }
+                continue
+            }
+            throw CausalTuneError("weights file \(path): unexpected tensor '\(name)' \(tensors[name]!.shape) for \(arch.name)")
+        }
+    }
+}

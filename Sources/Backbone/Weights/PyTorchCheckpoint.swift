@@ -1,0 +1,135 @@
+import Foundation
+import Numerics
+import ZIPFoundation
+
+/// Reader for `torch.save` files (the zip format, PyTorch ≥ 1.6): the archive holds
+/// `<name>/data.pkl` (the pickled object), `<name>/byteorder` and one raw little-endian
+/// file `<name>/data/<key>` per storage. A tensor is `(storage, offset, shape, strides)`
+/// in elements; non-contiguous views (a transposed weight, one of several tensors sharing
+/// a storage) are gathered into contiguous float32.
+///
+/// The state dict is found in the unpickled object: the top-level dict itself when it holds
+/// tensors, else the first of `teacher`, `model`, `state_dict`, `module`,
+/// `model_state_dict`, `student` that does (DINOv2 training checkpoints nest it under
+/// `teacher`). Only tensors with string keys are kept.
+public enum PyTorchCheckpoint {
+    public static func read(_ path: String) throws -> WeightFile {
+        let archive: Archive
+        do {
+            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
+        } catch {
+            throw CausalTuneError("weights file \(path): not a readable zip archive (truncated or corrupt PyTorch checkpoint)")
+        }
+        guard let pickleEntry = archive.first(where: { $0.path.hasSuffix("data.pkl") }) else {
+            throw CausalTuneError("weights file \(path): zip archive without data.pkl (not a PyTorch checkpoint)")
+        }
+        let prefix = String(pickleEntry.path.dropLast("data.pkl".count))
+        if let order = archive[prefix + "byteorder"] {
+            let bytes = try extract(archive, order, path)
+            if String(decoding: bytes, as: UTF8.self).hasPrefix("big") {
+                throw CausalTuneError("weights file \(path): big-endian PyTorch checkpoints are not supported")
+            }
+        }
+        let root: PickleValue
+        do {
+            var unpickler = Unpickler(try extract(archive, pickleEntry, path))
+            root = try unpickler.load()
+        } catch let e as PickleError {
+            throw CausalTuneError("weights file \(path): cannot read the pickled state dict (\(e.message))")
+        }
+        guard let stateDict = findStateDict(root) else {
+            throw CausalTuneError("weights file \(path): no state dict of tensors found in the checkpoint")
+        }
+
+        var storages: [String: [UInt8]] = [:]
+        var names: [String] = []
+        var tensors: [String: Tensor] = [:]
+        var dtypes: [String: String] = [:]
+        for (key, value) in zip(stateDict.keys, stateDict.values) {
+            guard let name = key.string, case .tensor(let ref) = value else { continue }
+            if storages[ref.storage.key] == nil {
+                guard let entry = archive[prefix + "data/" + ref.storage.key] else {
+                    throw CausalTuneError("weights file \(path): storage data/\(ref.storage.key) of tensor '\(name)' is missing (truncated?)")
+                }
+                storages[ref.storage.key] = try extract(archive, entry, path)
+            }
+            let raw = storages[ref.storage.key]!
+            guard raw.count >= ref.storage.count * ref.storage.type.byteSize else {
+                throw CausalTuneError("weights file \(path): storage of tensor '\(name)' is truncated")
+            }
+            tensors[name] = try gather(ref, raw, name: name, path: path)
+            dtypes[name] = ref.storage.type.rawValue
+            names.append(name)
+        }
+        return WeightFile(path: path, format: .pytorch, names: names, tensors: tensors, dtypes: dtypes)
+    }
+
+    static func findStateDict(_ root: PickleValue) -> PickleDict? {
+        guard case .dict(let d) = root else { return nil }
+        if d.values.contains(where: { if case .tensor = $0 { return true }; return false }) { return d }
+        for key in ["teacher", "model", "state_dict", "module", "model_state_dict", "student"] {
+            if let inner = d[key], let found = findStateDict(inner) { return found }
+        }
+        return nil
+    }
+
+    private static func extract(_ archive: Archive, _ entry: Entry, _ path: String) throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(Int(entry.uncompressedSize))
+        do {
+            _ = try archive.extract(entry, bufferSize: 1 << 22, skipCRC32: true) { chunk in out.append(contentsOf: chunk) }
+        } catch {
+            throw CausalTuneError("weights file \(path): entry \(entry.path) cannot be read (truncated or corrupt archive)")
+        }
+        return out
+    }
+
+    /// Copies the (possibly strided) tensor out of its storage bytes as float32.
+    private static func gather(_ ref: PickleTensor, _ raw: [UInt8], name: String, path: String) throws -> Tensor {
+        let shape = ref.shape
+        let t = Tensor(zeros: shape)
+        var last = ref.offset
+        for (n, s) in zip(shape, ref.strides) where n > 0 { last += (n - 1) * s }
+        guard ref.offset >= 0, t.count == 0 || last < ref.storage.count else {
+            throw CausalTuneError("weights file \(path): tensor '\(name)' \(shape) reaches past its storage")
+        }
+        if t.count == 0 { return t }
+        let type = ref.storage.type
+        let size = type.byteSize
+        raw.withUnsafeBytes { bytes in
+            let base = bytes.baseAddress!
+            // Contiguous row-major strides?
+            var expected = 1
+            var contiguous = true
+            for d in stride(from: shape.count - 1, through: 0, by: -1) {
+                if shape[d] != 1 && ref.strides[d] != expected { contiguous = false }
+                expected *= shape[d]
+            }
+            if contiguous {
+                type.convert(base + ref.offset * size, count: t.count, into: t.data)
+                return
+            }
+            // Gather along the innermost dimension, odometer over the outer ones.
+            let rank = shape.count
+            let inner = shape[rank - 1], innerStride = ref.strides[rank - 1]
+            var index = [Int](repeating: 0, count: rank)
+            var out = 0
+            while out < t.count {
+                var start = ref.offset
+                for d in 0..<(rank - 1) { start += index[d] * ref.strides[d] }
+                for j in 0..<inner {
+                    type.convert(base + (start + j * innerStride) * size, count: 1, into: t.data + out + j)
+                }
+                out += inner
+                var d = rank - 2
+                while d >= 0 {
+                    index[d] += 1
+                    if index[d] < shape[d] { break }
+                    index[d] = 0
+                    d -= 1
+                }
+            }
+        }
+        return t
+    }
+}
