@@ -13,6 +13,7 @@ struct CausalTune: ParsableCommand {
         process with the same command without mpirun. See README.md and configs/.
         """,
         version: CausalTuneVersion.string,
-        subcommands: [ScoreCommand.self, SynthCommand.self, VisualizeCommand.self, SweepCommand.self]
+        subcommands: [ScoreCommand.self, SynthCommand.self, VisualizeCommand.self, SweepCommand.self,
+                      BackboneBenchCommand.self]
     )
 }

@@ -44,7 +44,7 @@ public struct WeightFile {
         switch format {
         case .pytorch: return try PyTorchCheckpoint.read(path)
         case .safetensors: return try SafeTensors.read(path)
-        case .hdf5: throw CausalTuneError("hdf5 pending")
+        case .hdf5: return try HDF5Weights.read(path)
         }
     }
 

@@ -1,0 +1,78 @@
+import Foundation
+import Numerics
+
+/// What `model.backbone` in the config says (SPEC §6a), and building the backbone from it.
+///
+///     model.backbone: {arch: dinov2_vitl14, weights: PATH | random, image_size: 512,
+///                      patch_size: 14, recompute: false}
+///
+/// `weights: random` gives the seeded random initialisation (`seed`, default 0); any other
+/// value is a file in one of the formats `WeightFile` detects.
+public struct BackboneSettings: Equatable, Sendable {
+    public var arch: String
+    public var weights: String
+    public var imageSize: Int
+    public var patchSize: Int
+    public var recompute: Bool
+    public var seed: UInt64
+
+    public init(arch: String, weights: String, imageSize: Int, patchSize: Int = 14, recompute: Bool = false, seed: UInt64 = 0) {
+        self.arch = arch
+        self.weights = weights
+        self.imageSize = imageSize
+        self.patchSize = patchSize
+        self.recompute = recompute
+        self.seed = seed
+    }
+
+    /// Builds the backbone: architecture from `arch`, grid from `image_size / patch_size`,
+    /// weights read, checked and resampled (or randomised).
+    public func makeBackbone() throws -> DINOv2 {
+        let architecture = try DINOv2Architecture.named(arch)
+        guard patchSize > 0 && patchSize <= 64 else {
+            throw CausalTuneError("model.backbone.patch_size: \(patchSize) is not a patch size (1…64)")
+        }
+        guard imageSize >= patchSize else {
+            throw CausalTuneError("model.backbone.image_size: \(imageSize) is smaller than patch_size \(patchSize)")
+        }
+        let model = DINOv2(architecture: architecture, imageSize: imageSize, patchSize: patchSize, recompute: recompute)
+        if weights == "random" {
+            model.randomize(seed: seed)
+        } else {
+            try model.load(DINOv2Weights.read(weights))
+        }
+        return model
+    }
+}
+
+/// The network input of SPEC §6: RGB bytes resized bilinearly (`align_corners=False`) to
+/// `size × size` and normalised with mean (123.675, 116.28, 103.53), std (58.395, 57.12, 57.375).
+public enum NetworkInput {
+    public static let mean: [Float] = [123.675, 116.28, 103.53]
+    public static let std: [Float] = [58.395, 57.12, 57.375]
+
+    /// pixels: interleaved RGB, `height × width × 3` → [3, size, size] written into `output`
+    /// (a [3, size, size] view, e.g. one image of a batch).
+    public static func write(pixels: [UInt8], width: Int, height: Int, size: Int, into output: Tensor) {
+        precondition(pixels.count == width * height * 3 && output.count == 3 * size * size,
+                     "NetworkInput: \(pixels.count) bytes for \(width)×\(height), output \(output.shape)")
+        let planes = Tensor(zeros: [1, 3, height, width])
+        pixels.withUnsafeBufferPointer { p in
+            let d = planes.data, n = width * height
+            for i in 0..<n {
+                d[i] = Float(p[3 * i]); d[n + i] = Float(p[3 * i + 1]); d[2 * n + i] = Float(p[3 * i + 2])
+            }
+        }
+        let target = output.reshaped([1, 3, size, size])
+        if width == size && height == size {
+            target.copy(from: planes)
+        } else {
+            Resample.bilinear(planes, into: target)
+        }
+        let n = size * size
+        for c in 0..<3 {
+            let d = target.data + c * n, m = mean[c], s = std[c]
+            for i in 0..<n { d[i] = (d[i] - m) / s }
+        }
+    }
+}

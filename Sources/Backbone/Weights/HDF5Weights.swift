@@ -1,0 +1,41 @@
+import Foundation
+import Numerics
+import Support
+
+/// Backbone weights in our HDF5 files (SPEC §7): the datasets under `/backbone/` of a
+/// checkpoint written `--with-backbone`, or, when there is no `/backbone` group, every
+/// dataset of the file. Names are the official ones (`/backbone/blocks.3.attn.qkv.weight`);
+/// nested groups are read with `.` for `/` (`/backbone/blocks/3/attn/qkv/weight` works too).
+/// HDF5 converts any float or integer type on disk to float32.
+public enum HDF5Weights {
+    public static func read(_ path: String) throws -> WeightFile {
+        let file: HDF5File
+        do {
+            file = try HDF5File.open(path)
+        } catch {
+            throw CausalTuneError("weights file \(path): not a readable HDF5 file (truncated or corrupt)")
+        }
+        defer { try? file.close() }
+        let root = file.isGroup("backbone") ? "backbone" : "/"
+        var names: [String] = []
+        var tensors: [String: Tensor] = [:]
+        var dtypes: [String: String] = [:]
+        var metadata: [String: String] = [:]
+        for attribute in (try? file.attributeNames(of: "/")) ?? [] {
+            if let value = try? file.attribute(attribute, of: "/") { metadata[attribute] = value.description }
+        }
+        for dataset in try file.datasetPaths(under: root) {
+            let relative = root == "/" ? dataset : String(dataset.dropFirst(root.count + 1))
+            let name = relative.replacingOccurrences(of: "/", with: ".")
+            let info = try file.datasetInfo(dataset)
+            switch info.elementType {
+            case .float, .signedInteger, .unsignedInteger: break
+            default: continue   // strings and other non-numeric datasets are not weights
+            }
+            tensors[name] = try file.readTensor(dataset)
+            dtypes[name] = info.elementType.description
+            names.append(name)
+        }
+        return WeightFile(path: path, format: .hdf5, names: names, tensors: tensors, dtypes: dtypes, metadata: metadata)
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Backbone
+import Foundation
+import Numerics
+
+/// `causal-tune backbone-bench` (hidden): times the frozen backbone alone — forward and
+/// frozen backward with random weights — and reports the process's peak resident memory.
+/// Run one configuration per process so that the peak belongs to it.
+struct BackboneBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backbone-bench",
+        abstract: "Time the frozen DINOv2 forward and backward (random weights).",
+        shouldDisplay: false
+    )
+
+    @Option(help: "Architecture (dinov2_vits14, …).") var arch = "dinov2_vits14"
+    @Option(name: .customLong("image-size"), help: "Square input size.") var imageSize = 224
+    @Option(name: .customLong("patch-size"), help: "Patch size.") var patchSize = 14
+    @Option(help: "Batch size.") var batch = 2
+    @Option(help: "Timed repetitions (after one warm-up).") var steps = 2
+    @Flag(help: "Recompute block activations in the backward.") var recompute = false
+    @Flag(help: "Forward only.") var forwardOnly = false
+
+    func run() throws {
+        let architecture = try DINOv2Architecture.named(arch)
+        let model = DINOv2(architecture: architecture, imageSize: imageSize, patchSize: patchSize, recompute: recompute)
+        model.randomize(seed: 0)
+        let images = Tensor(zeros: [batch, 3, imageSize, imageSize])
+        var rng = RandomGenerator(seed: 1)
+        rng.fillNormal(images)
+        let gradient = Tensor(zeros: [batch, model.tokenCount, architecture.channels])
+        rng.fillNormal(gradient)
+        var forwardTimes: [Double] = [], backwardTimes: [Double] = []
+        for step in 0...steps {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            model.forward(images)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            if !forwardOnly { model.backward(outputGradients: [architecture.depth - 1: gradient]) }
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            if step > 0 {
+                forwardTimes.append(Double(t1 - t0) / 1e9)
+                backwardTimes.append(Double(t2 - t1) / 1e9)
+            }
+        }
+        let median = { (v: [Double]) -> Double in v.sorted()[v.count / 2] }
+        let result: [String: Any] = [
+            "arch": arch, "image_size": imageSize, "patch_size": patchSize, "batch": batch, "recompute": recompute,
+            "tokens": model.tokenCount, "forward_s": median(forwardTimes),
+            "backward_s": forwardOnly ? 0 : median(backwardTimes), "peak_rss_mb": BackboneBenchCommand.peakRSSMegabytes(),
+            "threads": Parallel.threads,
+        ]
+        let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+        print(String(decoding: json, as: UTF8.self))
+    }
+
+    /// VmHWM from /proc/self/status (Linux), in MiB; 0 where unavailable.
+    static func peakRSSMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+            return kb / 1024
+        }
+        return 0
+    }
+}
