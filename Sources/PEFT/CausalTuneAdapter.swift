@@ -1,6 +1,7 @@
 import Foundation
 import Layers
 import Numerics
+import Support
 
 /// The Causal-Tune layer (SPEC §4), applied after every block `i` of the frozen backbone.
 ///
@@ -191,6 +192,17 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
             value.copy(from: t)
         }
         for c in caches { c.valid = false }
+    }
+
+    /// Loads `/params/peft/*` from a SPEC §7 checkpoint (HDF5); nothing else of the file
+    /// is needed. A missing or misshapen parameter is one error naming the file and the name.
+    public func loadCheckpoint(_ path: String) throws {
+        let file = try HDF5File.open(path)
+        defer { try? file.close() }
+        try loadParameters(from: path) { name in
+            let objectPath = "params/" + name
+            return file.isDataset(objectPath) ? try file.readTensor(objectPath) : nil
+        }
     }
 
     // MARK: grid
