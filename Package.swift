@@ -76,6 +76,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: [
             "Training", "Numerics", "Layers", "Support", "Backbone", "PEFT", "Heads", "Data", "Distributed",
         ]),
+        .testTarget(name: "HeadsTests", dependencies: ["Heads", "Layers", "Numerics"]),
         .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Numerics", "Support", "Data", "PEFT"]),
     ],
     swiftLanguageModes: [.v5]
