@@ -62,6 +62,9 @@ public final class FeatureDump {
         return chosen
     }
 
+    /// Whether the dump has the dataset `path`.
+    public func has(_ path: String) -> Bool { file.isDataset(path) }
+
     /// Checks that a top-level dataset exists.
     public func require(_ dataset: String, purpose: String) throws {
         guard file.isDataset(dataset) else {

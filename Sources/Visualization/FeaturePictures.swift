@@ -12,6 +12,7 @@ import PEFT
 ///    the tokens refine),
 /// 4. PCA-RGB of `refined` (features after Causal-Tune),
 /// 5. the log-magnitude spectrum of `spatial` with the mask's half-maximum contour.
+/// Panels 3–5 need the PEFT datasets and are left out of dumps without them.
 /// Each PCA is fitted on its own map (`PCA.rgb`). `T` is identified from the dump itself:
 /// the transform kind (dct, fft, haar, identity — PEFT's `SpectralTransform`) whose
 /// forward transform of `spatial` reproduces `spectrum` (relative error < 1e-3), so no
@@ -56,39 +57,56 @@ public enum FeaturePictures {
     }
 
     /// The panels of one layer for every image of the dump: `rows[b]` = titled panels.
+    /// `spatial` and `/image` are required; the PEFT datasets are optional (a dump of a
+    /// `method: none` model has only `spatial`): without `spectrum`/`causal` (or `/mask`)
+    /// the T⁻¹(causal) and spectrum panels are left out, without `refined` its panel.
     public static func layerRows(dump: FeatureDump, layer i: Int) throws -> [[(title: String, image: Canvas)]] {
+        let g = FeatureDump.layerName(i)
         let spatial = try dump.features(layer: i, "spatial")
-        let spectrum = try dump.features(layer: i, "spectrum")
-        let causal = try dump.features(layer: i, "causal")
-        let refined = try dump.features(layer: i, "refined")
+        let optional: (String) throws -> Tensor? = { name in
+            guard dump.has("/\(g)/\(name)") else { return nil }
+            let t = try dump.features(layer: i, name)
+            guard t.shape == spatial.shape else {
+                throw CausalTuneError("\(dump.path): /\(g)/\(name) has shape \(t.shape), /\(g)/spatial \(spatial.shape)")
+            }
+            return t
+        }
+        let spectrum = try optional("spectrum"), causal = try optional("causal"), refined = try optional("refined")
         let images = try dump.images()
-        let mask = try dump.mask()
         let B = spatial.shape[0], h = spatial.shape[2], w = spatial.shape[3]
-        for (name, t) in [("spectrum", spectrum), ("causal", causal), ("refined", refined)] where t.shape != spatial.shape {
-            throw CausalTuneError("\(dump.path): /\(FeatureDump.layerName(i))/\(name) has shape \(t.shape), /\(FeatureDump.layerName(i))/spatial \(spatial.shape)")
-        }
         guard images.shape[0] == B else {
-            throw CausalTuneError("\(dump.path): /image holds \(images.shape[0]) images, /\(FeatureDump.layerName(i))/spatial \(B)")
+            throw CausalTuneError("\(dump.path): /image holds \(images.shape[0]) images, /\(g)/spatial \(B)")
         }
-        guard mask.h == h, mask.w == w else {
-            throw CausalTuneError("\(dump.path): /mask is \(mask.h)×\(mask.w), the feature grid \(h)×\(w)")
+        var mask: [Float]? = nil
+        if dump.has("/mask") {
+            let m = try dump.mask()
+            guard m.h == h, m.w == w else {
+                throw CausalTuneError("\(dump.path): /mask is \(m.h)×\(m.w), the feature grid \(h)×\(w)")
+            }
+            mask = m.values
         }
-        let (kind, err) = identifyTransform(spatial: spatial, spectrum: spectrum)
-        guard err < 1e-3 else {
-            throw CausalTuneError("\(dump.path): /\(FeatureDump.layerName(i))/spectrum is not the dct, fft, haar or identity transform of spatial (best \(kind.rawValue), relative error \(String(format: "%.2g", err)))")
+        var kind: TransformKind? = nil
+        var causalSpatial: Tensor? = nil
+        if let spectrum {
+            let (k, err) = identifyTransform(spatial: spatial, spectrum: spectrum)
+            guard err < 1e-3 else {
+                throw CausalTuneError("\(dump.path): /\(g)/spectrum is not the dct, fft, haar or identity transform of spatial (best \(k.rawValue), relative error \(String(format: "%.2g", err)))")
+            }
+            kind = k
+            if let causal { causalSpatial = inverse(causal, kind: k) }
         }
-        let causalSpatial = inverse(causal, kind: kind)
         let s = Swift.max(1, panelSize / Swift.max(h, w))
         var rows: [[(title: String, image: Canvas)]] = []
         for b in 0..<B {
             let input = FeatureDump.denormalise(images, index: b).scaled(width: w * s, height: h * s, interpolation: .bilinear)
-            rows.append([
-                ("layer \(i): input", input),
-                ("spatial (PCA)", pcaPanel(spatial.slice(b))),
-                ("T⁻¹(causal) (PCA)", pcaPanel(causalSpatial.slice(b))),
-                ("refined (PCA)", pcaPanel(refined.slice(b))),
-                ("log|\(kind.rawValue)| + mask", SpectrumPicture.render(spectrum: spectrum.slice(b), mask: mask.values, size: panelSize)),
-            ])
+            var row: [(title: String, image: Canvas)] = [("layer \(i): input", input), ("spatial (PCA)", pcaPanel(spatial.slice(b)))]
+            if let causalSpatial { row.append(("T⁻¹(causal) (PCA)", pcaPanel(causalSpatial.slice(b)))) }
+            if let refined { row.append(("refined (PCA)", pcaPanel(refined.slice(b)))) }
+            if let spectrum, let kind {
+                let title = mask == nil ? "log|\(kind.rawValue)|" : "log|\(kind.rawValue)| + mask"
+                row.append((title, SpectrumPicture.render(spectrum: spectrum.slice(b), mask: mask, size: panelSize)))
+            }
+            rows.append(row)
         }
         return rows
     }
@@ -96,10 +114,8 @@ public enum FeaturePictures {
     /// Writes `DIR/layer_<ii>_image_<b>.png` for each chosen layer and image, and
     /// `DIR/image_<b>_layers.png` (all chosen layers stacked) per image; returns the paths.
     public static func write(dump: FeatureDump, layers wanted: [Int]?, outDir: String) throws -> [String] {
-        let layers = try dump.requireLayers(wanted, datasets: ["spatial", "spectrum", "causal", "refined"],
-                                            purpose: "`visualize features`")
+        let layers = try dump.requireLayers(wanted, datasets: ["spatial"], purpose: "`visualize features`")
         try dump.require("/image", purpose: "`visualize features`")
-        try dump.require("/mask", purpose: "`visualize features`")
         var written: [String] = []
         var perImage: [[Canvas]] = []
         for i in layers {

@@ -93,6 +93,15 @@ final class FeatureDumpTests: XCTestCase {
         }
     }
 
+    func testDumpWithoutPEFTDatasetsShowsInputAndSpatialOnly() throws {
+        let dir = try tempDir()
+        try writeDump(dir + "/none.h5", skip: ["layer_00/spectrum", "layer_00/causal", "layer_00/refined", "mask"])
+        let rows = try FeaturePictures.layerRows(dump: try FeatureDump(path: dir + "/none.h5"), layer: 0)
+        XCTAssertEqual(rows[0].map { $0.title }, ["layer 0: input", "spatial (PCA)"])
+        let rows3 = try FeaturePictures.layerRows(dump: try FeatureDump(path: dir + "/none.h5"), layer: 3)
+        XCTAssertEqual(rows3[0].map { $0.title }, ["layer 3: input", "spatial (PCA)", "T⁻¹(causal) (PCA)", "refined (PCA)", "log|dct|"])
+    }
+
     func testTransformIsIdentifiedFromTheDumpAndInvertsCausalPart() throws {
         let dir = try tempDir()
         for kind in [TransformKind.dct, .fft, .haar] {
@@ -128,10 +137,10 @@ final class FeatureDumpTests: XCTestCase {
 
     func testDumpWithoutNeededDatasetsGivesOneClearLine() throws {
         let dir = try tempDir()
-        try writeDump(dir + "/a.h5", skip: ["layer_03/refined"])
+        try writeDump(dir + "/a.h5", skip: ["layer_03/spatial"])
         XCTAssertThrowsError(try FeaturePictures.write(dump: try FeatureDump(path: dir + "/a.h5"), layers: nil, outDir: dir + "/o")) { e in
             XCTAssertEqual((e as? CausalTuneError)?.message,
-                           "\(dir)/a.h5: dataset /layer_03/refined missing — `visualize features` needs /layer_<ii>/{spatial,spectrum,causal,refined}")
+                           "\(dir)/a.h5: dataset /layer_03/spatial missing — `visualize features` needs /layer_<ii>/{spatial}")
         }
         try writeDump(dir + "/b.h5", skip: ["image"])
         XCTAssertThrowsError(try FeaturePictures.write(dump: try FeatureDump(path: dir + "/b.h5"), layers: [0], outDir: dir + "/o")) { e in
