@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Numerics"]),
         .testTarget(name: "SupportTests", dependencies: ["Support", "Numerics"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Numerics"]),
-        .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Layers", "Numerics", "Support"],
+        .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Layers", "Numerics", "Support", "Data"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PEFTTests", dependencies: ["PEFT", "Layers", "Numerics", "Support"],
                     resources: [.copy("Fixtures")]),

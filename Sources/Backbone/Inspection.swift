@@ -96,12 +96,19 @@ public enum Inspection {
         return lines
     }
 
+    /// Every dataset with type and shape; a checkpoint's `/backbone/*` only as a count.
     static func datasetLines(_ file: HDF5File) throws -> [String] {
         var lines = ["datasets:"]
+        var backbone = 0
         for d in try file.datasetPaths(under: "/") {
+            if d.hasPrefix("backbone/") && file.hasAttribute("step") {
+                backbone += 1
+                continue
+            }
             let info = try file.datasetInfo(d)
             lines.append("  /\(d)  \(info.elementType) \(info.shape)")
         }
+        if backbone > 0 { lines.append("  /backbone/...  \(backbone) datasets") }
         return lines
     }
 }

@@ -14,6 +14,6 @@ struct CausalTune: ParsableCommand {
         """,
         version: CausalTuneVersion.string,
         subcommands: [ScoreCommand.self, SynthCommand.self, VisualizeCommand.self, SweepCommand.self,
-                      BackboneBenchCommand.self]
+                      InspectCommand.self, BackboneBenchCommand.self]
     )
 }
