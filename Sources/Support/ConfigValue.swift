@@ -1,0 +1,302 @@
+/// The YAML value tree of a configuration, with mmseg-style merging and a YAML writer.
+///
+/// Plain YAML scalars are typed by their text (`null`/`~`/empty → null, `true`/`false`,
+/// integers, floats such as `1e-4`); quoted scalars are always strings. Mappings keep
+/// their key order. `merged(over:)` is the `_base_` rule: mappings merge key by key
+/// (recursively), everything else — lists included — is replaced.
+import Foundation
+import Numerics
+import Yams
+
+/// An ordered mapping from keys to values.
+public struct ConfigMap: Equatable, Sendable {
+    public private(set) var entries: [(key: String, value: ConfigValue)]
+
+    public init(_ entries: [(key: String, value: ConfigValue)] = []) { self.entries = entries }
+
+    public var keys: [String] { entries.map(\.key) }
+
+    public subscript(key: String) -> ConfigValue? {
+        get { entries.first { $0.key == key }?.value }
+        set {
+            if let i = entries.firstIndex(where: { $0.key == key }) {
+                if let newValue { entries[i].value = newValue } else { entries.remove(at: i) }
+            } else if let newValue {
+                entries.append((key, newValue))
+            }
+        }
+    }
+
+    public static func == (a: ConfigMap, b: ConfigMap) -> Bool {
+        a.entries.count == b.entries.count && zip(a.entries, b.entries).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+    }
+}
+
+/// A configuration value.
+public indirect enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case float(Double)
+    case string(String)
+    case list([ConfigValue])
+    case map(ConfigMap)
+
+    // MARK: - Parsing
+
+    /// Parses YAML text (`source` names it in errors). An empty document is an empty map.
+    public static func parse(yaml text: String, source: String) throws -> ConfigValue {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw CausalTuneError("\(source): invalid YAML: \(ConfigValue.describe(error))")
+        } catch {
+            throw CausalTuneError("\(source): invalid YAML: \(error)")
+        }
+        guard let node else { return .map(ConfigMap()) }
+        return try ConfigValue(node: node, source: source)
+    }
+
+    /// Parses a `--set` value: a YAML scalar or flow collection (`0.5`, `[1, 2]`, `{a: 1}`).
+    public static func parse(overrideValue text: String, source: String) throws -> ConfigValue {
+        if text.trimmingCharacters(in: .whitespaces).isEmpty { return .null }
+        return try parse(yaml: text, source: source)
+    }
+
+    init(node: Node, source: String) throws {
+        switch node {
+        case .scalar(let scalar):
+            self = scalar.style == .plain ? ConfigValue.plain(scalar.string) : .string(scalar.string)
+        case .sequence(let sequence):
+            self = .list(try sequence.map { try ConfigValue(node: $0, source: source) })
+        case .mapping(let mapping):
+            var map = ConfigMap()
+            for (key, value) in mapping {
+                guard case .scalar(let k) = key else {
+                    throw CausalTuneError("\(source): a mapping key must be a plain name\(ConfigValue.line(key))")
+                }
+                if map[k.string] != nil {
+                    throw CausalTuneError("\(source): duplicate key '\(k.string)'\(ConfigValue.line(key))")
+                }
+                map[k.string] = try ConfigValue(node: value, source: source)
+            }
+            self = .map(map)
+        case .alias:
+            throw CausalTuneError("\(source): YAML aliases are not supported\(ConfigValue.line(node))")
+        }
+    }
+
+    static func line(_ node: Node) -> String {
+        node.mark.map { " (line \($0.line))" } ?? ""
+    }
+
+    static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+             .composer(_, let problem, let mark, _):
+            return "\(problem) at line \(mark.line), column \(mark.column)"
+        default:
+            return "\(error)".split(separator: "\n").first.map(String.init) ?? "unreadable"
+        }
+    }
+
+    /// The value of a plain (unquoted) scalar.
+    static func plain(_ text: String) -> ConfigValue {
+        switch text {
+        case "", "~", "null", "Null", "NULL": return .null
+        case "true", "True", "TRUE": return .bool(true)
+        case "false", "False", "FALSE": return .bool(false)
+        default: break
+        }
+        if let i = Int(text) { return .int(i) }
+        if let d = parseFloat(text) { return .float(d) }
+        return .string(text)
+    }
+
+    /// YAML floats: decimal/exponent forms (`0.5`, `1e-4`, `-2.`) and `.inf`, `-.inf`, `.nan`.
+    static func parseFloat(_ text: String) -> Double? {
+        switch text.lowercased() {
+        case ".inf", "+.inf": return .infinity
+        case "-.inf": return -.infinity
+        case ".nan": return .nan
+        default: break
+        }
+        guard let first = text.first, first.isNumber || first == "-" || first == "+" || first == "." else { return nil }
+        guard text.allSatisfy({ $0.isNumber || "+-.eE".contains($0) }) else { return nil }
+        return Double(text)
+    }
+
+    // MARK: - Access
+
+    /// The value at a dotted path (`model.peft.tokens`, `data.val.0.root`, `data.val[0].root`).
+    public func value(at path: String) -> ConfigValue? {
+        var current: ConfigValue? = self
+        for component in ConfigValue.components(path) {
+            switch current {
+            case .map(let map)?: current = map[component]
+            case .list(let list)?:
+                guard let i = Int(component), i >= 0, i < list.count else { return nil }
+                current = list[i]
+            default: return nil
+            }
+        }
+        return current
+    }
+
+    /// `a.b[2].c` → `["a", "b", "2", "c"]`.
+    static func components(_ path: String) -> [String] {
+        path.replacingOccurrences(of: "[", with: ".").replacingOccurrences(of: "]", with: "")
+            .split(separator: ".", omittingEmptySubsequences: true).map(String.init)
+    }
+
+    /// `self` with `value` stored at `components` (missing maps are created); throws when
+    /// the path runs through a scalar or past the end of a list.
+    func setting(_ value: ConfigValue, at components: ArraySlice<String>, fullPath: String) throws -> ConfigValue {
+        guard let head = components.first else { return value }
+        let rest = components.dropFirst()
+        switch self {
+        case .map(var map):
+            let child = map[head] ?? .map(ConfigMap())
+            map[head] = try child.setting(value, at: rest, fullPath: fullPath)
+            return .map(map)
+        case .list(var list):
+            guard let i = Int(head), i >= 0, i < list.count else {
+                throw CausalTuneError("config key '\(fullPath)': index \(head) is outside the list (\(list.count) items)")
+            }
+            list[i] = try list[i].setting(value, at: rest, fullPath: fullPath)
+            return .list(list)
+        case .null:
+            return try ConfigValue.map(ConfigMap()).setting(value, at: components, fullPath: fullPath)
+        default:
+            throw CausalTuneError("config key '\(fullPath)': '\(head)' is inside a value that is not a mapping")
+        }
+    }
+
+    // MARK: - Merging
+
+    /// `self` (the including file) merged over `base`: mappings merge recursively, other
+    /// values (lists included) replace the base's.
+    public func merged(over base: ConfigValue) -> ConfigValue {
+        guard case .map(let top) = self, case .map(var merged) = base else { return self }
+        for (key, value) in top.entries {
+            if let old = merged[key] {
+                merged[key] = value.merged(over: old)
+            } else {
+                merged[key] = value
+            }
+        }
+        return .map(merged)
+    }
+
+    // MARK: - Writing YAML
+
+    /// Block-style YAML for this value (a mapping at the top); lists of scalars are written
+    /// in flow style (`[0.9, 0.999]`). Parsing the text gives back an equal value.
+    public var yaml: String {
+        var out = ""
+        switch self {
+        case .map(let map): ConfigValue.writeMap(map, indent: 0, into: &out)
+        default: out = flow + "\n"
+        }
+        return out
+    }
+
+    public var description: String { flow }
+
+    /// This value on one line (scalars and flow collections).
+    public var flow: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .float(let d): return ConfigValue.formatFloat(d)
+        case .string(let s): return ConfigValue.quoteIfNeeded(s)
+        case .list(let items): return "[" + items.map(\.flow).joined(separator: ", ") + "]"
+        case .map(let map):
+            return "{" + map.entries.map { "\(ConfigValue.quoteIfNeeded($0.key)): \($0.value.flow)" }.joined(separator: ", ") + "}"
+        }
+    }
+
+    private var isScalarOrFlatList: Bool {
+        switch self {
+        case .map(let m): return m.entries.isEmpty
+        case .list(let items): return items.allSatisfy { if case .map = $0 { return false }; if case .list = $0 { return false }; return true }
+        default: return true
+        }
+    }
+
+    private static func writeMap(_ map: ConfigMap, indent: Int, into out: inout String) {
+        let pad = String(repeating: " ", count: indent)
+        for (key, value) in map.entries {
+            let k = quoteIfNeeded(key)
+            if value.isScalarOrFlatList {
+                out += "\(pad)\(k): \(value.flow)\n"
+            } else if case .map(let child) = value {
+                out += "\(pad)\(k):\n"
+                writeMap(child, indent: indent + 2, into: &out)
+            } else if case .list(let items) = value {
+                out += "\(pad)\(k):\n"
+                writeList(items, indent: indent + 2, into: &out)
+            }
+        }
+    }
+
+    private static func writeList(_ items: [ConfigValue], indent: Int, into out: inout String) {
+        let pad = String(repeating: " ", count: indent)
+        for item in items {
+            if case .map(let map) = item, !map.entries.isEmpty {
+                var inner = ""
+                writeMap(map, indent: indent + 2, into: &inner)
+                // The first key goes on the dash line.
+                out += pad + "- " + inner.dropFirst(indent + 2)
+            } else if case .list(let nested) = item, !item.isScalarOrFlatList {
+                out += "\(pad)-\n"
+                writeList(nested, indent: indent + 2, into: &out)
+            } else {
+                out += "\(pad)- \(item.flow)\n"
+            }
+        }
+    }
+
+    /// Floats always carry a dot so every YAML reader (PyYAML included) types them as
+    /// floats: `1.0e-08`, `0.0001`, `40000.0`.
+    static func formatFloat(_ d: Double) -> String {
+        if d.isNaN { return ".nan" }
+        if d.isInfinite { return d > 0 ? ".inf" : "-.inf" }
+        var s = "\(d)"
+        if !s.contains(".") {
+            if let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+                s.insert(contentsOf: ".0", at: e)
+            } else {
+                s += ".0"
+            }
+        }
+        return s
+    }
+
+    /// `s` plain when it reads back as the same string, else double-quoted with escapes.
+    static func quoteIfNeeded(_ s: String) -> String {
+        let safe = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./+-")
+        let plainOK = !s.isEmpty && s.unicodeScalars.allSatisfy { safe.contains($0) }
+            && !"-+.".contains(s.first!) && plain(s) == .string(s)
+        if plainOK { return s }
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    out += String(format: "\\x%02X", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
