@@ -1,0 +1,230 @@
+import Foundation
+import Numerics
+import Support
+
+/// Checkpoints (SPEC §7): one HDF5 file, written by rank 0 to a temporary name, flushed,
+/// synced and renamed, so a crash never leaves a half-written file under the real name.
+///
+///     /                          attrs: format = "causal-tune-checkpoint", version = 1,
+///                                       step, world_size, config (resolved YAML), created
+///                                       (ISO-8601), rng_state (4 × uint64), optimizer,
+///                                       backbone_weights, backbone_sha256, and the model
+///                                       signature (arch, embed_dim, depth, peft_method,
+///                                       tokens, lora_rank, head_type, out_indices,
+///                                       num_classes) used to refuse a foreign checkpoint
+///     /params/<name>             float32, trainable parameters, PyTorch layouts
+///     /optimizer/exp_avg/<name>, /optimizer/exp_avg_sq/<name>
+///     /backbone/<name>           only with --with-backbone
+///
+/// `step` is the number of optimiser steps taken; a run resumed from it continues with
+/// update index `step` (schedule and data order are functions of the step index).
+public enum Checkpoint {
+    public static let format = "causal-tune-checkpoint"
+    public static let version: Int64 = 1
+
+    /// What a checkpoint records about the run besides the tensors.
+    public struct Metadata {
+        public var step: Int
+        public var worldSize: Int
+        public var config: String
+        public var created: String
+        public var rngState: [UInt64]
+        public var optimizer: String
+        public var backboneWeights: String
+        public var backboneSHA256: String
+        public var signature: ModelSignature
+        /// Extra scalar attributes (e.g. `miou` of the evaluation at this step).
+        public var extra: [String: Double]
+
+        public init(step: Int, worldSize: Int, config: String, created: String = Checkpoint.now(),
+                    rngState: [UInt64], optimizer: String, backboneWeights: String, backboneSHA256: String,
+                    signature: ModelSignature, extra: [String: Double] = [:]) {
+            self.step = step; self.worldSize = worldSize; self.config = config; self.created = created
+            self.rngState = rngState; self.optimizer = optimizer; self.backboneWeights = backboneWeights
+            self.backboneSHA256 = backboneSHA256; self.signature = signature; self.extra = extra
+        }
+    }
+
+    /// ISO-8601 UTC time stamp.
+    public static func now() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: Date())
+    }
+
+    /// Writes a checkpoint atomically. `optimizer` nil writes zero moments (an
+    /// initialisation file); `backbone` non-empty writes `/backbone/<name>` too.
+    public static func write(to path: String, metadata: Metadata, parameters: ParameterSet,
+                             optimizer: Optimizer?, backbone: [(name: String, value: Tensor)] = []) throws {
+        try HDF5File.writeAtomically(to: path) { file in
+            try file.setAttribute("format", .string(format))
+            try file.setAttribute("version", .int64(version))
+            try file.setAttribute("step", .int64(Int64(metadata.step)))
+            try file.setAttribute("world_size", .int64(Int64(metadata.worldSize)))
+            try file.setAttribute("config", .string(metadata.config))
+            try file.setAttribute("created", .string(metadata.created))
+            try file.setAttribute("rng_state", .uint64s(metadata.rngState))
+            try file.setAttribute("optimizer", .string(metadata.optimizer))
+            try file.setAttribute("backbone_weights", .string(metadata.backboneWeights))
+            try file.setAttribute("backbone_sha256", .string(metadata.backboneSHA256))
+            for (k, v) in metadata.signature.attributes { try file.setAttribute(k, v) }
+            for (k, v) in metadata.extra.sorted(by: { $0.key < $1.key }) { try file.setAttribute(k, .float64(v)) }
+            for e in parameters.entries {
+                try file.write(e.value, to: "params/" + e.name)
+                let m = optimizer.map { $0.expAvg.rows(e.offset..<e.offset + e.count).reshaped(e.shape) } ?? Tensor(zeros: e.shape)
+                let v = optimizer.map { $0.expAvgSq.rows(e.offset..<e.offset + e.count).reshaped(e.shape) } ?? Tensor(zeros: e.shape)
+                try file.write(m, to: "optimizer/exp_avg/" + e.name)
+                try file.write(v, to: "optimizer/exp_avg_sq/" + e.name)
+            }
+            for b in backbone { try file.write(b.value, to: "backbone/" + b.name) }
+        }
+    }
+
+    /// An opened checkpoint: its metadata, checked on open.
+    public final class Reader {
+        public let path: String
+        public let file: HDF5File
+        public let metadata: Metadata
+
+        /// Opens and validates `path`: an HDF5 file with format "causal-tune-checkpoint"
+        /// and version 1. Every failure (missing, truncated, foreign) is one clear error.
+        public init(path: String) throws {
+            self.path = path
+            do {
+                file = try HDF5File.open(path)
+            } catch let e as CausalTuneError {
+                throw CausalTuneError("\(e.message) — not a usable checkpoint")
+            }
+            let fmt = (try? file.stringAttribute("format")) ?? ""
+            guard fmt == Checkpoint.format else {
+                throw CausalTuneError("\(path): not a causal-tune checkpoint (root attribute format is '\(fmt)', expected '\(Checkpoint.format)')")
+            }
+            let ver = try file.int64Attribute("version")
+            guard ver == Checkpoint.version else {
+                throw CausalTuneError("\(path): checkpoint version \(ver) is not supported (expected \(Checkpoint.version))")
+            }
+            metadata = Metadata(
+                step: Int(try file.int64Attribute("step")),
+                worldSize: Int(try file.int64Attribute("world_size")),
+                config: try file.stringAttribute("config"),
+                created: (try? file.stringAttribute("created")) ?? "",
+                rngState: try file.uint64ArrayAttribute("rng_state"),
+                optimizer: (try? file.stringAttribute("optimizer")) ?? "adamw",
+                backboneWeights: (try? file.stringAttribute("backbone_weights")) ?? "",
+                backboneSHA256: (try? file.stringAttribute("backbone_sha256")) ?? "",
+                signature: try ModelSignature(file: file),
+                extra: [:])
+        }
+
+        /// The names stored under `/params`.
+        public func parameterNames() throws -> [String] {
+            try file.datasetPaths(under: "params").map { p in
+                let n = HDF5Path.strip(prefix: "params", from: p)
+                return n
+            }
+        }
+
+        /// Refuses a checkpoint written for another model: compares the signature field by
+        /// field, naming the first that differs.
+        public func requireCompatible(with expected: ModelSignature) throws {
+            if let diff = metadata.signature.firstDifference(from: expected) {
+                throw CausalTuneError("\(path): checkpoint was written for a different model: \(diff.field) is \(diff.stored) in the checkpoint but \(diff.current) in this config")
+            }
+        }
+
+        /// Loads every trainable parameter by name (shapes must match), then pushes the
+        /// values into the modules.
+        public func loadParameters(into set: ParameterSet) throws {
+            for e in set.entries {
+                let p = "params/" + e.name
+                guard file.isDataset(p) else {
+                    throw CausalTuneError("\(path): /\(p) is missing (checkpoint written for another model?)")
+                }
+                try file.read(p, into: e.value)
+            }
+            let extra = Set(try parameterNames()).subtracting(set.names)
+            if let name = extra.sorted().first {
+                throw CausalTuneError("\(path): /params/\(name) has no counterpart in this model (checkpoint written for another model?)")
+            }
+            set.scatterValues()
+        }
+
+        /// Loads the AdamW moments and the step count.
+        public func loadOptimizer(into optimizer: Optimizer) throws {
+            for e in optimizer.parameters.entries {
+                try file.read("optimizer/exp_avg/" + e.name,
+                              into: optimizer.expAvg.rows(e.offset..<e.offset + e.count).reshaped(e.shape))
+                try file.read("optimizer/exp_avg_sq/" + e.name,
+                              into: optimizer.expAvgSq.rows(e.offset..<e.offset + e.count).reshaped(e.shape))
+            }
+            optimizer.stepCount = metadata.step
+        }
+    }
+}
+
+/// Object-path helpers.
+enum HDF5Path {
+    static func strip(prefix: String, from path: String) -> String {
+        let parts = path.split(separator: "/").map(String.init)
+        let pre = prefix.split(separator: "/").map(String.init)
+        if parts.starts(with: pre) { return parts.dropFirst(pre.count).joined(separator: "/") }
+        return parts.joined(separator: "/")
+    }
+}
+
+/// The fields that decide whether a checkpoint's trainable parameters fit a model.
+public struct ModelSignature: Equatable {
+    public var arch: String
+    public var embedDim: Int
+    public var depth: Int
+    public var peftMethod: String
+    public var tokens: Int
+    public var loraRank: Int?      // nil: full tokens
+    public var headType: String
+    public var outIndices: [Int]
+    public var numClasses: Int
+
+    public init(arch: String, embedDim: Int, depth: Int, peftMethod: String, tokens: Int, loraRank: Int?,
+                headType: String, outIndices: [Int], numClasses: Int) {
+        self.arch = arch; self.embedDim = embedDim; self.depth = depth; self.peftMethod = peftMethod
+        self.tokens = tokens; self.loraRank = loraRank; self.headType = headType
+        self.outIndices = outIndices; self.numClasses = numClasses
+    }
+
+    var attributes: [(String, HDF5Attribute)] {
+        [("arch", .string(arch)), ("embed_dim", .int64(Int64(embedDim))), ("depth", .int64(Int64(depth))),
+         ("peft_method", .string(peftMethod)), ("tokens", .int64(Int64(tokens))),
+         ("lora_rank", .int64(Int64(loraRank ?? 0))), ("head_type", .string(headType)),
+         ("out_indices", .int64s(outIndices.map { Int64($0) })), ("num_classes", .int64(Int64(numClasses)))]
+    }
+
+    init(file: HDF5File) throws {
+        arch = try file.stringAttribute("arch")
+        embedDim = Int(try file.int64Attribute("embed_dim"))
+        depth = Int(try file.int64Attribute("depth"))
+        peftMethod = try file.stringAttribute("peft_method")
+        tokens = Int(try file.int64Attribute("tokens"))
+        let r = Int(try file.int64Attribute("lora_rank"))
+        loraRank = r > 0 ? r : nil
+        headType = try file.stringAttribute("head_type")
+        outIndices = try file.int64ArrayAttribute("out_indices").map { Int($0) }
+        numClasses = Int(try file.int64Attribute("num_classes"))
+    }
+
+    /// The first field that differs (as text), or nil when the models match.
+    public func firstDifference(from other: ModelSignature) -> (field: String, stored: String, current: String)? {
+        let pairs: [(String, String, String)] = [
+            ("model.backbone.arch", arch, other.arch),
+            ("embed dim C", "\(embedDim)", "\(other.embedDim)"),
+            ("depth L", "\(depth)", "\(other.depth)"),
+            ("model.peft.method", peftMethod, other.peftMethod),
+            ("model.peft.tokens", "\(tokens)", "\(other.tokens)"),
+            ("model.peft.lora_rank", loraRank.map { "\($0)" } ?? "null", other.loraRank.map { "\($0)" } ?? "null"),
+            ("model.head.type", headType, other.headType),
+            ("model.head.out_indices", "\(outIndices)", "\(other.outIndices)"),
+            ("model.head.num_classes", "\(numClasses)", "\(other.numClasses)"),
+        ]
+        for (f, a, b) in pairs where a != b { return (f, a, b) }
+        return nil
+    }
+}
