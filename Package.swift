@@ -76,7 +76,8 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: [
             "Training", "Numerics", "Layers", "Support", "Backbone", "PEFT", "Heads", "Data", "Distributed",
         ]),
-        .testTarget(name: "HeadsTests", dependencies: ["Heads", "Layers", "Numerics"]),
+        .testTarget(name: "HeadsTests", dependencies: ["Heads", "Layers", "Numerics"],
+                    exclude: ["make_deformable_fixture.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Numerics", "Support", "Data", "PEFT"]),
     ],
     swiftLanguageModes: [.v5]
