@@ -17,7 +17,7 @@ struct BackboneBenchCommand: ParsableCommand {
     @Option(name: .customLong("image-size"), help: "Square input size.") var imageSize = 224
     @Option(name: .customLong("patch-size"), help: "Patch size.") var patchSize = 14
     @Option(help: "Batch size.") var batch = 2
-    @Option(help: "Timed repetitions (after one warm-up).") var steps = 2
+    @Option(help: "Timed repetitions (the median is reported).") var steps = 2
     @Flag(help: "Recompute block activations in the backward.") var recompute = false
     @Flag(help: "Forward only.") var forwardOnly = false
 
@@ -31,26 +31,31 @@ struct BackboneBenchCommand: ParsableCommand {
         let gradient = Tensor(zeros: [batch, model.tokenCount, architecture.channels])
         rng.fillNormal(gradient)
         var forwardTimes: [Double] = [], backwardTimes: [Double] = []
-        for step in 0...steps {
+        for _ in 0..<max(1, steps) {
             let t0 = DispatchTime.now().uptimeNanoseconds
             model.forward(images)
             let t1 = DispatchTime.now().uptimeNanoseconds
             if !forwardOnly { model.backward(outputGradients: [architecture.depth - 1: gradient]) }
             let t2 = DispatchTime.now().uptimeNanoseconds
-            if step > 0 {
-                forwardTimes.append(Double(t1 - t0) / 1e9)
-                backwardTimes.append(Double(t2 - t1) / 1e9)
-            }
+            forwardTimes.append(Double(t1 - t0) / 1e9)
+            backwardTimes.append(Double(t2 - t1) / 1e9)
         }
         let median = { (v: [Double]) -> Double in v.sorted()[v.count / 2] }
         let result: [String: Any] = [
             "arch": arch, "image_size": imageSize, "patch_size": patchSize, "batch": batch, "recompute": recompute,
             "tokens": model.tokenCount, "forward_s": median(forwardTimes),
             "backward_s": forwardOnly ? 0 : median(backwardTimes), "peak_rss_mb": BackboneBenchCommand.peakRSSMegabytes(),
-            "threads": Parallel.threads,
+            "threads": Parallel.threads, "cpu_s": BackboneBenchCommand.cpuSeconds(),
         ]
         let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: json, as: UTF8.self))
+    }
+
+    /// User + system CPU time of this process so far (to judge a loaded machine).
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 
     /// VmHWM from /proc/self/status (Linux), in MiB; 0 where unavailable.
