@@ -14,6 +14,6 @@ struct CausalTune: ParsableCommand {
         """,
         version: CausalTuneVersion.string,
         subcommands: [ScoreCommand.self, SynthCommand.self, VisualizeCommand.self, SweepCommand.self,
-                      InspectCommand.self, BackboneBenchCommand.self]
+                      FeaturesCommand.self, InspectCommand.self, BackboneBenchCommand.self]
     )
 }
