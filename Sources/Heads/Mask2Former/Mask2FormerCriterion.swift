@@ -1,0 +1,109 @@
+import Numerics
+
+/// Where the criterion's random points come from: drawn from a generator (training), or
+/// given (parity tests against the reference, which draws with torch).
+public enum LossPointSource {
+    case random
+    /// matching [B][1, P_m, 2]; candidates [N, 3P, 2] and fresh [N, P − ⌊0.75P⌋, 2] for the
+    /// N matched pairs in (image, query) order.
+    case given(matching: [Tensor], candidates: Tensor, fresh: Tensor)
+}
+
+/// The loss of one set of predictions (`Mask2FormerLoss` has the math): per image matching of
+/// queries to target masks, then L_cls + L_mask + L_dice over the batch, with the gradients
+/// of the class and mask logits. Matched pairs are ordered by image, then query index (mmdet's
+/// `mask_preds[mask_weights > 0]`).
+public struct Mask2FormerCriterion {
+    public var settings: Mask2FormerLossSettings
+    public let numClasses: Int   // K (the logits have K + 1 columns)
+
+    public init(numClasses: Int, settings: Mask2FormerLossSettings = .init()) {
+        self.numClasses = numClasses
+        self.settings = settings
+    }
+
+    public struct Terms {
+        public var classification = 0.0, mask = 0.0, dice = 0.0
+        public var total: Double { classification + mask + dice }
+        /// For each image, the matched query of each target (in the targets' order).
+        public var assignments: [[Int]] = []
+    }
+
+    /// classLogits [B, Q, K+1], maskLogits [B, Q, h, w], one `MaskTargets` per image,
+    /// `normalizer` M = max(1, target masks averaged over ranks). Accumulates ∂L/∂logits into
+    /// `dClass` / `dMask` when given.
+    public func loss(classLogits: Tensor, maskLogits: Tensor, targets: [MaskTargets], normalizer: Float,
+                     points source: LossPointSource = .random, rng: inout RandomGenerator,
+                     dClass: Tensor?, dMask: Tensor?) -> Terms {
+        let (B, Q, K1) = (classLogits.shape[0], classLogits.shape[1], classLogits.shape[2])
+        precondition(K1 == numClasses + 1 && maskLogits.rank == 4 && maskLogits.shape[0] == B && maskLogits.shape[1] == Q,
+                     "Mask2FormerCriterion: class \(classLogits.shape), masks \(maskLogits.shape)")
+        precondition(targets.count == B, "Mask2FormerCriterion: \(targets.count) targets for batch \(B)")
+        let (h, w) = (maskLogits.shape[2], maskLogits.shape[3])
+        var terms = Terms()
+        var classTargets = [Int](repeating: numClasses, count: B * Q)
+        var pairs: [(b: Int, q: Int, g: Int)] = []
+        for b in 0..<B {
+            let t = targets[b], G = t.classes.count
+            if G == 0 { terms.assignments.append([]); continue }
+            let pts: Tensor
+            switch source {
+            case .random: pts = Mask2FormerLoss.uniformPoints(1, settings.points, rng: &rng)
+            case .given(let matching, _, _): pts = matching[b]
+            }
+            let Pm = pts.shape[1]
+            let maskPts = Tensor(zeros: [Q, Pm]), targetPts = Tensor(zeros: [G, Pm])
+            PointSample.forward(maps: maskLogits.slice(b), points: pts, into: maskPts)
+            PointSample.forward(maps: t.masks, points: pts, into: targetPts)
+            let cost = Mask2FormerLoss.matchingCost(classLogits: classLogits.slice(b), maskPoints: maskPts,
+                                                    targetPoints: targetPts, classes: t.classes, settings: settings)
+            let assignment = Assignment.solve(cost: cost, queries: Q, targets: G)
+            terms.assignments.append(assignment)
+            var imagePairs: [(b: Int, q: Int, g: Int)] = []
+            for (g, q) in assignment.enumerated() {
+                classTargets[b * Q + q] = t.classes[g]
+                imagePairs.append((b, q, g))
+            }
+            pairs += imagePairs.sorted { $0.q < $1.q }
+        }
+        terms.classification = Mask2FormerLoss.classificationLoss(
+            logits: classLogits.reshaped([B * Q, K1]), targets: classTargets,
+            dLogits: dClass?.reshaped([B * Q, K1]), settings: settings)
+        let N = pairs.count
+        if N == 0 { return terms }
+        // Matched predictions [N, h, w] and their point samples.
+        let preds = Tensor(zeros: [N, h, w])
+        for (i, p) in pairs.enumerated() {
+            (preds.data + i * h * w).update(from: maskLogits.data + (p.b * Q + p.q) * h * w, count: h * w)
+        }
+        let points: Tensor
+        switch source {
+        case .random: points = Mask2FormerLoss.importancePoints(maskLogits: preds, settings: settings, rng: &rng)
+        case .given(_, let candidates, let fresh):
+            points = Mask2FormerLoss.uncertainPoints(maskLogits: preds, candidates: candidates, fresh: fresh,
+                                                     points: settings.points)
+        }
+        let P = points.shape[1]
+        let predPts = Tensor(zeros: [N, P]), targetPts = Tensor(zeros: [N, P])
+        PointSample.forward(maps: preds, points: points, into: predPts)
+        for (i, p) in pairs.enumerated() {
+            let m = targets[p.b].masks, (H, W) = (m.shape[1], m.shape[2])
+            PointSample.forward(maps: m.slice(p.g).reshaped([1, H, W]),
+                                points: points.slice(i).reshaped([1, P, 2]),
+                                into: targetPts.slice(i).reshaped([1, P]))
+        }
+        let dPts = dMask == nil ? nil : Tensor(zeros: [N, P])
+        let (lm, ld) = Mask2FormerLoss.maskLosses(pointLogits: predPts, pointTargets: targetPts, normalizer: normalizer,
+                                                  dPointLogits: dPts, settings: settings)
+        terms.mask = lm
+        terms.dice = ld
+        if let dMask, let dPts {
+            let dPreds = Tensor(zeros: [N, h, w])
+            PointSample.backward(dOut: dPts, points: points, dMaps: dPreds)
+            for (i, p) in pairs.enumerated() {
+                Kernels.axpy(1, dPreds.data + i * h * w, dMask.data + (p.b * Q + p.q) * h * w, count: h * w)
+            }
+        }
+        return terms
+    }
+}
