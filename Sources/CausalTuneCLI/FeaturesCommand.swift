@@ -3,13 +3,18 @@ import Backbone
 import Data
 import Foundation
 import Numerics
+import PEFT
 import Support
+import Training
 
 /// `causal-tune features --config FILE [--checkpoint CKPT] --out FILE.h5 [--layers 0,11] IMAGE...`
 ///
 /// Writes the feature dump of SPEC §7 for PNG/JPEG inputs (resized bilinearly to
 /// `model.backbone.image_size`, normalised as SPEC §6). With `model.peft.method: none` the
-/// bare backbone runs and the dump holds `/image` and `/layer_<ii>/spatial`.
+/// bare backbone runs and the dump holds `/image` and `/layer_<ii>/spatial`; with
+/// `causal_tune` or `rein` the Causal-Tune layer runs after every block (its parameters from
+/// the checkpoint's `/params/peft/*`, else the seeded initialisation) and the dump adds
+/// `/layer_<ii>/{spectrum,causal,refined,band_energy}` and `/mask`.
 struct FeaturesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "features",
@@ -42,15 +47,23 @@ struct FeaturesCommand: ParsableCommand {
             } else if let checkpoint {
                 throw CausalTuneError("--checkpoint \(checkpoint): not an HDF5 checkpoint")
             }
-            guard cfg.model.peft.method == .none else {
-                throw CausalTuneError("features: model.peft.method '\(cfg.model.peft.method.rawValue)' is not dumped by this build; use model.peft.method: none")
-            }
+            let peft = try CausalTuneOptions(cfg.model.peft)
             let model = try settings.makeBackbone()
             let selected = try FeatureExtraction.parseLayers(layers, depth: model.blocks.count)
-            try FeatureExtraction.dump(model: model, images: images, layers: selected, config: cfg.yaml, to: out) { path in
-                let image = try ImageIO.readRGB(path)
-                return (image.pixels, image.width, image.height)
+            // Causal-Tune / Rein: the adapter (PEFT parameters from the checkpoint's
+            // /params/peft/*) adds spectrum, causal, refined, band_energy and /mask.
+            var hook: FeatureExtraction.LayerHook? = nil
+            if let adapter = try CausalTuneAdapter.make(options: peft, layers: model.blocks.count, channels: model.channels,
+                                                        patchSize: cfg.model.backbone.patchSize,
+                                                        seed: UInt64(max(0, cfg.train.seed))) {
+                if let checkpoint { try adapter.loadCheckpoint(checkpoint) }
+                hook = CausalTuneFeatureDump.hook(adapter: adapter, model: model, layers: selected)
             }
+            try FeatureExtraction.dump(model: model, images: images, layers: selected, config: cfg.yaml, to: out,
+                                       load: { path in
+                                           let image = try ImageIO.readRGB(path)
+                                           return (image.pixels, image.width, image.height)
+                                       }, hook: hook)
             print("features: \(images.count) image(s), layers \(selected.map(String.init).joined(separator: ",")), grid \(model.grid.h)x\(model.grid.w) → \(out)")
         } catch let e as CausalTuneError {
             fputs(e.message + "\n", stderr)
