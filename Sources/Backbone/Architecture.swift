@@ -8,6 +8,7 @@ import Numerics
 /// | `dinov2_vitb14` | 768 | 12 | 12 | MLP 4C, GELU |
 /// | `dinov2_vitl14` | 1024 | 24 | 16 | MLP 4C, GELU |
 /// | `dinov2_vitg14` | 1536 | 40 | 24 | SwiGLU, hidden 4096 |
+/// | `dinov2_vitt14` | 192 | 12 | 3 | MLP 4C, GELU (debug addition: random weights only) |
 ///
 /// `_reg4` adds 4 register tokens. The SwiGLU hidden width follows the official
 /// `SwiGLUFFNFused`: `(⌊4C · 2/3⌋ + 7) / 8 · 8`. Tests build tiny custom architectures with
@@ -47,6 +48,7 @@ public struct DINOv2Architecture: Equatable, Sendable, CustomStringConvertible {
     public static let names = [
         "dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14",
         "dinov2_vits14_reg4", "dinov2_vitb14_reg4", "dinov2_vitl14_reg4", "dinov2_vitg14_reg4",
+        "dinov2_vitt14",
     ]
 
     /// The official architecture `name` (`dinov2_vitl14`, `dinov2_vitg14_reg4`, …).
@@ -63,6 +65,9 @@ public struct DINOv2Architecture: Equatable, Sendable, CustomStringConvertible {
         let table: [String: (Int, Int, Int)] = [
             "dinov2_vits14": (384, 12, 6), "dinov2_vitb14": (768, 12, 12),
             "dinov2_vitl14": (1024, 24, 16), "dinov2_vitg14": (1536, 40, 24),
+            // Debug addition, not an official DINOv2 model: a ViT-Tiny shape for `weights:
+            // random` runs on a laptop (configs/debug-synthetic.yaml).
+            "dinov2_vitt14": (192, 12, 3),
         ]
         guard let (c, depth, heads) = table[base] else {
             throw CausalTuneError("model.backbone.arch: unknown architecture '\(name)' (expected one of \(names.joined(separator: ", ")))")
