@@ -1,5 +1,6 @@
 import Foundation
 import Numerics
+import Support
 
 /// What `model.backbone` in the config says (SPEC §6a), and building the backbone from it.
 ///
@@ -23,6 +24,13 @@ public struct BackboneSettings: Equatable, Sendable {
         self.patchSize = patchSize
         self.recompute = recompute
         self.seed = seed
+    }
+
+    /// `model.backbone` of a resolved config; `train.seed` seeds `weights: random`.
+    public init(_ config: ExperimentConfig) {
+        let b = config.model.backbone
+        self.init(arch: b.arch, weights: b.weights, imageSize: b.imageSize, patchSize: b.patchSize,
+                  recompute: b.recompute, seed: UInt64(Swift.max(0, config.train.seed)))
     }
 
     /// Builds the backbone: architecture from `arch`, grid from `image_size / patch_size`,

@@ -36,9 +36,8 @@ struct FeaturesCommand: ParsableCommand {
         if FeaturesCommand.nonRootRank { return }
         do {
             let cfg = try ExperimentConfig.load(path: config)
-            let b = cfg.model.backbone
-            var settings = BackboneSettings(arch: b.arch, weights: b.weights, imageSize: b.imageSize,
-                                            patchSize: b.patchSize, recompute: false, seed: UInt64(max(0, cfg.train.seed)))
+            var settings = BackboneSettings(cfg)
+            settings.recompute = false   // no backward here
             if let checkpoint, (try? WeightFile.detectFormat(checkpoint)) == .hdf5 {
                 let file = try HDF5File.open(checkpoint)
                 let hasBackbone = file.isGroup("backbone")

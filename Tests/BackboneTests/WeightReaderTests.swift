@@ -90,7 +90,36 @@ final class WeightReaderTests: XCTestCase {
         assertCausalTuneError(["model.backbone.arch", "dinov2_vitx14"]) { _ = try DINOv2Architecture.named("dinov2_vitx14") }
     }
 
+    func testTrainingPrefixesAndChunkedBlocksAreUnwrapped() throws {
+        let official = try WeightFile.read(Fixtures.path("s14.pth"))
+        // As a DDP-wrapped training run with block_chunks = 2 would save it.
+        var names: [String] = [], tensors: [String: Tensor] = [:]
+        for name in official.names {
+            var renamed = name
+            if name.hasPrefix("blocks.") {
+                let index = Int(name.split(separator: ".")[1])!
+                renamed = "blocks.\(index / 1).\(index)." + name.split(separator: ".").dropFirst(2).joined(separator: ".")
+            }
+            renamed = "module.backbone." + renamed
+            names.append(renamed)
+            tensors[renamed] = official.tensors[name]
+        }
+        names.append("module.dino_head.mlp.0.weight")
+        tensors["module.dino_head.mlp.0.weight"] = Tensor(zeros: [4, 4])
+        let wrapped = WeightFile(path: "wrapped", format: .pytorch, names: names, tensors: tensors,
+                                 dtypes: Dictionary(uniqueKeysWithValues: names.map { ($0, "float32") }))
+        let weights = try DINOv2Weights.canonical(wrapped)
+        XCTAssertNoThrow(try weights.validate(for: Fixtures.s14))
+        XCTAssertEqual(weights.tensors["blocks.1.attn.qkv.weight"]?.array, official.tensors["blocks.1.attn.qkv.weight"]?.array)
+    }
+
     // MARK: bad files
+
+    func testTruncatedHDF5GivesOneLineNamingTheFile() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("s14.h5"))))
+        let path = Fixtures.temporaryFile(Array(bytes[..<4096]), name: "truncated.h5")
+        assertCausalTuneError([path]) { _ = try DINOv2Weights.read(path) }
+    }
 
     func testTruncatedZipGivesOneLineNamingTheFile() throws {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("s14.pth"))))
