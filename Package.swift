@@ -77,7 +77,7 @@ let package = Package(
             "Training", "Numerics", "Layers", "Support", "Backbone", "PEFT", "Heads", "Data", "Distributed",
         ]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads", "Layers", "Numerics"],
-                    exclude: ["make_deformable_fixture.py", "make_loss_fixture.py", "make_decoder_fixture.py"], resources: [.copy("Fixtures")]),
+                    exclude: ["make_deformable_fixture.py", "make_loss_fixture.py", "make_decoder_fixture.py", "make_head_fixture.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Numerics", "Support", "Data", "PEFT"]),
     ],
     swiftLanguageModes: [.v5]

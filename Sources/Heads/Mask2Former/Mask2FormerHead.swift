@@ -1,0 +1,290 @@
+import Foundation
+import Numerics
+import Layers
+
+/// The Mask2Former decode head with Rein's token → query link (mmseg `Mask2FormerHead` as
+/// `ReinMask2FormerHead` with `replace_query_feat=True` configures it), on four feature maps
+/// `[B, C_in, h, w]` at strides 4, 8, 16, 32 and the PEFT tokens of all layers `[L, m, C_b]`:
+///
+///     p  = link(tokens)                       query positions [Q, D], Q = m (`TokenQueryLink`)
+///     x₀ = querys2feat(p)                     query features [Q, D], the same for every image
+///     F, memory = PixelDecoder(features)      mask features [B, D, H₄, W₄]; tokens of strides 32, 16, 8
+///     m_l = memory_l + level_embed[l],  P_l = sine(h_l, w_l)
+///     pred(x, l): y = LN(x);  class = cls_embed(y) [B, Q, K+1];
+///                 mask = MLP₃(y) · F [B, Q, H₄, W₄] (`einsum bqc,bchw→bqhw`);
+///                 attention mask of level l: bilinear(mask → h_l × w_l) < 0  (σ < 0.5)
+///     prediction 0 = pred(x₀, 0); for i = 0 … 8, l = i mod 3:
+///         rows of the mask with every key masked are unmasked
+///         x_{i+1} = DecoderLayer_i(x_i, p, m_l, P_l, mask);  prediction i+1 = pred(x_{i+1}, (i+1) mod 3)
+///     loss = Σ over the 10 predictions of `Mask2FormerCriterion` (deep supervision)
+///     semantic logits = bilinear↑(mask₉ → input size) then Σ_q softmax(class₉)[q, :K] · σ(mask₉[q])
+///
+/// MLP₃ = Linear-ReLU-Linear-ReLU-Linear (D → D). LayerNorm eps 1e-5. The backward runs the
+/// chain in reverse: each prediction's gradient into its x_i and F, the decoder layers into x,
+/// p and the memory, the pixel decoder into the features, and p into the tokens.
+/// Parameter names (under the caller's prefix): `link.*`, `querys2feat.*`, `pixel_decoder.*`,
+/// `transformer_decoder.layers.<i>.*`, `transformer_decoder.post_norm.*`, `level_embed.weight`,
+/// `cls_embed.*`, `mask_embed.{0,2,4}.*`.
+public final class Mask2FormerHead: Module {
+    public let numClasses: Int, channels: Int, queries: Int
+    public let link: TokenQueryLink
+    public let querysToFeat: Linear
+    public let pixelDecoder: PixelDecoder
+    public let levelEmbed: Parameter      // [3, D]
+    public let layers: [DecoderLayer]
+    public let postNorm: LayerNorm
+    public let classEmbed: Linear
+    public let maskEmbed: [Linear]
+    public var criterion: Mask2FormerCriterion
+
+    /// One set of predictions: class logits [B, Q, K+1] and mask logits [B, Q, H₄, W₄].
+    public struct Prediction {
+        public let classLogits: Tensor
+        public let maskLogits: Tensor
+    }
+
+    public private(set) var predictions: [Prediction] = []
+    private var xs: [Tensor] = []                // x₀ (broadcast to [B, Q, D]) … x₉
+    private var p = Tensor(zeros: [0]), x0 = Tensor(zeros: [0])
+    private var maskFeatures = Tensor(zeros: [0])
+    private var levelInputs: [Tensor] = [], levelPos: [Tensor] = []
+    private var dPredictions: [(Tensor, Tensor)] = []
+
+    public init(inputChannels: Int, backboneChannels: Int, numClasses: Int, channels: Int = 256, queries: Int = 100,
+                decoderLayers: Int = 9, heads: Int = 8, encoderLayers: Int = 6, points: Int = 4,
+                encoderFeedforward: Int = 1024, decoderFeedforward: Int = 2048, groups: Int = 32) {
+        self.numClasses = numClasses
+        self.channels = channels
+        self.queries = queries
+        link = TokenQueryLink(backboneChannels: backboneChannels, channels: channels)
+        querysToFeat = Linear(inputDimensions: channels, outputDimensions: channels)
+        pixelDecoder = PixelDecoder(inputChannels: inputChannels, channels: channels, encoderLayers: encoderLayers,
+                                    heads: heads, points: points, feedforward: encoderFeedforward, groups: groups)
+        levelEmbed = Parameter(zeros: [3, channels])
+        layers = (0..<decoderLayers).map { _ in DecoderLayer(channels: channels, heads: heads, feedforward: decoderFeedforward) }
+        postNorm = LayerNorm(channels: channels, eps: 1e-5)
+        classEmbed = Linear(inputDimensions: channels, outputDimensions: numClasses + 1)
+        maskEmbed = (0..<3).map { _ in Linear(inputDimensions: channels, outputDimensions: channels) }
+        criterion = Mask2FormerCriterion(numClasses: numClasses)
+    }
+
+    public func parameters(prefix: String) -> [NamedParameter] {
+        var ps = link.parameters(prefix: prefix + "link.") + querysToFeat.parameters(prefix: prefix + "querys2feat.")
+        ps += pixelDecoder.parameters(prefix: prefix + "pixel_decoder.")
+        for (i, l) in layers.enumerated() { ps += l.parameters(prefix: prefix + "transformer_decoder.layers.\(i).") }
+        ps += postNorm.parameters(prefix: prefix + "transformer_decoder.post_norm.")
+        ps.append(NamedParameter(name: prefix + "level_embed.weight", parameter: levelEmbed))
+        ps += classEmbed.parameters(prefix: prefix + "cls_embed.")
+        for (i, l) in maskEmbed.enumerated() { ps += l.parameters(prefix: prefix + "mask_embed.\(2 * i).") }
+        return ps
+    }
+
+    /// mmdet's initialisation: decoder layers Xavier-uniform (matrices), pixel decoder as its
+    /// own `reset`, level embedding N(0, 1), Linear layers PyTorch default.
+    public func reset(rng: inout RandomGenerator) {
+        link.reset(rng: &rng)
+        querysToFeat.reset(rng: &rng)
+        pixelDecoder.reset(rng: &rng)
+        for l in layers {
+            l.reset(rng: &rng)
+            for p in l.namedParameters where p.parameter.value.rank > 1 { xavierUniform(p.parameter.value, &rng) }
+        }
+        rng.fillNormal(levelEmbed.value)
+        classEmbed.reset(rng: &rng)
+        for l in maskEmbed { l.reset(rng: &rng) }
+    }
+
+    // MARK: prediction head
+
+    /// y = LN(x); class = cls_embed(y); mask = MLP₃(y)·F. x [B, Q, D]. Fills the prediction and
+    /// returns the MLP activations (h₁, h₂, e) and y for the backward.
+    private func predict(_ x: Tensor) -> (Prediction, [Tensor]) {
+        let D = channels, B = x.shape[0], Q = x.count / (B * D)
+        let rows = [B * Q, D]
+        let y = Tensor(zeros: rows)
+        postNorm.forward(x.reshaped(rows), into: y)
+        let cls = Tensor(zeros: [B, Q, numClasses + 1])
+        classEmbed.forward(y, into: cls.reshaped([B * Q, numClasses + 1]))
+        var acts = [y]
+        var h = y
+        for (i, l) in maskEmbed.enumerated() {
+            let o = Tensor(zeros: rows)
+            l.forward(h, into: o)
+            if i < 2 { let op = o.data; for k in 0..<o.count where op[k] < 0 { op[k] = 0 } }
+            acts.append(o)
+            h = o
+        }
+        let (H4, W4) = (maskFeatures.shape[2], maskFeatures.shape[3]), hw = H4 * W4
+        let mask = Tensor(zeros: [B, Q, H4, W4])
+        for b in 0..<B {
+            BLAS.gemm(transposeA: false, transposeB: false, m: Q, n: hw, k: D, a: h.data + b * Q * D, lda: D,
+                      b: maskFeatures.data + b * D * hw, ldb: hw, c: mask.data + b * Q * hw, ldc: hw)
+        }
+        return (Prediction(classLogits: cls, maskLogits: mask), acts)
+    }
+
+    /// Backward of `predict` (recomputed on x): accumulates ∂x, ∂F and the parameter gradients.
+    private func predictBackward(_ x: Tensor, dClass: Tensor, dMask: Tensor, dX: Tensor, dF: Tensor) {
+        let D = channels, B = x.shape[0], Q = x.count / (B * D)
+        let rows = [B * Q, D]
+        let (_, acts) = predict(x)   // restores postNorm's statistics and the activations
+        let (H4, W4) = (maskFeatures.shape[2], maskFeatures.shape[3]), hw = H4 * W4
+        let e = acts[3]
+        var dh = Tensor(zeros: rows)
+        for b in 0..<B {
+            // ∂e = ∂mask · Fᵀ;  ∂F += eᵀ · ∂mask
+            BLAS.gemm(transposeA: false, transposeB: true, m: Q, n: D, k: hw, a: dMask.data + b * Q * hw, lda: hw,
+                      b: maskFeatures.data + b * D * hw, ldb: hw, c: dh.data + b * Q * D, ldc: D)
+            BLAS.gemm(transposeA: true, transposeB: false, m: D, n: hw, k: Q, a: e.data + b * Q * D, lda: D,
+                      b: dMask.data + b * Q * hw, ldb: hw, beta: 1, c: dF.data + b * D * hw, ldc: hw)
+        }
+        for i in stride(from: 2, through: 0, by: -1) {
+            if i < 2 {
+                let a = acts[i + 1].data, g = dh.data
+                for k in 0..<dh.count where a[k] <= 0 { g[k] = 0 }
+            }
+            let dIn = Tensor(zeros: rows)
+            maskEmbed[i].backward(dOutput: dh, input: acts[i], dInput: dIn)
+            dh = dIn
+        }
+        classEmbed.backward(dOutput: dClass.reshaped([B * Q, numClasses + 1]), input: acts[0], dInput: dh)
+        postNorm.backward(dOutput: dh, input: x.reshaped(rows), dInput: dX.reshaped(rows))
+    }
+
+    /// Attention mask [B, Q, h·w] of level l from mask logits: bilinear resize, masked where
+    /// the logit is < 0; rows masked everywhere are unmasked.
+    private func attentionMask(_ mask: Tensor, level l: Int) -> [Bool] {
+        let (h, w) = pixelDecoder.shapes[l]
+        let B = mask.shape[0], Q = mask.shape[1]
+        let small = Tensor(zeros: [B, Q, h, w])
+        Resample.bilinear(mask, into: small)
+        var out = [Bool](repeating: false, count: small.count)
+        let hw = h * w, sp = small.data
+        for r in 0..<(B * Q) {
+            var all = true
+            for j in 0..<hw { let m = sp[r * hw + j] < 0; out[r * hw + j] = m; if !m { all = false } }
+            if all { for j in 0..<hw { out[r * hw + j] = false } }
+        }
+        return out
+    }
+
+    // MARK: forward / loss / backward
+
+    /// features: [B, C_in, h, w] at strides 4, 8, 16, 32; tokens [L, Q, C_b] → the 1 + layers
+    /// predictions (also kept in `predictions`).
+    @discardableResult
+    public func forward(features: [Tensor], tokens: Tensor) -> [Prediction] {
+        precondition(tokens.rank == 3 && tokens.shape[1] == queries, "Mask2FormerHead: tokens \(tokens.shape), expected [L, \(queries), C]")
+        let D = channels, B = features[0].shape[0], Q = queries
+        p = link.forward(tokens)
+        x0 = Tensor(zeros: [Q, D])
+        querysToFeat.forward(p, into: x0)
+        maskFeatures = pixelDecoder.forward(features)
+        let shapes = pixelDecoder.shapes, starts = DeformableAttentionCore.levelStarts(shapes)
+        let memory = pixelDecoder.memory, S = memory.count / (B * D)
+        levelInputs = []; levelPos = []
+        for l in 0..<3 {
+            let hw = shapes[l].h * shapes[l].w
+            let t = Tensor(zeros: [B, hw, D])
+            for b in 0..<B {
+                let src = memory.data + (b * S + starts[l]) * D, dst = t.data + b * hw * D
+                for r in 0..<hw { Kernels.add(src + r * D, levelEmbed.value.data + l * D, into: dst + r * D, count: D) }
+            }
+            levelInputs.append(t)
+            levelPos.append(SinePositionalEncoding.tokens(height: shapes[l].h, width: shapes[l].w, features: D / 2))
+        }
+        let first = Tensor(zeros: [B, Q, D])
+        for b in 0..<B { (first.data + b * Q * D).update(from: x0.data, count: Q * D) }
+        xs = [first]
+        var (pred, _) = predict(first)
+        predictions = [pred]
+        for (i, layer) in layers.enumerated() {
+            let l = i % 3
+            let mask = attentionMask(pred.maskLogits, level: l)
+            let out = Tensor(zeros: [B, Q, D])
+            layer.forward(query: xs[i], queryPos: p, memory: levelInputs[l], memoryPos: levelPos[l], mask: mask, into: out)
+            xs.append(out)
+            (pred, _) = predict(out)
+            predictions.append(pred)
+        }
+        return predictions
+    }
+
+    /// The summed loss of all predictions of the last forward (`normalizer` as the criterion's);
+    /// keeps the gradients of the predictions for `backward`.
+    public func loss(targets: [MaskTargets], normalizer: Float, rng: inout RandomGenerator,
+                     points: [LossPointSource]? = nil) -> Mask2FormerCriterion.Terms {
+        var total = Mask2FormerCriterion.Terms()
+        dPredictions = []
+        for (i, pred) in predictions.enumerated() {
+            let dc = Tensor(zeros: pred.classLogits.shape), dm = Tensor(zeros: pred.maskLogits.shape)
+            let t = criterion.loss(classLogits: pred.classLogits, maskLogits: pred.maskLogits, targets: targets,
+                                   normalizer: normalizer, points: points?[i] ?? .random, rng: &rng, dClass: dc, dMask: dm)
+            total.classification += t.classification
+            total.mask += t.mask
+            total.dice += t.dice
+            if i == predictions.count - 1 { total.assignments = t.assignments }
+            dPredictions.append((dc, dm))
+        }
+        return total
+    }
+
+    /// Backward of the last `loss`: accumulates parameter gradients, dFeatures[i] (strides 4 …
+    /// 32, where given) and ∂tokens [L, Q, C_b] (when given).
+    public func backward(dFeatures: [Tensor?], dTokens: Tensor?) {
+        precondition(dPredictions.count == predictions.count, "Mask2FormerHead: backward without loss")
+        let D = channels, B = xs[0].shape[0], Q = queries
+        let dF = Tensor(zeros: maskFeatures.shape)
+        let dP = Tensor(zeros: [Q, D])
+        var dx = Tensor(zeros: [B, Q, D])
+        let last = layers.count
+        predictBackward(xs[last], dClass: dPredictions[last].0, dMask: dPredictions[last].1, dX: dx, dF: dF)
+        let dLevel = levelInputs.map { Tensor(zeros: $0.shape) }
+        for i in stride(from: last - 1, through: 0, by: -1) {
+            let dPrev = Tensor(zeros: [B, Q, D])
+            layers[i].backward(dOutput: dx, query: xs[i], dQuery: dPrev, dQueryPos: dP, dMemory: dLevel[i % 3])
+            predictBackward(xs[i], dClass: dPredictions[i].0, dMask: dPredictions[i].1, dX: dPrev, dF: dF)
+            dx = dPrev
+        }
+        // x₀ = querys2feat(p), the same rows for every image.
+        let dX0 = Tensor(zeros: [Q, D])
+        for b in 0..<B { Kernels.axpy(1, dx.data + b * Q * D, dX0.data, count: Q * D) }
+        querysToFeat.backward(dOutput: dX0, input: p, dInput: dP)
+        link.backward(dOutput: dP, dTokens: dTokens)
+        // Memory: the level inputs are memory_l + level_embed[l].
+        let shapes = pixelDecoder.shapes, starts = DeformableAttentionCore.levelStarts(shapes)
+        let S = starts[2] + shapes[2].h * shapes[2].w
+        let dMemory = Tensor(zeros: [B, S, D])
+        for l in 0..<3 {
+            let hw = shapes[l].h * shapes[l].w
+            for b in 0..<B {
+                Kernels.axpy(1, dLevel[l].data + b * hw * D, dMemory.data + (b * S + starts[l]) * D, count: hw * D)
+            }
+            if let g = levelEmbed.grad {
+                Kernels.accumulateColumnSums(dLevel[l].data, rows: B * hw, cols: D, into: g.data + l * D)
+            }
+        }
+        pixelDecoder.backward(dMaskFeatures: dF, dMemory: dMemory, dFeatures: dFeatures)
+    }
+
+    /// Semantic logits [B, K, H, W] of the last forward at `size`:
+    /// Σ_q softmax(class)[q, :K] · σ(bilinear↑(mask_q)).
+    public func semanticLogits(size: (h: Int, w: Int)) -> Tensor {
+        let pred = predictions.last!
+        let (B, Q, K1) = (pred.classLogits.shape[0], pred.classLogits.shape[1], pred.classLogits.shape[2])
+        let K = K1 - 1, hw = size.h * size.w
+        let up = Tensor(zeros: [B, Q, size.h, size.w])
+        Resample.bilinear(pred.maskLogits, into: up)
+        let upp = up.data
+        Parallel.forEach(up.count, grain: Kernels.elementGrain) { r in for i in r { upp[i] = 1 / (1 + expf(-upp[i])) } }
+        let probs = pred.classLogits.clone()
+        Kernels.softmaxRows(probs.data, rows: B * Q, cols: K1)
+        let out = Tensor(zeros: [B, K, size.h, size.w])
+        for b in 0..<B {
+            // out[b] [K, hw] = probs[b][:, :K]ᵀ [K, Q] · σ(mask) [Q, hw]
+            BLAS.gemm(transposeA: true, transposeB: false, m: K, n: hw, k: Q, a: probs.data + b * Q * K1, lda: K1,
+                      b: upp + b * Q * hw, ldb: hw, c: out.data + b * K * hw, ldc: hw)
+        }
+        return out
+    }
+}
