@@ -1,0 +1,116 @@
+/// Machine-readable metrics: `WORK_DIR/metrics.jsonl`, one JSON object a line.
+///
+///     {"step": 50, "loss": 1.2345678, "lr": 9.98e-05, "time_s": 12.5}
+///
+/// Lines are appended and flushed one at a time, so a crashed or running job's file is
+/// always valid up to its last line. Keys keep the order given; doubles are written at
+/// full precision (shortest round-trip form); non-finite numbers become `null`.
+import Foundation
+import Numerics
+
+/// A JSON value with ordered object keys.
+public indirect enum JSONValue: Equatable, Sendable, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(nilLiteral: ()) { self = .null }
+
+    /// An optional number: `nil` → `null`.
+    public static func number(_ value: Double?) -> JSONValue { value.map { .double($0) } ?? .null }
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool { a.text == b.text }
+
+    /// Compact JSON text.
+    public var text: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .double(let d):
+            guard d.isFinite else { return "null" }
+            if d == d.rounded(), abs(d) < 1e15 { return String(format: "%.1f", d) }
+            return "\(d)"
+        case .string(let s): return JSONValue.quote(s)
+        case .array(let items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
+        case .object(let fields):
+            return "{" + fields.map { JSONValue.quote($0.0) + ": " + $0.1.text }.joined(separator: ", ") + "}"
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// Appends JSON lines to a file, flushing each.
+public final class MetricsWriter {
+    public let path: String
+    private let handle: FileHandle
+
+    /// Opens (creating directories and the file as needed) `path` for appending.
+    public init(path: String) throws {
+        self.path = path
+        let url = URL(fileURLWithPath: path)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        } catch {
+            throw CausalTuneError("\(url.deletingLastPathComponent().path): cannot create directory")
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw CausalTuneError("\(path): cannot create file")
+            }
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw CausalTuneError("\(path): cannot open for writing")
+        }
+        handle.seekToEndOfFile()
+        self.handle = handle
+    }
+
+    /// `WORK_DIR/metrics.jsonl`.
+    public convenience init(workDir: String) throws {
+        try self.init(path: URL(fileURLWithPath: workDir).appendingPathComponent("metrics.jsonl").path)
+    }
+
+    deinit { try? handle.close() }
+
+    /// Appends one object (keys in the given order) as a line and flushes it.
+    public func write(_ fields: KeyValuePairs<String, JSONValue>) throws {
+        try write(object: fields.map { ($0.key, $0.value) })
+    }
+
+    /// Appends one object as a line and flushes it.
+    public func write(object fields: [(String, JSONValue)]) throws {
+        let line = JSONValue.object(fields).text + "\n"
+        do {
+            try handle.write(contentsOf: Data(line.utf8))
+            try handle.synchronize()
+        } catch {
+            throw CausalTuneError("\(path): cannot write metrics (disk full?)")
+        }
+    }
+}
