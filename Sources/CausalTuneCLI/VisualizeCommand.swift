@@ -106,7 +106,11 @@ struct VisualizeCommand: ParsableCommand {
                 try CurvesPicture.render(m, title: title).writePNG(to: path)
                 if let f = m.finalMeanMIoU {
                     let per = f.domains.keys.sorted().map { "\($0) \(String(format: "%.2f", 100 * f.domains[$0]!))" }.joined(separator: ", ")
-                    print("step \(Int(f.step)): mean mIoU \(String(format: "%.2f", 100 * f.miou)) (\(per))")
+                    var line = "step \(Int(f.step)): mIoU \(per); mean \(String(format: "%.2f", 100 * f.miou))"
+                    if f.domains["source"] != nil, let t = m.finalMIoU(excluding: ["source"]) {
+                        line += ", mean without source \(String(format: "%.2f", 100 * t.miou))"
+                    }
+                    print(line)
                 }
                 print(path)
             }

@@ -7,7 +7,8 @@ import Numerics
 /// Point `(l, h)` trains in `ROOT/low<l>_high<h>` (cut-offs printed with up to three
 /// decimals, e.g. `low0.2_high0.7`); its score is the **mean over target domains of the
 /// last evaluation's mIoU** in that directory's `metrics.jsonl`
-/// (`TrainingMetrics.finalMeanMIoU`). Points with `low ≥ high` are not a band and are
+/// (`TrainingMetrics.finalMIoU(excluding:)`; the training domain — `source` by default —
+/// is evaluated too but left out of the mean, as DGSS reports unseen domains only). Points with `low ≥ high` are not a band and are
 /// skipped (grey cells). The heat map's rows are `low` (top = smallest), columns `high`.
 public enum Sweep {
     /// One grid point.
@@ -58,13 +59,15 @@ public enum Sweep {
         return out
     }
 
-    /// Reads each point's final mean mIoU.
-    public static func collect(_ points: [Point]) -> [Result] {
+    /// Reads each point's final mean mIoU over the domains not in `excluded`.
+    public static func collect(_ points: [Point], excluding excluded: Set<String> = ["source"]) -> [Result] {
         points.map { p in
             do {
                 let m = try TrainingMetrics.load(workDir: p.workDir)
-                guard let f = m.finalMeanMIoU else {
-                    return Result(point: p, miou: nil, step: nil, domains: [:], note: "\(p.workDir): no evaluation in metrics.jsonl yet")
+                guard let f = m.finalMIoU(excluding: excluded) else {
+                    let why = m.domains.isEmpty ? "no evaluation in metrics.jsonl yet"
+                        : "no evaluated domain besides \(excluded.sorted().joined(separator: ", "))"
+                    return Result(point: p, miou: nil, step: nil, domains: [:], note: "\(p.workDir): \(why)")
                 }
                 return Result(point: p, miou: f.miou, step: f.step, domains: f.domains, note: nil)
             } catch let e as CausalTuneError {

@@ -6,10 +6,11 @@ import Numerics
 ///
 /// Every line with a numeric `step` (or `iter`) contributes:
 /// * `loss`, `lr` — training records;
-/// * per-domain mIoU, in any of the shapes a record may take:
+/// * per-domain mIoU, in any of the shapes a record may take: the trainer's
+///   `{"step": s, "mean_miou": m, "miou": {"fog": m_fog, ...}}`,
 ///   `{"eval": {"fog": {"miou": m, ...}, ...}}` (also under `val`/`evaluation`/`domains`,
 ///   or a domain mapped straight to a number), `{"domain": "fog", "miou": m}`,
-///   or flat keys `"miou/fog"`, `"fog/miou"`, `"miou_fog"`.
+///   or flat keys `"miou/fog"`, `"fog/miou"`, `"miou_fog"`. `null` values are skipped.
 /// mIoU values are fractions in [0, 1]. Lines that are not objects are an error naming the
 /// file and line; unknown keys are ignored.
 public struct TrainingMetrics: Sendable {
@@ -55,7 +56,7 @@ public struct TrainingMetrics: Sendable {
             if let l = number(obj["loss"]) { m.loss.append((step, l)) }
             if let l = number(obj["lr"]) { m.lr.append((step, l)) }
             if let d = obj["domain"] as? String, let v = number(obj["miou"]) { m.add(d, step, v) }
-            for key in ["eval", "val", "evaluation", "domains", "results"] {
+            for key in ["miou", "eval", "val", "evaluation", "domains", "results"] {
                 guard let evals = obj[key] as? [String: Any] else { continue }
                 for d in evals.keys.sorted() {
                     if let v = number(evals[d]) { m.add(d, step, v) } else if let r = evals[d] as? [String: Any], let v = number(r["miou"] ?? r["mIoU"]) {
@@ -88,12 +89,18 @@ public struct TrainingMetrics: Sendable {
     /// The step of the last evaluation and the mean over domains of each domain's mIoU at
     /// that step (domains not evaluated at that step are left out); nil when the run has no
     /// evaluation.
-    public var finalMeanMIoU: (step: Double, miou: Double, domains: [String: Double])? {
+    public var finalMeanMIoU: (step: Double, miou: Double, domains: [String: Double])? { finalMIoU(excluding: []) }
+
+    /// `finalMeanMIoU` with the mean taken over the domains not in `excluded` (e.g. the
+    /// training domain `source`, which is not an unseen target); `domains` lists them all.
+    /// nil when no domain is left to average.
+    public func finalMIoU(excluding excluded: Set<String>) -> (step: Double, miou: Double, domains: [String: Double])? {
         guard let last = miou.values.compactMap({ $0.last?.x }).max() else { return nil }
         var per: [String: Double] = [:]
         for d in domains { if let p = miou[d]?.last(where: { $0.x == last }) { per[d] = p.y } }
-        guard !per.isEmpty else { return nil }
-        return (last, per.values.reduce(0, +) / Double(per.count), per)
+        let kept = per.filter { !excluded.contains($0.key) }
+        guard !kept.isEmpty else { return nil }
+        return (last, kept.values.reduce(0, +) / Double(kept.count), per)
     }
 
     /// The exponential moving average of `points` with factor `alpha` (bias-corrected), for

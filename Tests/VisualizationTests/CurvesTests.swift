@@ -34,6 +34,21 @@ final class CurvesTests: XCTestCase {
         XCTAssertEqual(img.height, 300 + 240 + 300 + 2 * 4)
     }
 
+    func testParsesTrainerEvaluationLinesAndExcludesSourceFromTheTargetMean() throws {
+        let text = """
+        {"step": 25, "loss": 2.9, "lr": 0.001, "step_s": 0.5, "split_s": {"data": 0.1}}
+        {"step": 300, "mean_miou": 0.25, "miou": {"source": 0.4, "fog": 0.2, "night": null, "rain": 0.15}}
+        """
+        let m = try TrainingMetrics.parse(text, file: "m.jsonl")
+        XCTAssertEqual(m.domains, ["fog", "rain", "source"])
+        XCTAssertEqual(m.loss.map { $0.y }, [2.9])
+        let all = try XCTUnwrap(m.finalMeanMIoU)
+        XCTAssertEqual(all.miou, 0.25, accuracy: 1e-12)
+        let targets = try XCTUnwrap(m.finalMIoU(excluding: ["source"]))
+        XCTAssertEqual(targets.miou, 0.175, accuracy: 1e-12)
+        XCTAssertEqual(targets.domains.count, 3)
+    }
+
     func testAcceptsFlatAndPerRecordDomainShapes() throws {
         let text = """
         {"step": 5, "miou/fog": 0.1, "night/miou": 0.2}

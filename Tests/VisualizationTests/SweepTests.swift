@@ -12,14 +12,15 @@ final class SweepTests: XCTestCase {
         return d
     }
 
-    /// A finished run: training lines, an early evaluation, and the final one (fog, night).
+    /// A finished run in the trainer's format: training lines, an early evaluation, and the
+    /// final one (source — the training domain, left out of the mean — fog, night).
     private func writeRun(_ dir: String, fog: Double, night: Double) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let text = """
         {"step": 10, "loss": 2.5, "lr": 0.0001}
-        {"step": 50, "eval": {"fog": {"miou": 0.01}, "night": {"miou": 0.02}}}
+        {"step": 50, "mean_miou": 0.3, "miou": {"source": 0.9, "fog": 0.01, "night": 0.02}}
         {"step": 100, "loss": 1.5, "lr": 0.00001}
-        {"step": 100, "eval": {"fog": {"miou": \(fog)}, "night": {"miou": \(night)}}}
+        {"step": 100, "mean_miou": 0.5, "miou": {"source": 0.9, "fog": \(fog), "night": \(night)}}
         """
         try text.write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
     }
@@ -45,7 +46,7 @@ final class SweepTests: XCTestCase {
         // CSV round trip.
         let csv = Sweep.csv(results)
         let rows = csv.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
-        XCTAssertEqual(rows[0], ["low", "high", "mean_miou", "step", "fog", "night", "work_dir"])
+        XCTAssertEqual(rows[0], ["low", "high", "mean_miou", "step", "fog", "night", "source", "work_dir"])
         XCTAssertEqual(rows.count, 4)
         var fromCSV: [String: Double] = [:]
         for r in rows.dropFirst() where !r[2].isEmpty { fromCSV["\(r[0])/\(r[1])"] = Double(r[2]) }
