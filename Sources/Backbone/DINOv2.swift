@@ -54,6 +54,7 @@ public final class DINOv2: Module {
     private var patches = Tensor(zeros: [0])
     private let scratch = BlockScratch()
     private var batch = 0
+    private var canBackward = false
 
     /// A backbone with zero weights; fill them with `load(_:)` or `randomize(seed:)`.
     public convenience init(architecture: DINOv2Architecture, imageSize: Int, patchSize: Int = 14, recompute: Bool = false) {
@@ -179,8 +180,10 @@ public final class DINOv2: Module {
 
     /// images [B, 3, H, W] (H, W = the load-time image size) → x₀…x_L in `tokens`; returns x_L.
     /// `observe(i, y)` sees each block's output before the adapter (for feature dumps).
+    /// `forBackward: false` (evaluation, dumps) frees each block's caches right after its
+    /// forward, as recompute mode does; `backward` then may not be called.
     @discardableResult
-    public func forward(_ images: Tensor, observe: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+    public func forward(_ images: Tensor, forBackward: Bool = true, observe: ((Int, Tensor) -> Void)? = nil) -> Tensor {
         precondition(images.rank == 4 && images.shape[1] == 3 && images.shape[2] == imageHeight && images.shape[3] == imageWidth,
                      "DINOv2: images \(images.shape), expected [B, 3, \(imageHeight), \(imageWidth)]")
         let B = images.shape[0], T = tokenCount, C = channels, L = blocks.count
@@ -202,14 +205,15 @@ public final class DINOv2: Module {
                 target = tokens[i + 1]
             }
             blocks[i].forward(tokens[i], into: target, scratch: scratch)
-            if recompute { blocks[i].releaseCache() }
+            if recompute || !forBackward { blocks[i].releaseCache() }
             observe?(i, target)
             if let adapter {
                 adapter.forward(layer: i, input: target, output: tokens[i + 1], prefixTokens: prefixTokens,
                                 grid: (grid.h, grid.w))
             }
         }
-        if recompute { scratch.release() }
+        if recompute || !forBackward { scratch.release() }
+        canBackward = forBackward
         return tokens[L]
     }
 
@@ -259,7 +263,7 @@ public final class DINOv2: Module {
     @discardableResult
     public func backward(outputGradients: [Int: Tensor]) -> Tensor {
         let L = blocks.count, B = batch, T = tokenCount, C = channels
-        precondition(tokens.count == L + 1 && B > 0, "DINOv2: backward without a forward")
+        precondition(tokens.count == L + 1 && B > 0 && canBackward, "DINOv2: backward without a forward(forBackward: true)")
         for (i, g) in outputGradients {
             precondition(i >= 0 && i < L && g.count == B * T * C, "DINOv2: gradient for block \(i) has shape \(g.shape)")
         }

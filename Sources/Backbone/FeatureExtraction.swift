@@ -56,7 +56,7 @@ public enum FeatureExtraction {
                                    into: input.reshaped([3, size, model.imageWidth]))
                 try writer.write("image", rows: input, first: n)
                 var failure: Error?
-                model.forward(input) { layer, tokens in
+                model.forward(input, forBackward: false) { layer, tokens in
                     guard failure == nil, layers.contains(layer) else { return }
                     do {
                         try writer.write(FeatureDumpWriter.layerPath(layer, "spatial"), rows: model.spatialMap(tokens), first: n)

@@ -142,11 +142,14 @@ final class FrozenBackwardTests: XCTestCase {
             let shape = [2, model.tokenCount, arch.channels]
             let g = Tensor(zeros: shape)
             rng.fillNormal(g)
+            model.forward(images(), forBackward: false)   // evaluation mode: same numbers, caches freed
+            let evaluated = (0..<arch.depth).map { model.output(ofBlock: $0).array }
             model.forward(images())
             let outputs = (0..<arch.depth).map { model.output(ofBlock: $0).array }
+            XCTAssertEqual(evaluated, outputs)
             let dx0 = model.backward(outputGradients: [arch.depth - 1: g]).array
             results.append((outputs, dx0, adapter.grads.map(\.array)))
-            XCTAssertEqual(adapter.forwardCalls, recompute ? 2 * arch.depth : arch.depth)
+            XCTAssertEqual(adapter.forwardCalls, recompute ? 3 * arch.depth : 2 * arch.depth)
         }
         XCTAssertEqual(results[0].outputs, results[1].outputs)
         XCTAssertEqual(results[0].dx0, results[1].dx0)
