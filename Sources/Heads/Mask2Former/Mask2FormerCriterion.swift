@@ -31,10 +31,11 @@ public struct Mask2FormerCriterion {
 
     /// classLogits [B, Q, K+1], maskLogits [B, Q, h, w], one `MaskTargets` per image,
     /// `normalizer` M = max(1, target masks averaged over ranks). Accumulates ∂L/∂logits into
-    /// `dClass` / `dMask` when given.
+    /// `dClass` / `dMask` when given. `classWeightSum` replaces the batch's Σ w of the
+    /// classification loss (data-parallel training passes the global sum).
     public func loss(classLogits: Tensor, maskLogits: Tensor, targets: [MaskTargets], normalizer: Float,
                      points source: LossPointSource = .random, rng: inout RandomGenerator,
-                     dClass: Tensor?, dMask: Tensor?) -> Terms {
+                     dClass: Tensor?, dMask: Tensor?, classWeightSum: Double? = nil) -> Terms {
         let (B, Q, K1) = (classLogits.shape[0], classLogits.shape[1], classLogits.shape[2])
         precondition(K1 == numClasses + 1 && maskLogits.rank == 4 && maskLogits.shape[0] == B && maskLogits.shape[1] == Q,
                      "Mask2FormerCriterion: class \(classLogits.shape), masks \(maskLogits.shape)")
@@ -68,7 +69,7 @@ public struct Mask2FormerCriterion {
         }
         terms.classification = Mask2FormerLoss.classificationLoss(
             logits: classLogits.reshaped([B * Q, K1]), targets: classTargets,
-            dLogits: dClass?.reshaped([B * Q, K1]), settings: settings)
+            dLogits: dClass?.reshaped([B * Q, K1]), settings: settings, weightSum: classWeightSum)
         let N = pairs.count
         if N == 0 { return terms }
         // Matched predictions [N, h, w] and their point samples.

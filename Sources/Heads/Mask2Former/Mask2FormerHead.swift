@@ -213,13 +213,14 @@ public final class Mask2FormerHead: Module {
     /// The summed loss of all predictions of the last forward (`normalizer` as the criterion's);
     /// keeps the gradients of the predictions for `backward`.
     public func loss(targets: [MaskTargets], normalizer: Float, rng: inout RandomGenerator,
-                     points: [LossPointSource]? = nil) -> Mask2FormerCriterion.Terms {
+                     points: [LossPointSource]? = nil, classWeightSum: Double? = nil) -> Mask2FormerCriterion.Terms {
         var total = Mask2FormerCriterion.Terms()
         dPredictions = []
         for (i, pred) in predictions.enumerated() {
             let dc = Tensor(zeros: pred.classLogits.shape), dm = Tensor(zeros: pred.maskLogits.shape)
             let t = criterion.loss(classLogits: pred.classLogits, maskLogits: pred.maskLogits, targets: targets,
-                                   normalizer: normalizer, points: points?[i] ?? .random, rng: &rng, dClass: dc, dMask: dm)
+                                   normalizer: normalizer, points: points?[i] ?? .random, rng: &rng, dClass: dc, dMask: dm,
+                                   classWeightSum: classWeightSum)
             total.classification += t.classification
             total.mask += t.mask
             total.dice += t.dice

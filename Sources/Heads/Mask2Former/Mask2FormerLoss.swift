@@ -178,13 +178,15 @@ public enum Mask2FormerLoss {
 
     /// Weighted classification cross-entropy over all rows: logits [N, K+1], targets [N]
     /// (K = no object). Returns L_cls (weight included) and accumulates ∂L_cls/∂logits.
+    /// `weightSum` replaces Σ w (data-parallel training passes the global one).
     public static func classificationLoss(logits: Tensor, targets: [Int], dLogits: Tensor?,
-                                          settings: Mask2FormerLossSettings = .init()) -> Double {
+                                          settings: Mask2FormerLossSettings = .init(), weightSum weightSum_: Double? = nil) -> Double {
         let N = targets.count, K1 = logits.shape[logits.rank - 1]
         precondition(logits.count == N * K1, "classificationLoss: logits \(logits.shape) for \(N) targets")
         var weightSum = 0.0, loss = 0.0
         let weight = { (y: Int) -> Float in y == K1 - 1 ? settings.noObjectWeight : 1 }
         for y in targets { weightSum += Double(weight(y)) }
+        if let w = weightSum_ { weightSum = w }
         var p = [Float](repeating: 0, count: K1)
         for i in 0..<N {
             let row = logits.data + i * K1

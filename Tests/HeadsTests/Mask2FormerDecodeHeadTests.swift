@@ -1,0 +1,65 @@
+import XCTest
+import Foundation
+import Numerics
+import Layers
+import Heads
+import Support
+
+final class Mask2FormerDecodeHeadTests: XCTestCase {
+    /// A small head (D 32, 4 queries) on 4×4-grid token features with C = 8.
+    func makeHead(_ rng: inout RandomGenerator) -> Mask2FormerDecodeHead {
+        let h = Mask2FormerDecodeHead(channels: 8, numClasses: 3, outIndices: [0, 1, 2, 3], globalBatchSize: 2, rng: &rng,
+                                      headChannels: 32, queries: 4)
+        var s = Mask2FormerLossSettings()
+        s.points = 64
+        s.importanceSampleRatio = 0     // uniform points only: the loss is smooth in the features
+        h.head.criterion.settings = s
+        h.linkTokens = randomTensor([3, 4, 8], &rng)
+        return h
+    }
+
+    func testDecodeHeadFeatureGradientMatchesDirectionalDifference() {
+        var rng = RandomGenerator(seed: 31)
+        let head = makeHead(&rng)
+        let grid = (h: 4, w: 4)
+        let features = (0..<4).map { _ in randomTensor([2, 16, 8], &rng) }
+        var labels = [UInt8](repeating: 0, count: 2 * 16 * 16)
+        for i in labels.indices { labels[i] = UInt8([0, 1, 2, 255][(i / 37) % 4]) }
+        let batch = LabelBatch(batch: 2, height: 16, width: 16, values: labels)
+        let normalizer = head.lossNormalizer(labels: batch)
+        XCTAssertEqual(normalizer, 6)
+        XCTAssertTrue(head.parameters.allSatisfy { $0.name.hasPrefix("head/") })
+        let start = head.rng
+        let terms = head.forwardLoss(features: features, grid: grid, labels: batch, normalizer: normalizer)
+        XCTAssertTrue(terms.loss.isFinite && terms.loss > 0)
+        let dFeatures = features.map { Tensor(zeros: $0.shape) }
+        head.backwardLoss(dFeatures: dFeatures)
+        XCTAssertEqual(head.linkTokensGradient.shape, [3, 4, 8])
+        XCTAssertGreaterThan(Kernels.l2Norm(head.linkTokensGradient), 0)
+        // Directional derivative along random directions of the features.
+        let directions = features.map { randomTensor($0.shape, &rng) }
+        var analytic = 0.0
+        for (d, g) in zip(directions, dFeatures) { analytic += objective(d, g) }
+        let eps: Float = 1e-3
+        func lossAt(_ sign: Float) -> Double {
+            let moved = zip(features, directions).map { f, d -> Tensor in
+                let m = f.clone(); Kernels.axpy(sign * eps, d, m); return m
+            }
+            head.rng = start
+            return head.forwardLoss(features: moved, grid: grid, labels: batch, normalizer: normalizer).loss
+        }
+        let numeric = (lossAt(1) - lossAt(-1)) / (2 * Double(eps))
+        XCTAssertEqual(analytic, numeric, accuracy: 2e-2 * max(1, abs(numeric)))
+
+        let scores = head.predict(features: features, grid: grid, size: (h: 16, w: 16))
+        XCTAssertEqual(scores.shape, [2, 3, 16, 16])
+        // Σ_k scores ≤ Σ_q σ(mask) ≤ Q: class probabilities without the no-object column.
+        XCTAssertTrue(scores.array.allSatisfy { $0 >= 0 && $0 <= 4 })
+    }
+
+    func testDebugSyntheticConfigSelectsMask2Former() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let config = try ExperimentConfig.load(path: root.appendingPathComponent("configs/debug-synthetic-m2f.yaml").path)
+        XCTAssertEqual(config.model.head.type, .mask2former)
+    }
+}
