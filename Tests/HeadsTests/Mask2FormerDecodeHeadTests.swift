@@ -40,7 +40,9 @@ final class Mask2FormerDecodeHeadTests: XCTestCase {
         let directions = features.map { randomTensor($0.shape, &rng) }
         var analytic = 0.0
         for (d, g) in zip(directions, dFeatures) { analytic += objective(d, g) }
-        let eps: Float = 1e-3
+        // The loss is only piecewise smooth (attention-mask thresholds, matching): with this
+        // seed a step of 1e-3 crosses a threshold, 1e-4 does not.
+        let eps: Float = 1e-4
         func lossAt(_ sign: Float) -> Double {
             let moved = zip(features, directions).map { f, d -> Tensor in
                 let m = f.clone(); Kernels.axpy(sign * eps, d, m); return m
