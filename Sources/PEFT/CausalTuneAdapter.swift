@@ -86,7 +86,7 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
     private var caches: [LayerCache]
     private var transform: SpectralTransform
     private var maskValues: [Float]
-    // Scratch shared by all layers: two [B·N, C] work buffers, dS [B·N, m], dV [m−1, C], dT [m, C].
+    // Scratch shared by all layers: three [B·N, C] work buffers, dS [B·N, m], dV [m−1, C], dT [m, C].
     private var work1 = Tensor(zeros: [0])
     private var work2 = Tensor(zeros: [0])
     private var work3 = Tensor(zeros: [0])
@@ -234,6 +234,23 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
             work3 = Tensor(zeros: [n])
         }
         if dsBuf.count < rows * tokenCount { dsBuf = Tensor(zeros: [rows * tokenCount]) }
+    }
+
+    /// Frees every layer's backward cache and the shared scratch (e.g. between training and
+    /// evaluation); the next forward reallocates what it needs.
+    public func releaseCaches() {
+        for cache in caches {
+            cache.rows = 0
+            cache.q = Tensor(zeros: [0])
+            cache.s = Tensor(zeros: [0])
+            cache.z = Tensor(zeros: [0])
+            cache.r = Tensor(zeros: [0])
+            cache.valid = false
+        }
+        work1 = Tensor(zeros: [0])
+        work2 = Tensor(zeros: [0])
+        work3 = Tensor(zeros: [0])
+        dsBuf = Tensor(zeros: [0])
     }
 
     private func ensureCache(_ cache: LayerCache, rows: Int) {

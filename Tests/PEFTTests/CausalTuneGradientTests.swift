@@ -123,5 +123,13 @@ final class CausalTuneGradientTests: XCTestCase {
             for (a, b) in zip(p.parameter.grad!.array, g1) { XCTAssertEqual(a, 2 * b, accuracy: 1e-5 * Swift.max(1, abs(b)), p.name) }
         }
         for (a, b) in zip(dx2.array, dx1.array) { XCTAssertEqual(a, 2 * b, accuracy: 1e-5 * Swift.max(1, abs(b))) }
+        // Released caches come back with the next forward, with the same results.
+        s.adapter.releaseCaches()
+        let out2 = Tensor(zeros: s.x.shape)
+        s.adapter.forward(layer: 1, input: s.x, output: out2, prefixTokens: 1, grid: s.grid)
+        XCTAssertEqual(out2.array, out.array)
+        let dx3 = Tensor(zeros: s.x.shape)
+        s.adapter.backward(layer: 1, dOutput: s.g, dInput: dx3, prefixTokens: 1, grid: s.grid)
+        XCTAssertEqual(dx3.array, dx1.array)
     }
 }
