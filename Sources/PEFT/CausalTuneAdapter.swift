@@ -78,12 +78,21 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
         var tok: Tensor                 // [m, C]    T_i (materialised A_i B_i for low rank)
         var v: Tensor                   // [m−1, C]  V = f_t(T_i[1:])
         var valid = false
+        var layer = -1                  // the layer whose forward filled it
         init(m: Int, c: Int) {
             tok = Tensor(zeros: [m, c])
             v = Tensor(zeros: [Swift.max(m - 1, 0), c])
         }
     }
     private var caches: [LayerCache]
+
+    /// With the backbone's recompute mode, every layer's forward is run again right before
+    /// its backward, so one cache shared by all layers suffices: set this to keep a single
+    /// cache (memory `O(1)` instead of `O(L)` in the number of layers). A backward must then
+    /// follow the forward of the same layer.
+    public var sharesOneCache = false
+
+    private func layerCache(_ layer: Int) -> LayerCache { sharesOneCache ? caches[0] : caches[layer] }
     private var transform: SpectralTransform
     private var maskValues: [Float]
     // Scratch shared by all layers: three [B·N, C] work buffers, dS [B·N, m], dV [m−1, C], dT [m, C].
@@ -275,7 +284,7 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
         prepare(grid: grid)
         let rows = b * n
         let m = tokenCount
-        let cache = caches[layer]
+        let cache = layerCache(layer)
         ensureCache(cache, rows: rows)
         ensureScratch(rows: rows)
         let q = cache.q.data, s = cache.s.data, z = cache.z.data, r = cache.r.data
@@ -326,6 +335,7 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
             }
         }
         cache.valid = true
+        cache.layer = layer
         if recordFeatures.contains(layer) {
             recordedFeatures[layer] = makeFeatures(input: input, output: output, prefixTokens: prefixTokens, grid: grid)
         }
@@ -337,8 +347,8 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
     public func backward(layer: Int, dOutput: Tensor, dInput: Tensor, prefixTokens: Int, grid: (h: Int, w: Int)) {
         let (b, t, c) = shape3(dOutput)
         let n = grid.h * grid.w
-        let cache = caches[layer]
-        precondition(cache.valid && cache.rows == b * n && dInput.shape == dOutput.shape && t == prefixTokens + n,
+        let cache = layerCache(layer)
+        precondition(cache.valid && cache.layer == layer && cache.rows == b * n && dInput.shape == dOutput.shape && t == prefixTokens + n,
                      "Causal-Tune backward of layer \(layer) without a matching forward")
         prepare(grid: grid)
         let rows = b * n

@@ -133,3 +133,29 @@ final class CausalTuneGradientTests: XCTestCase {
         XCTAssertEqual(dx3.array, dx1.array)
     }
 }
+
+/// One shared cache for the backbone's recompute mode gives the same gradients.
+final class CausalTuneSharedCacheTests: XCTestCase {
+    func testRecomputeWithOneSharedCacheMatchesPerLayerCaches() throws {
+        func gradients(shared: Bool) throws -> [[Float]] {
+            let a = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 5, scaleInit: 0.5), layers: 3, channels: 4,
+                                          patchSize: 2, seed: 2)
+            a.sharesOneCache = shared
+            var rng = RandomGenerator(seed: 3)
+            let xs = (0..<3).map { _ -> Tensor in let t = Tensor(zeros: [2, 1 + 24, 4]); rng.fillNormal(t); return t }
+            let g = Tensor(zeros: [2, 25, 4])
+            rng.fillNormal(g)
+            let out = Tensor(zeros: g.shape)
+            for l in 0..<3 { a.forward(layer: l, input: xs[l], output: out, prefixTokens: 1, grid: (4, 6)) }
+            var dxs: [[Float]] = []
+            for l in (0..<3).reversed() {
+                if shared { a.forward(layer: l, input: xs[l], output: out, prefixTokens: 1, grid: (4, 6)) }
+                let dx = Tensor(zeros: g.shape)
+                a.backward(layer: l, dOutput: g, dInput: dx, prefixTokens: 1, grid: (4, 6))
+                dxs.append(dx.array)
+            }
+            return dxs + a.trainableParameters.map { $0.parameter.grad!.array }
+        }
+        XCTAssertEqual(try gradients(shared: true), try gradients(shared: false))
+    }
+}
