@@ -5,7 +5,9 @@ import Numerics
 
 /// `causal-tune backbone-bench` (hidden): times the frozen backbone alone — forward and
 /// frozen backward with random weights — and reports the process's peak resident memory.
-/// Run one configuration per process so that the peak belongs to it.
+/// Run one configuration per process so that the peak belongs to it. CPU seconds (user +
+/// system, all threads) per phase are reported too: on a shared machine they show what the
+/// work costs when wall time does not.
 struct BackboneBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backbone-bench",
@@ -31,21 +33,25 @@ struct BackboneBenchCommand: ParsableCommand {
         let gradient = Tensor(zeros: [batch, model.tokenCount, architecture.channels])
         rng.fillNormal(gradient)
         var forwardTimes: [Double] = [], backwardTimes: [Double] = []
+        var forwardCPU: [Double] = [], backwardCPU: [Double] = []
         for _ in 0..<max(1, steps) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            let c0 = BackboneBenchCommand.cpuSeconds(), t0 = DispatchTime.now().uptimeNanoseconds
             model.forward(images)
-            let t1 = DispatchTime.now().uptimeNanoseconds
+            let c1 = BackboneBenchCommand.cpuSeconds(), t1 = DispatchTime.now().uptimeNanoseconds
             if !forwardOnly { model.backward(outputGradients: [architecture.depth - 1: gradient]) }
-            let t2 = DispatchTime.now().uptimeNanoseconds
+            let c2 = BackboneBenchCommand.cpuSeconds(), t2 = DispatchTime.now().uptimeNanoseconds
             forwardTimes.append(Double(t1 - t0) / 1e9)
             backwardTimes.append(Double(t2 - t1) / 1e9)
+            forwardCPU.append(c1 - c0)
+            backwardCPU.append(c2 - c1)
         }
         let median = { (v: [Double]) -> Double in v.sorted()[v.count / 2] }
         let result: [String: Any] = [
             "arch": arch, "image_size": imageSize, "patch_size": patchSize, "batch": batch, "recompute": recompute,
             "tokens": model.tokenCount, "forward_s": median(forwardTimes),
             "backward_s": forwardOnly ? 0 : median(backwardTimes), "peak_rss_mb": BackboneBenchCommand.peakRSSMegabytes(),
-            "threads": Parallel.threads, "cpu_s": BackboneBenchCommand.cpuSeconds(),
+            "threads": Parallel.threads, "forward_cpu_s": median(forwardCPU),
+            "backward_cpu_s": forwardOnly ? 0 : median(backwardCPU),
         ]
         let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: json, as: UTF8.self))
