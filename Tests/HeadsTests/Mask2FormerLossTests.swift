@@ -92,6 +92,30 @@ final class Mask2FormerLossTests: XCTestCase {
         for j in 0..<15 { XCTAssertLessThan(abs(pts.data[2 * j] - 0.5), 0.2) }
     }
 
+    func testUncertainPointsSelectTheSmallestMagnitudesWithTiesToEarlierCandidates() {
+        // A 1×8 map with integer logits (many ties in |x|); candidates at the pixel centres.
+        var rng = RandomGenerator(seed: 9)
+        for _ in 0..<50 {
+            let w = 8, C = 24, P = 10, k = 7
+            let map = Tensor(shape: [1, 1, w], values: (0..<w).map { _ in Float(rng.integer(below: 7) - 3) })
+            let cand = Tensor(zeros: [1, C, 2])
+            var idx: [Int] = []
+            for j in 0..<C {
+                let x = rng.integer(below: w)
+                idx.append(x)
+                cand.data[2 * j] = (Float(x) + 0.5) / Float(w); cand.data[2 * j + 1] = 0.5
+            }
+            let fresh = Tensor(zeros: [1, P - k, 2]); rng.fillUniform(fresh, 0, 1)
+            let pts = Mask2FormerLoss.uncertainPoints(maskLogits: map, candidates: cand, fresh: fresh, points: P)
+            let expected = (0..<C).sorted { a, b in
+                let ua = abs(map.data[idx[a]]), ub = abs(map.data[idx[b]])
+                return ua < ub || (ua == ub && a < b)
+            }.prefix(k).sorted()
+            for (n, j) in expected.enumerated() { XCTAssertEqual(pts.data[2 * n], cand.data[2 * j]) }
+            for j in 0..<(P - k) { XCTAssertEqual(pts.data[2 * (k + j)], fresh.data[2 * j]) }
+        }
+    }
+
     func testCriterionWithoutTargetsGivesClassLossOnly() {
         var rng = RandomGenerator(seed: 1)
         let cls = randomTensor([1, 4, 3], &rng), masks = randomTensor([1, 4, 3, 3], &rng)

@@ -145,18 +145,27 @@ public enum Mask2FormerLoss {
         let out = Tensor(zeros: [N, P, 2])
         let cp = candidates.data, fp = fresh.data, op = out.data, sp = sampled.data
         Parallel.forEach(N) { r in
-            var order = [Int](repeating: 0, count: C)
+            var keys = [Float](repeating: 0, count: C)
             for i in r {
-                for j in 0..<C { order[j] = j }
                 let s = sp + i * C
-                // top-k of −|x|: the k smallest |x|, stable.
-                order.sort { (a, b) in
-                    let ua = abs(s[a]), ub = abs(s[b])
-                    return ua < ub || (ua == ub && a < b)
-                }
+                for j in 0..<C { keys[j] = abs(s[j]) }
+                // The k smallest |x| (ties: the earlier candidate), in candidate order: the k-th
+                // smallest key by selection, then every key below it and the first equal ones.
                 let o = op + i * P * 2
-                for j in 0..<k {
-                    o[2 * j] = cp[(i * C + order[j]) * 2]; o[2 * j + 1] = cp[(i * C + order[j]) * 2 + 1]
+                var n = 0
+                if k > 0 {
+                    var scratch = keys
+                    let threshold = kthSmallest(&scratch, k - 1)
+                    var below = 0
+                    for j in 0..<C where keys[j] < threshold { below += 1 }
+                    var equalLeft = k - below
+                    for j in 0..<C {
+                        let take = keys[j] < threshold || (keys[j] == threshold && equalLeft > 0)
+                        if !take { continue }
+                        if keys[j] == threshold { equalLeft -= 1 }
+                        o[2 * n] = cp[(i * C + j) * 2]; o[2 * n + 1] = cp[(i * C + j) * 2 + 1]
+                        n += 1
+                    }
                 }
                 for j in 0..<(P - k) {
                     o[2 * (k + j)] = fp[(i * (P - k) + j) * 2]; o[2 * (k + j) + 1] = fp[(i * (P - k) + j) * 2 + 1]
@@ -164,6 +173,25 @@ public enum Mask2FormerLoss {
             }
         }
         return out
+    }
+
+    /// The element of rank `k` (0-based) of `a` (reordered in place): quickselect with a
+    /// median-of-three pivot, O(n) on average.
+    static func kthSmallest(_ a: inout [Float], _ k: Int) -> Float {
+        var lo = 0, hi = a.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            let x = a[lo], y = a[mid], z = a[hi]
+            let pivot = Swift.max(Swift.min(x, y), Swift.min(Swift.max(x, y), z))
+            var i = lo, j = hi
+            while i <= j {
+                while a[i] < pivot { i += 1 }
+                while a[j] > pivot { j -= 1 }
+                if i <= j { a.swapAt(i, j); i += 1; j -= 1 }
+            }
+            if k <= j { hi = j } else if k >= i { lo = i } else { return a[k] }
+        }
+        return a[k]
     }
 
     /// Importance-sampled points for `maskLogits` [N, h, w], drawing from `rng`.
