@@ -10,6 +10,7 @@
 ///
 /// `communicator-check --fail-on-rank K`: rank K throws inside `Communicator.run` while the
 /// others wait in a barrier; the job must end with a non-zero status instead of hanging.
+/// `--exit-on-rank K`: the same with a plain `exit(1)` (no explicit abort).
 import Distributed
 import Foundation
 import Numerics
@@ -22,6 +23,15 @@ if let flag = arguments.firstIndex(of: "--fail-on-rank"), flag + 1 < arguments.c
         comm.barrier()
         print("communicator-check rank \(comm.rank): passed the barrier (should not happen)")
     }
+}
+if let flag = arguments.firstIndex(of: "--exit-on-rank"), flag + 1 < arguments.count, let failing = Int(arguments[flag + 1]) {
+    if comm.rank == failing {
+        print("communicator-check rank \(comm.rank): exit(1) without abort")
+        exit(1)
+    }
+    comm.barrier()
+    print("communicator-check rank \(comm.rank): passed the barrier (should not happen)")
+    exit(0)
 }
 let r = comm.rank
 let p = comm.size

@@ -2,9 +2,10 @@
 ///
 /// Initialised once per process with `MPI_Init_thread(MPI_THREAD_FUNNELED)`: worker threads
 /// (Parallel.forEach, BLAS) may run, but only the main thread calls MPI. `MPI_Finalize`
-/// runs at normal process exit (an `atexit` handler, or `finish()`); `abort(code:)` calls
-/// `MPI_Abort` so that an error on one rank ends every rank instead of leaving them blocked
-/// in a collective. `localRank`/`localSize` come from `MPI_Comm_split_type(SHARED)`.
+/// runs at normal process exit (an `on_exit` handler, or `finish()`); an exit with a
+/// non-zero status — `abort(code:)`, or any `exit(1)` such as ArgumentParser's error exit —
+/// calls `MPI_Abort`, so an error on one rank ends every rank instead of leaving them
+/// blocked in a collective. `localRank`/`localSize` come from `MPI_Comm_split_type(SHARED)`.
 import CMPI
 import Foundation
 import Numerics
@@ -21,7 +22,12 @@ public final class MPICommunicator: Communicator {
         if initialised == 0 {
             var provided: Int32 = 0
             MPI_Init_thread(nil, nil, ct_mpi_thread_funneled(), &provided)
+            #if canImport(Glibc)
+            // The handler sees the exit status: 0 finalises, anything else aborts the job.
+            on_exit({ status, _ in MPICommunicator.atExit(status: status) }, nil)
+            #else
             atexit { MPICommunicator.finalizeIfNeeded() }
+            #endif
         }
         guard let world = ct_mpi_comm_world() else { fatalError("MPI_COMM_WORLD is null") }
         var rank: Int32 = 0
@@ -39,6 +45,25 @@ public final class MPICommunicator: Communicator {
         }
         self.world = world
         super.init(rank: Int(rank), size: Int(size), localRank: Int(localRank), localSize: Int(localSize))
+    }
+
+    /// The exit handler: a zero status finalises MPI; a non-zero one (an error exit from
+    /// anywhere, e.g. ArgumentParser's `exit(withError:)`) calls `MPI_Abort` so the other
+    /// ranks are not left blocked in a collective.
+    static func atExit(status: Int32) {
+        if status == 0 {
+            finalizeIfNeeded()
+            return
+        }
+        var initialised: Int32 = 0
+        var finalised: Int32 = 0
+        MPI_Initialized(&initialised)
+        MPI_Finalized(&finalised)
+        if initialised != 0 && finalised == 0, let world = ct_mpi_comm_world() {
+            fflush(stdout)
+            fflush(stderr)
+            MPI_Abort(world, status)
+        }
     }
 
     /// Calls `MPI_Finalize` once, if MPI is initialised and not finalised yet.

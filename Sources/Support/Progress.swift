@@ -9,6 +9,9 @@
 /// should create one (the caller's job).
 import Foundation
 
+/// `Progress` without the clash with Foundation's `Progress` (`Support.Progress` works too).
+public typealias ProgressReporter = Progress
+
 public final class Progress {
     /// What is counted (`train`, `eval citys`).
     public let label: String

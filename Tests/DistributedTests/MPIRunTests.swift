@@ -89,4 +89,13 @@ final class MPIRunTests: XCTestCase {
         XCTAssertTrue(output.contains("deliberate failure on rank 1"), output)
         XCTAssertFalse(output.contains("passed the barrier"), output)
     }
+
+    func testAPlainErrorExitOnOneRankAlsoEndsTheJob() throws {
+        // exit(1) without abort (as ArgumentParser's error exit does): the exit handler
+        // turns the non-zero status into MPI_Abort.
+        guard let (status, output) = try runUnderMPI(["--exit-on-rank", "1"]) else { return }
+        XCTAssertNotEqual(status, 0, output)
+        XCTAssertTrue(output.contains("exit(1) without abort"), output)
+        XCTAssertFalse(output.contains("passed the barrier"), output)
+    }
 }
