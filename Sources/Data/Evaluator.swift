@@ -1,0 +1,201 @@
+/// Evaluation (SPEC §6): keep-ratio resize, sliding-window inference, mIoU over whole splits.
+///
+/// Per image (mmseg's test pipeline of the reference configs):
+///   x = Normalize(Resize(image, scale, keep_ratio=True))            [1, 3, h, w]
+///   windows: h_grids = ⌊max(h − c_h + s_h − 1, 0) / s_h⌋ + 1 (same for w); window (i, j)
+///            spans y₁ = i·s_h, y₂ = min(y₁ + c_h, h), then y₁ = max(y₂ − c_h, 0) (border
+///            windows shifted back inside, mmseg `slide_inference`), likewise in x
+///   logits = Σ_windows pad(model(x[window])) / count                  [1, K, h, w]
+///   logits → bilinear (align_corners=False) to the original H × W, argmax → prediction
+///   (the ground truth is never resized: mmseg loads annotations after `Resize`)
+/// The confusion matrix (`ConfusionMatrix`) is accumulated over the split, then IoU per
+/// class, classes absent from both prediction and ground truth excluded from the mean.
+/// Distributed: rank r evaluates the images i with i mod world = r; the confusion counts
+/// are summed with the communicator's all-reduce, so every rank returns the same metrics.
+import Foundation
+import Numerics
+import Distributed
+
+/// A segmentation network for evaluation: normalised image [1, 3, h, w] → logits [1, K, h, w].
+public typealias SegmentationModel = (Tensor) throws -> Tensor
+
+public struct SlidingWindow: Sendable {
+    public var cropWidth: Int, cropHeight: Int, strideWidth: Int, strideHeight: Int
+    /// The reference: 512×512 windows, stride 341.
+    public init(crop: Int = 512, stride: Int = 341) {
+        cropWidth = crop; cropHeight = crop; strideWidth = stride; strideHeight = stride
+    }
+    public init(cropWidth: Int, cropHeight: Int, strideWidth: Int, strideHeight: Int) {
+        self.cropWidth = cropWidth; self.cropHeight = cropHeight; self.strideWidth = strideWidth; self.strideHeight = strideHeight
+    }
+
+    /// The windows (x₁, y₁, x₂, y₂) for an h × w input, in mmseg order.
+    public func windows(height h: Int, width w: Int) -> [(x1: Int, y1: Int, x2: Int, y2: Int)] {
+        let hg = max(h - cropHeight + strideHeight - 1, 0) / strideHeight + 1
+        let wg = max(w - cropWidth + strideWidth - 1, 0) / strideWidth + 1
+        var out: [(x1: Int, y1: Int, x2: Int, y2: Int)] = []
+        for i in 0..<hg {
+            for j in 0..<wg {
+                var y1 = i * strideHeight, x1 = j * strideWidth
+                let y2 = min(y1 + cropHeight, h), x2 = min(x1 + cropWidth, w)
+                y1 = max(y2 - cropHeight, 0); x1 = max(x2 - cropWidth, 0)
+                out.append((x1, y1, x2, y2))
+            }
+        }
+        return out
+    }
+}
+
+/// Metrics of several domains and their mean.
+public struct EvaluationReport: Sendable {
+    public var domains: [(name: String, metrics: SegmentationMetrics)]
+    public init(domains: [(name: String, metrics: SegmentationMetrics)]) { self.domains = domains }
+
+    /// Mean of the per-domain mIoUs (domains without a defined mIoU left out).
+    public var meanMIoU: Double? {
+        let v = domains.compactMap { $0.metrics.miou }
+        return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+    }
+
+    /// `{"<domain>": {"miou": …, "iou": {…}, "pixels": n}, …, "mean_miou": m}`.
+    public var json: String {
+        let parts = domains.map { "\(jsonString($0.name)): \($0.metrics.jsonObjectText)" }
+        return "{" + (parts + ["\"mean_miou\": \(meanMIoU.map { "\($0)" } ?? "null")"]).joined(separator: ", ") + "}"
+    }
+
+    /// Per-class IoU (%) with one column per domain, then the per-domain mIoU and the mean.
+    public var table: String {
+        guard let first = domains.first else { return "(no domains)" }
+        let names = first.metrics.classNames
+        let cw = max(8, (domains.map(\.name.count).max() ?? 0) + 1)
+        func cell(_ s: String) -> String { String(repeating: " ", count: max(0, cw - s.count)) + s }
+        func pct(_ v: Double?) -> String { v.map { String(format: "%.2f", $0 * 100) } ?? "n/a" }
+        var lines = [pad("class", 14) + domains.map { cell($0.name) }.joined()]
+        let rule = String(repeating: "-", count: 14 + cw * domains.count)
+        lines.append(rule)
+        for (c, n) in names.enumerated() {
+            lines.append(pad(n, 14) + domains.map { cell(pct(c < $0.metrics.iou.count ? $0.metrics.iou[c] : nil)) }.joined())
+        }
+        lines.append(rule)
+        lines.append(pad("mIoU", 14) + domains.map { cell(pct($0.metrics.miou)) }.joined())
+        lines.append("mean mIoU over \(domains.count) domain(s): \(pct(meanMIoU))")
+        return lines.joined(separator: "\n")
+    }
+}
+
+public enum Evaluator {
+    /// Sliding-window logits for one normalised image `x` [1, 3, h, w] → [1, K, h, w].
+    public static func slideInference(_ x: Tensor, numClasses K: Int, window: SlidingWindow,
+                                      model: SegmentationModel) throws -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[0] == 1 && x.shape[1] == 3)
+        let h = x.shape[2], w = x.shape[3]
+        let sum = Tensor(zeros: [1, K, h, w])
+        var count = [Float](repeating: 0, count: h * w)
+        for win in window.windows(height: h, width: w) {
+            let ch = win.y2 - win.y1, cw = win.x2 - win.x1
+            let crop = Tensor(zeros: [1, 3, ch, cw])
+            for c in 0..<3 { for y in 0..<ch {
+                (crop.data + (c * ch + y) * cw).update(from: x.data + (c * h + win.y1 + y) * w + win.x1, count: cw)
+            } }
+            let out = try model(crop)
+            guard out.shape == [1, K, ch, cw] else {
+                throw CausalTuneError("model returned logits of shape \(out.shape) for a window of \(ch)x\(cw) (expected [1, \(K), \(ch), \(cw)])")
+            }
+            for k in 0..<K { for y in 0..<ch {
+                let d = sum.data + (k * h + win.y1 + y) * w + win.x1, s = out.data + (k * ch + y) * cw
+                for i in 0..<cw { d[i] += s[i] }
+            } }
+            for y in win.y1..<win.y2 { for x0 in win.x1..<win.x2 { count[y * w + x0] += 1 } }
+        }
+        for k in 0..<K { for i in 0..<(h * w) { sum.data[k * h * w + i] /= count[i] } }
+        return sum
+    }
+
+    /// Per-pixel argmax over K of [1, K, h, w] → train ids (first maximum wins, as torch).
+    public static func argmax(_ logits: Tensor) -> LabelMap {
+        let K = logits.shape[1], h = logits.shape[2], w = logits.shape[3], n = h * w
+        var out = [UInt8](repeating: 0, count: n)
+        let p = logits.data
+        out.withUnsafeMutableBufferPointer { o in
+            let ob = o.baseAddress!
+            Parallel.forEach(n, grain: 4096) { r in
+                for i in r {
+                    var best = p[i], arg = 0
+                    for k in 1..<K where p[k * n + i] > best { best = p[k * n + i]; arg = k }
+                    ob[i] = UInt8(arg)
+                }
+            }
+        }
+        return LabelMap(width: w, height: h, labels: out)
+    }
+
+    /// Prediction (train ids at the image's original size) for one image.
+    public static func predict(_ image: RGBImage, scale: (width: Int, height: Int)?, numClasses K: Int,
+                               window: SlidingWindow, model: SegmentationModel) throws -> LabelMap {
+        var x = image
+        if let s = scale {
+            let t = Transforms.keepRatioSize(width: image.width, height: image.height, scale: s)
+            x = Transforms.resize(image, width: t.width, height: t.height)
+        }
+        let input = Tensor(zeros: [1, 3, x.height, x.width])
+        Transforms.normalize(x, into: input, batch: 0)
+        var logits = try slideInference(input, numClasses: K, window: window, model: model)
+        if x.width != image.width || x.height != image.height {
+            let full = Tensor(zeros: [1, K, image.height, image.width])
+            Resample.bilinear(logits, into: full)
+            logits = full
+        }
+        return argmax(logits)
+    }
+
+    /// Evaluates a dataset split; with a communicator of size > 1, rank r takes the images
+    /// i ≡ r (mod world) and the confusion matrices are summed across ranks. Predictions are
+    /// written as `savePredictions/<stem>.png` (train ids) when given.
+    public static func evaluate(dataset: Dataset, model: SegmentationModel, numClasses K: Int = Cityscapes.numClasses,
+                                classNames: [String] = Cityscapes.classNames, window: SlidingWindow = SlidingWindow(),
+                                scale: (width: Int, height: Int)?? = nil, communicator: Communicator? = nil,
+                                savePredictions: String? = nil,
+                                progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> SegmentationMetrics {
+        let rank = communicator?.rank ?? 0, world = communicator?.size ?? 1
+        let s = scale ?? dataset.evalScale
+        var cm = ConfusionMatrix(numClasses: K)
+        var failure: Error? = nil
+        var done = 0
+        for i in stride(from: rank, to: dataset.count, by: world) {
+            do {
+                let (img, gt) = try dataset.load(i)
+                let pred = try predict(img, scale: s, numClasses: K, window: window, model: model)
+                cm.add(prediction: pred, groundTruth: gt)
+                if let dir = savePredictions {
+                    try ImageIO.writePNG(pred, to: "\(dir)/\(dataset.samples[i].stem).png")
+                }
+            } catch {
+                failure = error
+                break
+            }
+            done += 1
+            progress?(done, (dataset.count - rank + world - 1) / world)
+        }
+        if let comm = communicator, comm.size > 1 {
+            // every rank learns whether one failed before the collective sum
+            if comm.any(failure != nil) {
+                throw failure ?? CausalTuneError("evaluation of \(dataset.name) failed on another rank")
+            }
+            comm.allReduceSum(&cm.counts)
+        } else if let failure { throw failure }
+        return cm.metrics(classNames: classNames)
+    }
+
+    /// Evaluates several datasets (domains) and reports each and the mean over domains.
+    public static func evaluate(datasets: [Dataset], model: SegmentationModel, numClasses K: Int = Cityscapes.numClasses,
+                                window: SlidingWindow = SlidingWindow(), communicator: Communicator? = nil,
+                                savePredictions: String? = nil) throws -> EvaluationReport {
+        var out: [(name: String, metrics: SegmentationMetrics)] = []
+        for d in datasets {
+            let m = try evaluate(dataset: d, model: model, numClasses: K, window: window, communicator: communicator,
+                                 savePredictions: savePredictions.map { "\($0)/\(d.name)" })
+            out.append((d.name, m))
+        }
+        return EvaluationReport(domains: out)
+    }
+}
