@@ -148,9 +148,32 @@ public enum Evaluator {
         return argmax(logits)
     }
 
-    /// Evaluates a dataset split; with a communicator of size > 1, rank r takes the images
-    /// i ≡ r (mod world) and the confusion matrices are summed across ranks. Predictions are
-    /// written as `savePredictions/<stem>.png` (train ids) when given.
+    /// The confusion matrix of the images i ≡ rank (mod world) of a dataset (this rank's
+    /// share); predictions go to `savePredictions/<stem>.png` (train ids) when given.
+    public static func confusion(dataset: Dataset, model: SegmentationModel, numClasses K: Int = Cityscapes.numClasses,
+                                 window: SlidingWindow = SlidingWindow(), scale: (width: Int, height: Int)?,
+                                 rank: Int = 0, world: Int = 1, savePredictions: String? = nil,
+                                 progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> ConfusionMatrix {
+        var cm = ConfusionMatrix(numClasses: K)
+        var done = 0
+        let total = (dataset.count - rank + world - 1) / world
+        for i in stride(from: rank, to: dataset.count, by: world) {
+            let (img, gt) = try dataset.load(i)
+            let pred = try predict(img, scale: scale, numClasses: K, window: window, model: model)
+            cm.add(prediction: pred, groundTruth: gt)
+            if let dir = savePredictions {
+                try ImageIO.writePNG(pred, to: "\(dir)/\(dataset.samples[i].stem).png")
+            }
+            done += 1
+            progress?(done, total)
+        }
+        return cm
+    }
+
+    /// Evaluates a dataset split at its evaluation scale (`scale` overrides it; `.some(nil)`
+    /// keeps the decoded size). With a communicator of size > 1, rank r takes the images
+    /// i ≡ r (mod world) and the confusion matrices are summed across ranks, so every rank
+    /// returns the same metrics; a failure on any rank is raised on every rank.
     public static func evaluate(dataset: Dataset, model: SegmentationModel, numClasses K: Int = Cityscapes.numClasses,
                                 classNames: [String] = Cityscapes.classNames, window: SlidingWindow = SlidingWindow(),
                                 scale: (width: Int, height: Int)?? = nil, communicator: Communicator? = nil,
@@ -160,24 +183,11 @@ public enum Evaluator {
         let s = scale ?? dataset.evalScale
         var cm = ConfusionMatrix(numClasses: K)
         var failure: Error? = nil
-        var done = 0
-        for i in stride(from: rank, to: dataset.count, by: world) {
-            do {
-                let (img, gt) = try dataset.load(i)
-                let pred = try predict(img, scale: s, numClasses: K, window: window, model: model)
-                cm.add(prediction: pred, groundTruth: gt)
-                if let dir = savePredictions {
-                    try ImageIO.writePNG(pred, to: "\(dir)/\(dataset.samples[i].stem).png")
-                }
-            } catch {
-                failure = error
-                break
-            }
-            done += 1
-            progress?(done, (dataset.count - rank + world - 1) / world)
-        }
+        do {
+            cm = try confusion(dataset: dataset, model: model, numClasses: K, window: window, scale: s, rank: rank, world: world,
+                               savePredictions: savePredictions, progress: progress)
+        } catch { failure = error }
         if let comm = communicator, comm.size > 1 {
-            // every rank learns whether one failed before the collective sum
             if comm.any(failure != nil) {
                 throw failure ?? CausalTuneError("evaluation of \(dataset.name) failed on another rank")
             }
