@@ -59,6 +59,49 @@ final class Mask2FormerDecodeHeadTests: XCTestCase {
         XCTAssertTrue(scores.array.allSatisfy { $0 >= 0 && $0 <= 4 })
     }
 
+    func testLearnedQueriesReproduceTheLinkAndGetGradients() {
+        var rng = RandomGenerator(seed: 41)
+        let linked = makeHead(&rng)
+        var rng2 = RandomGenerator(seed: 41)
+        let learned = Mask2FormerDecodeHead(channels: 8, numClasses: 3, outIndices: [0, 1, 2, 3], globalBatchSize: 2,
+                                            rng: &rng2, headChannels: 32, queries: 4, linkToTokens: false)
+        learned.head.criterion.settings = linked.head.criterion.settings
+        XCTAssertTrue(learned.parameters.contains { $0.name == "head/query_embed.weight" })
+        XCTAssertFalse(learned.parameters.contains { $0.name.hasPrefix("head/link.") })
+        // Same shared weights; the learned queries set to what the link produces.
+        let shared = Dictionary(uniqueKeysWithValues: linked.parameters.map { ($0.name, $0.parameter) })
+        for p in learned.parameters { if let q = shared[p.name] { p.parameter.value.copy(from: q.value) } }
+        let embed = linked.head.link!.forward(linked.linkTokens!)
+        learned.head.queryEmbed!.value.copy(from: embed)
+        learned.head.queryFeat!.value.copy(from: linked.head.querysToFeat!(embed))
+        let grid = (h: 4, w: 4)
+        let features = (0..<4).map { _ in randomTensor([2, 16, 8], &rng) }
+        let a = linked.predict(features: features, grid: grid, size: (h: 16, w: 16))
+        let b = learned.predict(features: features, grid: grid, size: (h: 16, w: 16))
+        XCTAssertLessThan(relativeError(b, a), 1e-5)
+
+        var labels = [UInt8](repeating: 1, count: 2 * 16 * 16)
+        for i in labels.indices where (i / 16) % 16 < 7 { labels[i] = 2 }
+        let batch = LabelBatch(batch: 2, height: 16, width: 16, values: labels)
+        let n = learned.lossNormalizer(labels: batch)
+        let start = learned.rng
+        _ = learned.forwardLoss(features: features, grid: grid, labels: batch, normalizer: n)
+        learned.backwardLoss(dFeatures: features.map { Tensor(zeros: $0.shape) })
+        for param in [learned.head.queryEmbed!, learned.head.queryFeat!] {
+            let dir = randomTensor(param.shape, &rng)
+            let analytic = objective(dir, param.grad!)
+            let eps: Float = 1e-4
+            func lossAt(_ sign: Float) -> Double {
+                Kernels.axpy(sign * eps, dir, param.value)
+                defer { Kernels.axpy(-sign * eps, dir, param.value) }
+                learned.rng = start
+                return learned.forwardLoss(features: features, grid: grid, labels: batch, normalizer: n).loss
+            }
+            let numeric = (lossAt(1) - lossAt(-1)) / (2 * Double(eps))
+            XCTAssertEqual(analytic, numeric, accuracy: 2e-2 * max(1, abs(numeric)))
+        }
+    }
+
     func testDebugSyntheticConfigSelectsMask2Former() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let config = try ExperimentConfig.load(path: root.appendingPathComponent("configs/debug-synthetic-m2f.yaml").path)

@@ -9,8 +9,8 @@ import Layers
 ///                            (`F.interpolate(scale_factor=…, mode="bilinear", align_corners=False)`)
 ///     predictions = Mask2FormerHead(those maps, linkTokens)
 ///
-/// The PEFT tokens of all layers (`linkTokens`, `[L, Q, C]`, e.g. from
-/// `CausalTuneAdapter.allTokens`) must be set before every forward; after `backwardLoss` their
+/// With the link (the default), the PEFT tokens of all layers (`linkTokens`, `[L, Q, C]`, e.g.
+/// from `CausalTuneAdapter.allTokens`) must be set before every forward; after `backwardLoss` their
 /// gradient is in `linkTokensGradient` (accumulated; the caller hands it to
 /// `accumulateAllTokensGradient` and zeroes it).
 ///
@@ -37,12 +37,13 @@ public final class Mask2FormerDecodeHead: DecodeHead {
     private var batch = 0, grid = (h: 0, w: 0)
     private let factors: [Double] = [4, 2, 1, 0.5]
 
+    /// `linkToTokens: false` (PEFT `method: none`) learns the queries instead (plain Mask2Former).
     public init(channels: Int, numClasses: Int, outIndices: [Int], globalBatchSize: Int, rng: inout RandomGenerator,
-                headChannels: Int = 256, queries: Int = 100) {
+                headChannels: Int = 256, queries: Int = 100, linkToTokens: Bool = true) {
         precondition(outIndices.count == 4, "Mask2FormerDecodeHead: 4 out_indices, got \(outIndices)")
         self.outIndices = outIndices
         self.globalBatchSize = globalBatchSize
-        head = Mask2FormerHead(inputChannels: channels, backboneChannels: channels, numClasses: numClasses,
+        head = Mask2FormerHead(inputChannels: channels, backboneChannels: linkToTokens ? channels : nil, numClasses: numClasses,
                                channels: headChannels, queries: queries)
         head.reset(rng: &rng)
         head.setRequiresGrad(true)
@@ -95,7 +96,8 @@ public final class Mask2FormerDecodeHead: DecodeHead {
         return scaled
     }
 
-    private func tokensForForward() -> Tensor {
+    private func tokensForForward() -> Tensor? {
+        if head.link == nil { return nil }
         guard let t = linkTokens else {
             preconditionFailure("Mask2FormerDecodeHead: linkTokens (the PEFT tokens of all layers) must be set before a forward")
         }
@@ -114,9 +116,10 @@ public final class Mask2FormerDecodeHead: DecodeHead {
     public func backwardLoss(dFeatures: [Tensor]) {
         let C = head.pixelDecoder.inputChannels, n = grid.h * grid.w, B = batch
         let dScaled = scaled.map { Tensor(zeros: $0.shape) }
-        let tokens = tokensForForward()
-        if linkTokensGradient.shape != tokens.shape { linkTokensGradient = Tensor(zeros: tokens.shape) }
-        head.backward(dFeatures: dScaled, dTokens: linkTokensGradient)
+        if let tokens = tokensForForward(), linkTokensGradient.shape != tokens.shape {
+            linkTokensGradient = Tensor(zeros: tokens.shape)
+        }
+        head.backward(dFeatures: dScaled, dTokens: head.link == nil ? nil : linkTokensGradient)
         let scratch = Tensor(zeros: [B, n, C])
         for j in 0..<4 {
             let dMap: Tensor

@@ -19,16 +19,21 @@ import Layers
 ///     loss = Σ over the 10 predictions of `Mask2FormerCriterion` (deep supervision)
 ///     semantic logits = bilinear↑(mask₉ → input size) then Σ_q softmax(class₉)[q, :K] · σ(mask₉[q])
 ///
+/// Without tokens (`backboneChannels: nil`, PEFT `method: none`) the head is plain Mask2Former:
+/// p = `query_embed.weight` and x₀ = `query_feat.weight`, both learned [Q, D] ~ N(0, 1).
 /// MLP₃ = Linear-ReLU-Linear-ReLU-Linear (D → D). LayerNorm eps 1e-5. The backward runs the
 /// chain in reverse: each prediction's gradient into its x_i and F, the decoder layers into x,
 /// p and the memory, the pixel decoder into the features, and p into the tokens.
-/// Parameter names (under the caller's prefix): `link.*`, `querys2feat.*`, `pixel_decoder.*`,
+/// Parameter names (under the caller's prefix): `link.*`, `querys2feat.*` (or `query_feat.weight`,
+/// `query_embed.weight`), `pixel_decoder.*`,
 /// `transformer_decoder.layers.<i>.*`, `transformer_decoder.post_norm.*`, `level_embed.weight`,
 /// `cls_embed.*`, `mask_embed.{0,2,4}.*`.
 public final class Mask2FormerHead: Module {
     public let numClasses: Int, channels: Int, queries: Int
-    public let link: TokenQueryLink
-    public let querysToFeat: Linear
+    public let link: TokenQueryLink?
+    public let querysToFeat: Linear?
+    public let queryFeat: Parameter?     // [Q, D], only without the token link
+    public let queryEmbed: Parameter?    // [Q, D], only without the token link
     public let pixelDecoder: PixelDecoder
     public let levelEmbed: Parameter      // [3, D]
     public let layers: [DecoderLayer]
@@ -50,14 +55,20 @@ public final class Mask2FormerHead: Module {
     private var levelInputs: [Tensor] = [], levelPos: [Tensor] = []
     private var dPredictions: [(Tensor, Tensor)] = []
 
-    public init(inputChannels: Int, backboneChannels: Int, numClasses: Int, channels: Int = 256, queries: Int = 100,
+    public init(inputChannels: Int, backboneChannels: Int?, numClasses: Int, channels: Int = 256, queries: Int = 100,
                 decoderLayers: Int = 9, heads: Int = 8, encoderLayers: Int = 6, points: Int = 4,
                 encoderFeedforward: Int = 1024, decoderFeedforward: Int = 2048, groups: Int = 32) {
         self.numClasses = numClasses
         self.channels = channels
         self.queries = queries
-        link = TokenQueryLink(backboneChannels: backboneChannels, channels: channels)
-        querysToFeat = Linear(inputDimensions: channels, outputDimensions: channels)
+        if let backboneChannels {
+            link = TokenQueryLink(backboneChannels: backboneChannels, channels: channels)
+            querysToFeat = Linear(inputDimensions: channels, outputDimensions: channels)
+            queryFeat = nil; queryEmbed = nil
+        } else {
+            link = nil; querysToFeat = nil
+            queryFeat = Parameter(zeros: [queries, channels]); queryEmbed = Parameter(zeros: [queries, channels])
+        }
         pixelDecoder = PixelDecoder(inputChannels: inputChannels, channels: channels, encoderLayers: encoderLayers,
                                     heads: heads, points: points, feedforward: encoderFeedforward, groups: groups)
         levelEmbed = Parameter(zeros: [3, channels])
@@ -69,7 +80,14 @@ public final class Mask2FormerHead: Module {
     }
 
     public func parameters(prefix: String) -> [NamedParameter] {
-        var ps = link.parameters(prefix: prefix + "link.") + querysToFeat.parameters(prefix: prefix + "querys2feat.")
+        var ps: [NamedParameter] = []
+        if let link, let querysToFeat {
+            ps += link.parameters(prefix: prefix + "link.") + querysToFeat.parameters(prefix: prefix + "querys2feat.")
+        }
+        if let queryFeat, let queryEmbed {
+            ps += [NamedParameter(name: prefix + "query_feat.weight", parameter: queryFeat),
+                   NamedParameter(name: prefix + "query_embed.weight", parameter: queryEmbed)]
+        }
         ps += pixelDecoder.parameters(prefix: prefix + "pixel_decoder.")
         for (i, l) in layers.enumerated() { ps += l.parameters(prefix: prefix + "transformer_decoder.layers.\(i).") }
         ps += postNorm.parameters(prefix: prefix + "transformer_decoder.post_norm.")
@@ -82,8 +100,10 @@ public final class Mask2FormerHead: Module {
     /// mmdet's initialisation: decoder layers Xavier-uniform (matrices), pixel decoder as its
     /// own `reset`, level embedding N(0, 1), Linear layers PyTorch default.
     public func reset(rng: inout RandomGenerator) {
-        link.reset(rng: &rng)
-        querysToFeat.reset(rng: &rng)
+        link?.reset(rng: &rng)
+        querysToFeat?.reset(rng: &rng)
+        if let queryFeat { rng.fillNormal(queryFeat.value) }
+        if let queryEmbed { rng.fillNormal(queryEmbed.value) }
         pixelDecoder.reset(rng: &rng)
         for l in layers {
             l.reset(rng: &rng)
@@ -170,15 +190,21 @@ public final class Mask2FormerHead: Module {
 
     // MARK: forward / loss / backward
 
-    /// features: [B, C_in, h, w] at strides 4, 8, 16, 32; tokens [L, Q, C_b] → the 1 + layers
-    /// predictions (also kept in `predictions`).
+    /// features: [B, C_in, h, w] at strides 4, 8, 16, 32; tokens [L, Q, C_b] (nil without the
+    /// link) → the 1 + layers predictions (also kept in `predictions`).
     @discardableResult
-    public func forward(features: [Tensor], tokens: Tensor) -> [Prediction] {
-        precondition(tokens.rank == 3 && tokens.shape[1] == queries, "Mask2FormerHead: tokens \(tokens.shape), expected [L, \(queries), C]")
+    public func forward(features: [Tensor], tokens: Tensor?) -> [Prediction] {
         let D = channels, B = features[0].shape[0], Q = queries
-        p = link.forward(tokens)
-        x0 = Tensor(zeros: [Q, D])
-        querysToFeat.forward(p, into: x0)
+        if let link, let querysToFeat {
+            guard let tokens else { preconditionFailure("Mask2FormerHead: the token link needs the PEFT tokens") }
+            precondition(tokens.rank == 3 && tokens.shape[1] == queries, "Mask2FormerHead: tokens \(tokens.shape), expected [L, \(queries), C]")
+            p = link.forward(tokens)
+            x0 = Tensor(zeros: [Q, D])
+            querysToFeat.forward(p, into: x0)
+        } else {
+            p = queryEmbed!.value
+            x0 = queryFeat!.value
+        }
         maskFeatures = pixelDecoder.forward(features)
         let shapes = pixelDecoder.shapes, starts = DeformableAttentionCore.levelStarts(shapes)
         let memory = pixelDecoder.memory, S = memory.count / (B * D)
@@ -250,8 +276,13 @@ public final class Mask2FormerHead: Module {
         // x₀ = querys2feat(p), the same rows for every image.
         let dX0 = Tensor(zeros: [Q, D])
         for b in 0..<B { Kernels.axpy(1, dx.data + b * Q * D, dX0.data, count: Q * D) }
-        querysToFeat.backward(dOutput: dX0, input: p, dInput: dP)
-        link.backward(dOutput: dP, dTokens: dTokens)
+        if let link, let querysToFeat {
+            querysToFeat.backward(dOutput: dX0, input: p, dInput: dP)
+            link.backward(dOutput: dP, dTokens: dTokens)
+        } else {
+            if let g = queryFeat?.grad { Kernels.axpy(1, dX0, g) }
+            if let g = queryEmbed?.grad { Kernels.axpy(1, dP, g) }
+        }
         // Memory: the level inputs are memory_l + level_embed[l].
         let shapes = pixelDecoder.shapes, starts = DeformableAttentionCore.levelStarts(shapes)
         let S = starts[2] + shapes[2].h * shapes[2].w
