@@ -63,9 +63,13 @@ public class Communicator {
     public var isDistributed: Bool { size > 1 }
 
     /// The number of threads each rank on this node should use for BLAS and parallel
-    /// loops: the node's cores divided by the local ranks (at least 1).
+    /// loops: the node's online cores divided by the local ranks, and no more than the
+    /// cores this process may run on (its affinity mask, e.g. an `mpirun --bind-to`
+    /// binding); at least 1.
     public var threadsPerRank: Int {
-        Swift.max(1, ProcessInfo.processInfo.activeProcessorCount / Swift.max(1, localSize))
+        let online = Swift.max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let allowed = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
+        return Swift.max(1, Swift.min(allowed, online / Swift.max(1, localSize)))
     }
 
     // MARK: - Primitives (overridden)
