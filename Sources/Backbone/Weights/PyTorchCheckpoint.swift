@@ -41,6 +41,10 @@ public enum PyTorchCheckpoint {
             throw CausalTuneError("weights file \(path): no state dict of tensors found in the checkpoint")
         }
 
+        // Storages are read on first use and dropped after their last tensor, so peak memory
+        // is the float32 tensors plus one storage (several views may share one storage).
+        var remainingUses: [String: Int] = [:]
+        for value in stateDict.values { if case .tensor(let ref) = value { remainingUses[ref.storage.key, default: 0] += 1 } }
         var storages: [String: [UInt8]] = [:]
         var names: [String] = []
         var tensors: [String: Tensor] = [:]
@@ -58,6 +62,8 @@ public enum PyTorchCheckpoint {
                 throw CausalTuneError("weights file \(path): storage of tensor '\(name)' is truncated")
             }
             tensors[name] = try gather(ref, raw, name: name, path: path)
+            remainingUses[ref.storage.key, default: 1] -= 1
+            if remainingUses[ref.storage.key] == 0 { storages[ref.storage.key] = nil }
             dtypes[name] = ref.storage.type.rawValue
             names.append(name)
         }
