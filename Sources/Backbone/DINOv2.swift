@@ -259,7 +259,7 @@ public final class DINOv2: Module {
     /// Frozen backward after `forward`. `outputGradients[i]` is ∂L/∂x_{i+1} [B, T, C]
     /// (the post-adapter tokens of block i, e.g. from the head; blocks not listed get none).
     /// Calls the adapter's backward for every layer and returns ∂L/∂x₀ [B, T, C] (a buffer
-    /// owned by the backbone, valid until the next backward).
+    /// owned by the backbone, valid until the next backward). One backward per forward.
     @discardableResult
     public func backward(outputGradients: [Int: Tensor]) -> Tensor {
         let L = blocks.count, B = batch, T = tokenCount, C = channels
@@ -303,6 +303,7 @@ public final class DINOv2: Module {
             swap(&g, &next)
         }
         if recompute { scratch.release() }
+        canBackward = false   // the caches are spent; the next backward needs a new forward
         return g
     }
 
