@@ -57,12 +57,13 @@ enum Weather {
         let cast: (Float, Float, Float) = rng.uniform() < 0.6 ? (0.75, 0.85, 1.25) : (1.2, 0.95, 0.7)
         var light = [Float](repeating: 0, count: n * 3)
         for l in s.lights {
-            let r = l.radius * 4
+            let radius = min(l.radius, Float(w) / 16)
+            let r = radius * 4
             let x0 = max(0, Int(l.x - r)), x1 = min(w - 1, Int(l.x + r))
             // light falls mostly below the source (onto the ground)
             let y0 = max(0, Int(l.y - r * 0.5)), y1 = min(h - 1, Int(l.y + r * 2))
             if x0 > x1 || y0 > y1 { continue }
-            let inv = 1 / (2 * l.radius * l.radius * 4)
+            let inv = 1 / (2 * radius * radius * 4)
             for y in y0...y1 { for x in x0...x1 {
                 let dx = Float(x) + 0.5 - l.x, dy = Float(y) + 0.5 - l.y
                 let g = 0.6 * expf(-(dx * dx + dy * dy * 0.5) * inv)
@@ -86,10 +87,12 @@ enum Weather {
         let sigma = rng.uniform(0.015, 0.035)
         var img = [Float](repeating: 0, count: n * 3)
         for i in 0..<n {
-            let sky: Float = s.labels[i] == 10 ? 0.35 : 1  // the night sky is darker than the lit ground
+            // the night sky is darker than the ground and not lit by the lamps
+            let isSky = s.labels[i] == 10
+            let sky: Float = isSky ? 0.35 : 1, lit: Float = isSky ? 0 : 1
             let ch = [cast.0, cast.1, cast.2]
             for c in 0..<3 {
-                var v = s.color[3 * i + c] * (e * ch[c] * sky + light[3 * i + c]) + s.emission[3 * i + c] + glow[3 * i + c]
+                var v = s.color[3 * i + c] * (e * ch[c] * sky + lit * light[3 * i + c]) + s.emission[3 * i + c] + glow[3 * i + c]
                 v += sigma * rng.normal() + 0.02 * sqrtf(max(v, 0)) * rng.normal()
                 img[3 * i + c] = v
             }
