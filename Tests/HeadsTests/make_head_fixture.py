@@ -40,7 +40,8 @@ def norm(pre, c):
 
 lin("link.transform.", CB, D); lin("link.merge.", 3 * D, D); lin("querys2feat.", D, D)
 for l in range(3):
-    param(f"pixel_decoder.input_convs.{l}.conv.weight", D, CIN, 1, 1); norm(f"pixel_decoder.input_convs.{l}.gn.", D)
+    param(f"pixel_decoder.input_convs.{l}.conv.weight", D, CIN, 1, 1); param(f"pixel_decoder.input_convs.{l}.conv.bias", D)
+    norm(f"pixel_decoder.input_convs.{l}.gn.", D)
 for k in range(ENC):
     pre = f"pixel_decoder.encoder.layers.{k}."
     lin(pre + "self_attn.value_proj.", D, D)
@@ -79,7 +80,7 @@ def ln(x, pre):
 
 
 def conv_norm(x, pre, relu, k):
-    y = F.conv2d(x, P[pre + "conv.weight"], None, padding=k // 2)
+    y = F.conv2d(x, P[pre + "conv.weight"], P.get(pre + "conv.bias"), padding=k // 2)
     y = F.group_norm(y, G, P[pre + "gn.weight"], P[pre + "gn.bias"], eps=1e-5)
     return F.relu(y) if relu else y
 
@@ -249,7 +250,7 @@ def criterion(cls, masks):
 
 def flat(t):
     t = torch.as_tensor(t)
-    return {"shape": list(t.shape), "values": [float(f"{v:.9g}") for v in t.detach().reshape(-1).tolist()]}
+    return {"shape": list(t.shape), "values": [float(f"{v:.8g}") for v in t.detach().reshape(-1).tolist()]}
 
 
 total = [0.0, 0.0, 0.0]

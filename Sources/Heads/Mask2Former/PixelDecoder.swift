@@ -1,15 +1,16 @@
 import Numerics
 import Layers
 
-/// mmcv's `ConvModule(conv, GroupNorm, [ReLU])` with a bias-free conv (bias="auto" with a norm):
-/// `y = act(GN(conv(x)))`. Names `conv.weight`, `gn.weight`, `gn.bias`.
+/// mmcv's `ConvModule(conv, GroupNorm, [ReLU])`: `y = act(GN(conv(x)))`. The conv has a bias
+/// only when asked (mmdet's input convs; the lateral and output convs have none). Names
+/// `conv.weight`, `conv.bias`, `gn.weight`, `gn.bias`.
 public final class ConvNorm: Module {
     public let conv: Conv2d, norm: GroupNorm
     public let relu: Bool
     private var convOut = Tensor(zeros: [0]), out = Tensor(zeros: [0])
 
-    public init(inputChannels: Int, outputChannels: Int, kernelSize: Int, groups: Int = 32, relu: Bool) {
-        conv = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: kernelSize, bias: false)
+    public init(inputChannels: Int, outputChannels: Int, kernelSize: Int, groups: Int = 32, relu: Bool, bias: Bool = false) {
+        conv = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: kernelSize, bias: bias)
         norm = GroupNorm(groups: groups, channels: outputChannels)
         self.relu = relu
     }
@@ -45,7 +46,7 @@ public final class ConvNorm: Module {
 /// Mask2Former's pixel decoder (mmdet `MSDeformAttnPixelDecoder`) on four `[B, C_in, h, w]`
 /// feature maps at strides 4, 8, 16, 32:
 ///
-///     levels l = 0, 1, 2 ← strides 32, 16, 8:  z_l = GN(conv1×1(f_l))   (input_convs, no bias)
+///     levels l = 0, 1, 2 ← strides 32, 16, 8:  z_l = GN(conv1×1(f_l) + b)   (input_convs, with bias)
 ///     tokens x₀ = [z₀; z₁; z₂] flattened row-major, [B, S, C], S = Σ h_l w_l
 ///     pos = sine(h_l, w_l) + level_encoding[l]     reference (j + ½)/w_l, (i + ½)/h_l on every level
 ///     memory = Encoder₆(x₀)                         6 deformable encoder layers (`EncoderLayer`)
@@ -75,7 +76,9 @@ public final class PixelDecoder: Module {
                 feedforward: Int = 1024, groups: Int = 32) {
         self.inputChannels = inputChannels
         self.channels = channels
-        inputConvs = (0..<3).map { _ in ConvNorm(inputChannels: inputChannels, outputChannels: channels, kernelSize: 1, groups: groups, relu: false) }
+        inputConvs = (0..<3).map { _ in
+            ConvNorm(inputChannels: inputChannels, outputChannels: channels, kernelSize: 1, groups: groups, relu: false, bias: true)
+        }
         levelEncoding = Parameter(zeros: [3, channels])
         encoder = (0..<encoderLayers).map { _ in
             EncoderLayer(channels: channels, heads: heads, levels: 3, points: points, feedforward: feedforward)
@@ -97,7 +100,7 @@ public final class PixelDecoder: Module {
     }
 
     public func reset(rng: inout RandomGenerator) {
-        for c in inputConvs { xavierUniform(c.conv.weight.value, &rng) }
+        for c in inputConvs { xavierUniform(c.conv.weight.value, &rng); c.conv.bias?.value.zero() }
         for l in encoder {
             for p in l.namedParameters where p.parameter.value.rank > 1 { xavierUniform(p.parameter.value, &rng) }
             l.attention.reset(rng: &rng)
