@@ -99,9 +99,19 @@ public final class DINOv2: Module {
 
     // MARK: weights
 
+    /// How the position grid is resampled when the checkpoint's grid differs from the model's.
+    public enum PositionInterpolation: Sendable {
+        /// `F.interpolate(size=(h, w), mode="bicubic", align_corners=False)` — Rein's
+        /// converter and Hugging Face's `Dinov2Model` (SPEC §3; the default).
+        case converter
+        /// The official repository's hub forward at another resolution:
+        /// `scale_factor = ((h + 0.1)/M, (w + 0.1)/M)`, no antialiasing.
+        case officialHub
+    }
+
     /// Copies `weights` in (validated against the architecture), resampling the position
     /// grid and patch kernel to this model's grid and patch size.
-    public func load(_ weights: DINOv2Weights) throws {
+    public func load(_ weights: DINOv2Weights, positionInterpolation: PositionInterpolation = .converter) throws {
         try weights.validate(for: architecture)
         let c = channels
         for p in parameters(prefix: "") {
@@ -110,7 +120,8 @@ public final class DINOv2: Module {
                 let source = weights.tensors["pos_embed"]!
                 let sourceGrid = weights.positionGrid!
                 posEmbed.value.copy(from: DINOv2.resamplePositionEmbedding(source, from: (sourceGrid, sourceGrid),
-                                                                         to: grid, channels: c))
+                                                                         to: grid, channels: c,
+                                                                         interpolation: positionInterpolation))
             case "patch_embed.proj.weight":
                 let source = weights.tensors["patch_embed.proj.weight"]!
                 patchEmbed.weight.value.copy(from: DINOv2.resamplePatchKernel(source, to: patchSize))
@@ -145,7 +156,7 @@ public final class DINOv2: Module {
     /// pos [1, 1 + gh·gw, C] → [1, 1 + h·w, C]: the cls entry kept, the patch grid resampled
     /// bicubically (`F.interpolate(size=(h, w), mode="bicubic", align_corners=False)`).
     public static func resamplePositionEmbedding(_ pos: Tensor, from source: (Int, Int), to target: (h: Int, w: Int),
-                                                 channels c: Int) -> Tensor {
+                                                 channels c: Int, interpolation: PositionInterpolation = .converter) -> Tensor {
         let out = Tensor(zeros: [1, 1 + target.h * target.w, c])
         out.data.update(from: pos.data, count: c)
         if source == (target.h, target.w) {
@@ -159,7 +170,13 @@ public final class DINOv2: Module {
             for ch in 0..<c { planes.data[ch * sh * sw + n] = pos.data[c + n * c + ch] }
         }
         let resized = Tensor(zeros: [c, target.h, target.w])
-        Resample.bicubic(planes.reshaped([1, c, sh, sw]), into: resized.reshaped([1, c, target.h, target.w]))
+        var factor: (h: Double, w: Double)? = nil
+        if interpolation == .officialHub {
+            // torch evaluates (g + 0.1) / M in Python doubles.
+            factor = ((Double(target.h) + 0.1) / Double(sh), (Double(target.w) + 0.1) / Double(sw))
+        }
+        Resample.bicubic(planes.reshaped([1, c, sh, sw]), into: resized.reshaped([1, c, target.h, target.w]),
+                         scaleFactor: factor)
         for n in 0..<(target.h * target.w) {
             for ch in 0..<c { out.data[c + n * c + ch] = resized.data[ch * target.h * target.w + n] }
         }

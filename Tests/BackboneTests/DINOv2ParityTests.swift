@@ -52,6 +52,18 @@ final class DINOv2ParityTests: XCTestCase {
         XCTAssertTrue(model.grid == (5, 5))
     }
 
+    func testOfficialHubPositionInterpolationIsAvailable() throws {
+        let weights = try DINOv2Weights.read(Fixtures.path("s14.pth"))
+        let expected = try SafeTensors.read(Fixtures.path("ref_pos_hub_5x5.safetensors")).tensors["pos_embed"]!
+        let model = DINOv2(architecture: Fixtures.s14, imageSize: 70)
+        try model.load(weights, positionInterpolation: .officialHub)
+        let err = relativeError(model.posEmbed.value, expected)
+        XCTAssertLessThan(err, 1e-5, "hub interpolation relative error \(err)")
+        // ... and differs from the converter's (the default).
+        try model.load(weights)
+        XCTAssertGreaterThan(relativeError(model.posEmbed.value, expected), 1e-3)
+    }
+
     func testPatchKernelIsResampledTo16AsReinConverts() throws {
         let (model, _) = try assertParity("s14_hf.safetensors", "s14_p16_80", Fixtures.s14)
         XCTAssertEqual(model.patchEmbed.weight.shape, [16, 3, 16, 16])

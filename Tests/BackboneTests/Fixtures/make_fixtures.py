@@ -237,6 +237,14 @@ def main():
     torch.save(g14, os.path.join(HERE, "g14.pth"))
     save_file(cast(to_hf(g14, True), torch.float16), os.path.join(HERE, "g14_hf.safetensors"))
 
+    # The official hub forward's position interpolation at another resolution (dinov2
+    # `interpolate_pos_encoding`: scale_factor = (g + 0.1) / M, antialias off), 4x4 -> 5x5.
+    pos = s14["pos_embed"]
+    grid = pos[:, 1:].reshape(1, 4, 4, C).permute(0, 3, 1, 2)
+    hub = F.interpolate(grid, scale_factor=((5 + 0.1) / 4, (5 + 0.1) / 4), mode="bicubic", antialias=False)
+    save_file({"pos_embed": torch.cat([pos[:, :1], hub.permute(0, 2, 3, 1).reshape(1, 25, C)], 1).contiguous()},
+              os.path.join(HERE, "ref_pos_hub_5x5.safetensors"))
+
     total = sum(os.path.getsize(os.path.join(HERE, f)) for f in os.listdir(HERE))
     print(json.dumps({"files": sorted(os.listdir(HERE)), "bytes": total}, indent=1))
 
