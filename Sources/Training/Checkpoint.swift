@@ -30,6 +30,9 @@ public enum Checkpoint {
         public var created: String
         public var rngState: [UInt64]
         public var optimizer: String
+        /// Optimiser updates taken (AdamW's bias-correction `t`); below `step` when
+        /// non-finite steps were skipped.
+        public var optimizerSteps: Int
         public var backboneWeights: String
         public var backboneSHA256: String
         public var signature: ModelSignature
@@ -37,10 +40,11 @@ public enum Checkpoint {
         public var extra: [String: Double]
 
         public init(step: Int, worldSize: Int, config: String, created: String = Checkpoint.now(),
-                    rngState: [UInt64], optimizer: String, backboneWeights: String, backboneSHA256: String,
+                    rngState: [UInt64], optimizer: String, optimizerSteps: Int? = nil, backboneWeights: String, backboneSHA256: String,
                     signature: ModelSignature, extra: [String: Double] = [:]) {
             self.step = step; self.worldSize = worldSize; self.config = config; self.created = created
-            self.rngState = rngState; self.optimizer = optimizer; self.backboneWeights = backboneWeights
+            self.rngState = rngState; self.optimizer = optimizer; self.optimizerSteps = optimizerSteps ?? step
+            self.backboneWeights = backboneWeights
             self.backboneSHA256 = backboneSHA256; self.signature = signature; self.extra = extra
         }
     }
@@ -65,6 +69,7 @@ public enum Checkpoint {
             try file.setAttribute("created", .string(metadata.created))
             try file.setAttribute("rng_state", .uint64s(metadata.rngState))
             try file.setAttribute("optimizer", .string(metadata.optimizer))
+            try file.setAttribute("optimizer_steps", .int64(Int64(metadata.optimizerSteps)))
             try file.setAttribute("backbone_weights", .string(metadata.backboneWeights))
             try file.setAttribute("backbone_sha256", .string(metadata.backboneSHA256))
             for (k, v) in metadata.signature.attributes { try file.setAttribute(k, v) }
@@ -110,6 +115,7 @@ public enum Checkpoint {
                 created: (try? file.stringAttribute("created")) ?? "",
                 rngState: try file.uint64ArrayAttribute("rng_state"),
                 optimizer: (try? file.stringAttribute("optimizer")) ?? "adamw",
+                optimizerSteps: (try? file.int64Attribute("optimizer_steps")).map { Int($0) },
                 backboneWeights: (try? file.stringAttribute("backbone_weights")) ?? "",
                 backboneSHA256: (try? file.stringAttribute("backbone_sha256")) ?? "",
                 signature: try ModelSignature(file: file),
@@ -157,7 +163,13 @@ public enum Checkpoint {
                 try file.read("optimizer/exp_avg_sq/" + e.name,
                               into: optimizer.expAvgSq.rows(e.offset..<e.offset + e.count).reshaped(e.shape))
             }
-            optimizer.stepCount = metadata.step
+            optimizer.stepCount = metadata.optimizerSteps
+        }
+
+        /// A float attribute written through `Metadata.extra` (`miou`, `best_miou`,
+        /// `skipped`), or nil.
+        public func extra(_ name: String) -> Double? {
+            file.hasAttribute(name) ? try? file.float64Attribute(name) : nil
         }
     }
 }

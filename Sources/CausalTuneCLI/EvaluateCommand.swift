@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import Numerics
+import Support
+import Distributed
+import Training
+
+/// `causal-tune evaluate --config FILE --checkpoint CKPT [--dataset NAME ...] [--json FILE]`
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Evaluate a checkpoint on the config's validation domains (sliding window, mIoU).",
+        discussion: "Prints the per-class IoU table and writes the JSON to WORK_DIR/eval_<checkpoint stem>.json (and --json)."
+    )
+
+    @Option(help: "Experiment config (YAML).") var config: String
+    @Option(help: "Checkpoint (SPEC §7 HDF5).") var checkpoint: String
+    @Option(name: .customLong("dataset"), parsing: .upToNextOption,
+            help: "Only these val domains (display name, e.g. citys, or dataset name); repeatable.")
+    var datasets: [String] = []
+    @Option(name: .customLong("set"), parsing: .upToNextOption, help: "Override a config key: key.path=value.")
+    var overrides: [String] = []
+    @Option(help: "Work directory (overrides output.work_dir).") var workDir: String?
+    @Option(help: "Also write the metrics JSON here.") var json: String?
+
+    func run() throws {
+        let comm = Communicator.make()
+        comm.run {
+            var sets = overrides
+            if let w = workDir { sets.append("output.work_dir=\(w)") }
+            let cfg = try ExperimentConfig.load(path: config, overrides: sets)
+            let log = comm.isRoot ? RunLog.console() : RunLog.silent()
+            let report = try CheckpointEvaluation.run(config: cfg, checkpoint: checkpoint, datasets: datasets,
+                                                      comm: comm, log: log)
+            if comm.isRoot {
+                print(report.table)
+                let stem = URL(fileURLWithPath: checkpoint).deletingPathExtension().lastPathComponent
+                let dir = cfg.output.workDir
+                do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+                    throw CausalTuneError("\(dir): cannot create the work directory")
+                }
+                try AtomicFile.write(report.json + "\n", to: "\(dir)/eval_\(stem).json")
+                if let json { try AtomicFile.write(report.json + "\n", to: json) }
+            }
+        }
+    }
+}

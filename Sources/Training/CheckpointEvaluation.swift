@@ -1,0 +1,39 @@
+import Foundation
+import Numerics
+import Support
+import Distributed
+import Data
+
+/// `causal-tune evaluate`: the trainer's evaluator on a checkpoint (SPEC §8).
+///
+///     network ← config (model.*);  θ ← CHECKPOINT /params (model signature checked)
+///     for each val domain (all of data.val, or those named by --dataset):
+///         sliding-window logits → argmax → confusion matrix (ranks split the images,
+///         matrices summed) → per-class IoU, mIoU;  mean mIoU over the domains
+public enum CheckpointEvaluation {
+    /// Evaluates `checkpoint` on the val domains of `config` whose display name or
+    /// dataset name is in `datasets` (all when empty).
+    public static func run(config: ExperimentConfig, checkpoint: String, datasets: [String], comm: Communicator,
+                           log: RunLog, savePredictions: String? = nil) throws -> EvaluationReport {
+        Trainer.configureThreads(comm)
+        let network = try SegmentationNetwork(config: config, seed: UInt64(config.train.seed))
+        let parameters = ParameterSet(network.trainableParameters)
+        let reader = try Checkpoint.Reader(path: checkpoint)
+        try reader.requireCompatible(with: network.signature)
+        try reader.loadParameters(into: parameters)
+        var selected = config.data.val
+        if !datasets.isEmpty {
+            selected = selected.filter { datasets.contains($0.displayName) || datasets.contains($0.dataset.rawValue) }
+            let known = Set(config.data.val.map(\.displayName) + config.data.val.map(\.dataset.rawValue))
+            if let unknown = datasets.first(where: { !known.contains($0) }) {
+                throw CausalTuneError("--dataset: '\(unknown)' is not a val domain of the config (data.val: \(config.data.val.map(\.displayName).joined(separator: ", ")))")
+            }
+        }
+        guard !selected.isEmpty else { throw CausalTuneError("data.val: no validation datasets to evaluate") }
+        let sets = try selected.map { try Trainer.openDataset($0, comm: comm, log: log) }
+        log.info("evaluating \(checkpoint) (step \(reader.metadata.step)) on \(sets.map(\.name).joined(separator: ", "))")
+        return try Evaluator.evaluate(datasets: sets, model: { try network.logits(window: $0) },
+                                      numClasses: network.head.numClasses, window: Trainer.slidingWindow(for: network),
+                                      communicator: comm, savePredictions: savePredictions)
+    }
+}

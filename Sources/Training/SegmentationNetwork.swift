@@ -1,0 +1,165 @@
+import Foundation
+import Numerics
+import Layers
+import Support
+import Backbone
+import PEFT
+import Heads
+
+/// The network a run trains: frozen DINOv2 → Causal-Tune adapter after every block →
+/// decode head (SPEC §3–§5), built from `model.*` of the config.
+///
+///     x₀ = embed(images)                           images [b, 3, S, S]
+///     x_{i+1} = A_i(Block_i(x_i))                  tokens [b, T, C], T = 1 + R + h·w
+///     F_j = patches(x_{o_j + 1})                   [b, h·w, C] for o_j in out_indices
+///     L = head(F_0 … F_{J−1}, labels)              sum over this rank / global normaliser
+///
+/// Backward: the head gives ∂L/∂F_j; they are placed in the patch rows of ∂L/∂x_{o_j+1}
+/// (prefix rows zero) and the frozen backbone's backward runs through every block, calling
+/// the adapter's backward (which accumulates the Causal-Tune gradients). Only the adapter
+/// and the head have gradients; the backbone weights are never touched.
+public final class SegmentationNetwork {
+    public let backbone: DINOv2
+    public let adapter: CausalTuneAdapter?
+    public let head: DecodeHead
+    public let config: ExperimentConfig
+    /// Input size S (the backbone's fixed image size) and patch grid.
+    public var inputSize: Int { backbone.imageHeight }
+    public var grid: (h: Int, w: Int) { backbone.grid }
+
+    private var features: [Tensor] = []      // F_j [b, N, C]
+    private var dFeatures: [Tensor] = []     // ∂L/∂F_j
+    private var dTokens: [Tensor] = []       // ∂L/∂x_{o_j+1} [b, T, C]
+
+    /// Builds the model; `seed` drives the trainable initialisation (adapter, head) and
+    /// `weights: random` backbones.
+    public init(config: ExperimentConfig, seed: UInt64) throws {
+        self.config = config
+        let m = config.model
+        let settings = BackboneSettings(arch: m.backbone.arch, weights: m.backbone.weights, imageSize: m.backbone.imageSize,
+                                        patchSize: m.backbone.patchSize, recompute: m.backbone.recompute, seed: seed)
+        backbone = try settings.makeBackbone()
+        let arch = backbone.architecture
+        var rng = RandomGenerator(seed: seed &+ 0x5EED)
+        adapter = try CausalTuneAdapter.make(options: try SegmentationNetwork.peftOptions(m.peft), layers: arch.depth,
+                                             channels: arch.channels, patchSize: m.backbone.patchSize, seed: rng.next())
+        backbone.adapter = adapter
+        let outIndices = m.head.outIndices ?? defaultOutIndices(depth: arch.depth)
+        for i in outIndices where i < 0 || i >= arch.depth {
+            throw CausalTuneError("model.head.out_indices: \(i) is not a block of \(arch.name) (0…\(arch.depth - 1))")
+        }
+        switch m.head.type {
+        case .linear:
+            head = LinearHead(channels: arch.channels, numClasses: m.head.numClasses, outIndices: outIndices, rng: &rng)
+        case .mask2former:
+            throw CausalTuneError("model.head.type: mask2former is not available in this build (use linear)")
+        }
+    }
+
+    /// `model.peft` of the config as the PEFT module's options.
+    public static func peftOptions(_ p: ExperimentConfig.PEFTOptions) throws -> CausalTuneOptions {
+        guard let method = PEFTMethod(rawValue: p.method.rawValue),
+              let transform = TransformKind(rawValue: p.transform.rawValue),
+              let mode = FilterMode(rawValue: p.filter.mode.rawValue),
+              let shape = FilterShape(rawValue: p.filter.shape.rawValue) else {
+            throw CausalTuneError("model.peft: a value is not supported by the PEFT module")
+        }
+        let o = CausalTuneOptions(method: method, tokens: p.tokens, loraRank: p.loraRank, scaleInit: Float(p.scaleInit),
+                                  transform: transform, discardNoncausal: p.discardNoncausal,
+                                  filter: FrequencyFilter(mode: mode, shape: shape, low: p.filter.low, high: p.filter.high))
+        try o.validate()
+        return o
+    }
+
+    /// Every trainable parameter (SPEC §7 names): `peft/…` then `head/…`.
+    public var trainableParameters: [NamedParameter] {
+        (adapter?.trainableParameters ?? []) + head.parameters
+    }
+
+    /// What a checkpoint must match to be loaded into this network.
+    public var signature: ModelSignature {
+        let m = config.model
+        return ModelSignature(arch: m.backbone.arch, embedDim: backbone.channels, depth: backbone.architecture.depth,
+                              peftMethod: m.peft.method.rawValue, tokens: m.peft.method == .none ? 0 : m.peft.tokens,
+                              loraRank: m.peft.method == .none ? nil : m.peft.loraRank, headType: head.type,
+                              outIndices: head.outIndices, numClasses: head.numClasses)
+    }
+
+    // MARK: training
+
+    /// Timings of the last `forwardBackward` (seconds).
+    public private(set) var forwardSeconds = 0.0
+    public private(set) var backwardSeconds = 0.0
+
+    /// Forward, loss and backward on this rank's images `[b, 3, S, S]` with `labels`
+    /// `[b, S, S]`; the head normalises by the global `normalizer`. Gradients accumulate
+    /// into the adapter's and head's buffers (zero them first).
+    public func forwardBackward(images: Tensor, labels: LabelBatch, normalizer: Int) -> LossTerms {
+        let t0 = Date()
+        backbone.forward(images)
+        let feats = extractFeatures(batch: images.shape[0])
+        let terms = head.forwardLoss(features: feats, grid: grid, labels: labels, normalizer: normalizer)
+        let t1 = Date()
+        for d in dFeatures { d.zero() }
+        head.backwardLoss(dFeatures: dFeatures)
+        var grads: [Int: Tensor] = [:]
+        let P = backbone.prefixTokens, N = grid.h * grid.w, C = backbone.channels, T = P + N
+        let b = images.shape[0]
+        for (j, i) in head.outIndices.enumerated() {
+            let g = dTokens[j]
+            let src = dFeatures[j].data, dst = g.data
+            for bi in 0..<b {
+                (dst + bi * T * C).update(repeating: 0, count: P * C)
+                (dst + (bi * T + P) * C).update(from: src + bi * N * C, count: N * C)
+            }
+            if let prev = grads[i] { Kernels.axpy(1, g, prev) } else { grads[i] = g }
+        }
+        backbone.backward(outputGradients: grads)
+        let t2 = Date()
+        forwardSeconds = t1.timeIntervalSince(t0)
+        backwardSeconds = t2.timeIntervalSince(t1)
+        return terms
+    }
+
+    /// Copies the patch tokens of the out_indices blocks into `features` ([b, N, C] each).
+    private func extractFeatures(batch b: Int) -> [Tensor] {
+        let P = backbone.prefixTokens, N = grid.h * grid.w, C = backbone.channels, T = P + N
+        if features.count != head.outIndices.count || features.first?.shape[0] != b {
+            features = head.outIndices.map { _ in Tensor(zeros: [b, N, C]) }
+            dFeatures = head.outIndices.map { _ in Tensor(zeros: [b, N, C]) }
+            dTokens = head.outIndices.map { _ in Tensor(zeros: [b, T, C]) }
+        }
+        for (j, i) in head.outIndices.enumerated() {
+            let src = backbone.output(ofBlock: i).data, dst = features[j].data
+            for bi in 0..<b { (dst + bi * N * C).update(from: src + (bi * T + P) * C, count: N * C) }
+        }
+        return features
+    }
+
+    // MARK: inference
+
+    /// Logits `[1, K, h, w]` for a normalised window `[1, 3, h, w]` with h, w ≤ S: the
+    /// window is zero-padded (bottom/right) to S×S, run, and the logits cropped back.
+    public func logits(window: Tensor) throws -> Tensor {
+        let S = inputSize, h = window.shape[2], w = window.shape[3], K = head.numClasses
+        guard h <= S && w <= S else {
+            throw CausalTuneError("evaluation window \(h)x\(w) is larger than model.backbone.image_size \(S)")
+        }
+        var input = window
+        if h != S || w != S {
+            input = Tensor(zeros: [1, 3, S, S])
+            for c in 0..<3 { for y in 0..<h {
+                (input.data + (c * S + y) * S).update(from: window.data + (c * h + y) * w, count: w)
+            } }
+        }
+        backbone.forward(input)
+        let feats = extractFeatures(batch: 1)
+        let full = head.predict(features: feats, grid: grid, size: (S, S))
+        if h == S && w == S { return full }
+        let out = Tensor(zeros: [1, K, h, w])
+        for k in 0..<K { for y in 0..<h {
+            (out.data + (k * h + y) * w).update(from: full.data + (k * S + y) * S, count: w)
+        } }
+        return out
+    }
+}

@@ -1,0 +1,374 @@
+import Foundation
+import Numerics
+import Layers
+import Support
+import Distributed
+import Backbone
+import PEFT
+import Heads
+import Data
+
+/// `causal-tune train`: the data-parallel training loop (SPEC §6, §8).
+///
+/// Every rank holds the whole frozen backbone and the trainable set (Causal-Tune +
+/// head) as one flat `ParameterSet`. Per update `k` (0-based; `lr_k` from the poly
+/// schedule):
+///
+///     batch_k^r     = rank r's slots of global batch k      (pure function of seed, k, r, world)
+///     n_k           = Σ_r valid pixels of batch_k^r          (all-reduce of one integer)
+///     g^r           = ∂/∂θ [ Σ_{pixels of batch_k^r} CE ] / n_k
+///     g             = Σ_r g^r                                 (ONE all-reduce of the flat gradient)
+///     θ             ← AdamW(θ, g, lr_k)                      (identical on every rank)
+///
+/// Normalising by the *global* valid-pixel count makes the summed gradient equal to the
+/// single-process gradient of the mean loss over the whole global batch, for any world
+/// size — which is what makes resumed and re-sharded runs agree.
+///
+/// Rank 0 initialises θ and broadcasts it, and alone prints and writes (metrics.jsonl,
+/// train.log, config.yaml, checkpoints, evaluation JSON). Checkpoints are SPEC §7 files
+/// `WORK_DIR/iter_<k>.h5` (the last `keep`, 0 = all) plus `best.h5` (best mean mIoU over
+/// the val domains), each written atomically; `WORK_DIR/last_checkpoint` names the newest.
+public final class Trainer {
+    /// Command-line choices on top of the config.
+    public struct Options {
+        public var resume: String?
+        public var initFrom: String?
+        public var withBackbone: Bool
+        public var quiet: Bool
+        public init(resume: String? = nil, initFrom: String? = nil, withBackbone: Bool = false, quiet: Bool = false) {
+            self.resume = resume; self.initFrom = initFrom; self.withBackbone = withBackbone; self.quiet = quiet
+        }
+    }
+
+    public let config: ExperimentConfig
+    public let options: Options
+    public let comm: Communicator
+    public let workDir: String
+    public let network: SegmentationNetwork
+    public let parameters: ParameterSet
+    public let optimizer: Optimizer
+    public let schedule: LearningRateSchedule
+    /// Updates done so far (the next update has index `step`).
+    public private(set) var step = 0
+    /// Non-finite steps skipped (`train.skip_nonfinite`).
+    public private(set) var skipped = 0
+    public private(set) var bestMIoU: Double?
+    public private(set) var lastReport: EvaluationReport?
+    private var rng: RandomGenerator
+    private let log: RunLog
+    private var metrics: MetricsWriter?
+    private var backboneSHA256 = ""
+    private var lastCheckpoint: String?
+
+    public init(config: ExperimentConfig, options: Options = Options(), communicator: Communicator) throws {
+        self.config = config
+        self.options = options
+        self.comm = communicator
+        workDir = config.output.workDir
+        let t = config.train
+        guard t.batchSize % communicator.size == 0 else {
+            throw CausalTuneError("train.batch_size: \(t.batchSize) is not divisible by the number of ranks (\(communicator.size)); use a batch size that is a multiple of \(communicator.size)")
+        }
+        if options.resume != nil && options.initFrom != nil {
+            throw CausalTuneError("--resume and --init exclude each other (resume restores everything, init only the parameters)")
+        }
+        Trainer.configureThreads(communicator)
+        if communicator.isRoot {
+            do { try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true) } catch {
+                throw CausalTuneError("\(workDir): cannot create the work directory (output.work_dir): \(error.localizedDescription)")
+            }
+            log = options.quiet ? RunLog.silent() : try RunLog(path: workDir + "/train.log")
+            metrics = try MetricsWriter(workDir: workDir)
+        } else {
+            log = RunLog.silent()
+        }
+
+        rng = RandomGenerator(seed: UInt64(t.seed))
+        network = try SegmentationNetwork(config: config, seed: UInt64(t.seed))
+        parameters = ParameterSet(network.trainableParameters)
+        optimizer = Optimizer(t.optimizer == .sgd ? .sgd : .adamw, parameters: parameters, weightDecay: t.weightDecay,
+                              betas: (t.betas[0], t.betas[1]), eps: t.eps)
+        schedule = .poly(base: t.lr, iters: t.iters, power: t.polyPower)
+        // The trainer's own stream (checkpointed as rng_state); data order and augmentation
+        // are pure functions of (seed, step), see BatchLoader.
+        _ = rng.next()
+
+        // Rank 0's initial parameters on every rank.
+        comm.broadcast(parameters.values, root: 0)
+        parameters.scatterValues()
+
+        if let path = options.resume {
+            let reader = try Checkpoint.Reader(path: path)
+            try reader.requireCompatible(with: network.signature)
+            try reader.loadParameters(into: parameters)
+            try reader.loadOptimizer(into: optimizer)
+            step = reader.metadata.step
+            skipped = Int(reader.extra("skipped") ?? 0)
+            bestMIoU = reader.extra("best_miou")
+            if reader.metadata.rngState.count == 4 { rng = RandomGenerator(state: reader.metadata.rngState) }
+            log.info("resumed from \(path) at step \(step)")
+        } else if let path = options.initFrom {
+            let reader = try Checkpoint.Reader(path: path)
+            try reader.requireCompatible(with: network.signature)
+            try reader.loadParameters(into: parameters)
+            log.info("initialised the trainable parameters from \(path)")
+        }
+        if comm.isRoot && !config.model.backbone.randomWeights {
+            backboneSHA256 = try SHA256.hexDigest(ofFile: config.model.backbone.weights)
+        }
+    }
+
+    /// OPENBLAS_NUM_THREADS defaults to the node's cores ÷ local ranks.
+    public static func configureThreads(_ comm: Communicator) {
+        let env = ProcessInfo.processInfo.environment
+        if env["OPENBLAS_NUM_THREADS"] == nil && env["CAUSAL_TUNE_NUM_THREADS"] == nil {
+            let n = comm.threadsPerRank
+            BLAS.setThreads(n)
+            Parallel.threads = n
+        }
+    }
+
+    // MARK: data
+
+    /// Opens a configured dataset, generating the synthetic benchmark first when its
+    /// root does not exist (rank 0 writes, the others wait).
+    public static func openDataset(_ d: ExperimentConfig.DatasetOptions, comm: Communicator, log: RunLog) throws -> Dataset {
+        if d.dataset == .synthetic {
+            var isDir: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: d.root, isDirectory: &isDir) && isDir.boolValue
+            if !exists {
+                var failure: String?
+                if comm.isRoot {
+                    log.info("generating the synthetic benchmark in \(d.root) (as causal-tune synth --out \(d.root) --train 200 --val 30)")
+                    do { try SyntheticBenchmark().write(to: d.root, train: 200, val: 30) } catch {
+                        failure = "\(error)"
+                    }
+                }
+                if comm.any(failure != nil) {
+                    throw CausalTuneError(failure ?? "generating the synthetic benchmark in \(d.root) failed on rank 0")
+                }
+            }
+        }
+        return try Dataset(named: d.dataset.rawValue, root: d.root, split: d.split,
+                           selection: d.condition ?? d.domain, name: d.displayName)
+    }
+
+    func openDataset(_ d: ExperimentConfig.DatasetOptions) throws -> Dataset {
+        try Trainer.openDataset(d, comm: comm, log: log)
+    }
+
+    /// The evaluation windows for a network: crop = its input size, stride ⌊2/3⌋ of it
+    /// (341 for 512, the reference configs).
+    public static func slidingWindow(for network: SegmentationNetwork) -> SlidingWindow {
+        let s = network.inputSize
+        return SlidingWindow(crop: s, stride: max(1, (2 * s) / 3))
+    }
+
+    var window: SlidingWindow { Trainer.slidingWindow(for: network) }
+
+    // MARK: evaluation
+
+    /// Evaluates every configured val domain (ranks split the images; the confusion
+    /// matrices are summed) and returns the report.
+    public func evaluate(datasets: [Dataset]) throws -> EvaluationReport {
+        let net = network
+        return try Evaluator.evaluate(datasets: datasets, model: { try net.logits(window: $0) },
+                                      numClasses: net.head.numClasses, window: window, communicator: comm)
+    }
+
+    // MARK: the loop
+
+    /// Trains from `step` to `train.iters`; returns the last evaluation report.
+    @discardableResult
+    public func run() throws -> EvaluationReport? {
+        let t = config.train
+        if comm.isRoot {
+            try AtomicFile.write(config.yaml, to: workDir + "/config.yaml")
+            log.info("causal-tune train: \(config.model.backbone.arch) + \(config.model.peft.method.rawValue) + \(network.head.type) head, \(parameters.count) trainable values in \(parameters.entries.count) tensors, world \(comm.size), batch \(t.batchSize), \(t.iters) iterations, work dir \(workDir)")
+        }
+        let trainSet = try openDataset(config.data.train)
+        let valSets = try config.data.val.map { try openDataset($0) }
+        let crop = config.data.cropSize
+        guard crop == network.inputSize else {
+            throw CausalTuneError("data.crop_size: \(crop) must equal model.backbone.image_size (\(network.inputSize)): the network input is the crop")
+        }
+        var pipe = PipelineOptions.reference(for: trainSet, crop: crop, augment: config.data.augment == .full)
+        pipe.cropWidth = crop; pipe.cropHeight = crop
+        let sampler = ShardedSampler(datasetCount: trainSet.count, batchSize: t.batchSize, seed: UInt64(t.seed),
+                                     rank: comm.rank, worldSize: comm.size)
+        let loader = BatchLoader(dataset: trainSet, options: pipe, sampler: sampler, startStep: step)
+        defer { loader.stop() }
+
+        let progress: Support.Progress? = comm.isRoot && !options.quiet ? Support.Progress(label: "train", total: t.iters, startingAt: step) : nil
+        var window = (data: 0.0, forward: 0.0, backward: 0.0, allreduce: 0.0, optimizer: 0.0, total: 0.0, loss: 0.0, n: 0)
+        while step < t.iters {
+            let k = step
+            let t0 = Date()
+            let batch = try loader.next()
+            let b = batch.images.shape[0]
+            let labels = LabelBatch(batch: b, height: crop, width: crop, values: batch.labels)
+            let t1 = Date()
+            let localValid = network.head.lossNormalizer(labels: labels)
+            let globalValid = Int(comm.allReduceSum(Int64(localValid)))
+            parameters.zeroGradients()
+            let terms = network.forwardBackward(images: batch.images, labels: labels, normalizer: globalValid)
+            parameters.gatherGradients()
+            let t2 = Date()
+            comm.allReduceSum(parameters.grads)
+            var lossSums = [terms.sum]
+            comm.allReduceSum(&lossSums)
+            let loss = globalValid > 0 ? lossSums[0] / Double(globalValid) : 0
+            let t3 = Date()
+            let finite = loss.isFinite && ParameterSet.allFinite(parameters.grads)
+            if !finite {
+                if t.skipNonfinite {
+                    skipped += 1
+                    log.warning("step \(k + 1): non-finite loss or gradient, step skipped (\(skipped) so far; train.skip_nonfinite)")
+                    step += 1
+                    continue
+                }
+                let last = lastCheckpoint.map { "; the last good checkpoint is \($0)" } ?? "; no checkpoint was written yet"
+                throw CausalTuneError("step \(k + 1): non-finite \(loss.isFinite ? "gradient" : "loss (\(loss))") — training stopped (set train.skip_nonfinite: true to skip such steps, or lower train.lr)\(last)")
+            }
+            var gradNorm: Double? = nil
+            if let clip = t.gradClip { gradNorm = GradientClipping.clip(parameters.grads, maxNorm: clip) }
+            let lr = schedule.rate(at: k)
+            optimizer.step(lr: lr)
+            parameters.scatterValues()
+            let t4 = Date()
+            step += 1
+
+            window.data += t1.timeIntervalSince(t0)
+            window.forward += network.forwardSeconds
+            window.backward += t2.timeIntervalSince(t1) - network.forwardSeconds
+            window.allreduce += t3.timeIntervalSince(t2)
+            window.optimizer += t4.timeIntervalSince(t3)
+            window.total += t4.timeIntervalSince(t0)
+            window.loss += loss
+            window.n += 1
+            progress?.update(to: step, extra: String(format: "loss %.4f  lr %.3g", loss, lr))
+
+            if step % t.logEvery == 0 || step == t.iters {
+                let n = Double(max(window.n, 1))
+                if comm.isRoot {
+                    var fields: [(String, JSONValue)] = [
+                        ("step", .int(step)), ("loss", .double(window.loss / n)), ("lr", .double(lr)),
+                        ("step_s", .double(window.total / n)),
+                        ("split_s", .object([("data", .double(window.data / n)), ("forward", .double(window.forward / n)),
+                                             ("backward", .double(window.backward / n)),
+                                             ("allreduce", .double(window.allreduce / n)),
+                                             ("optimizer", .double(window.optimizer / n))])),
+                        ("images_per_s", .double(Double(t.batchSize) * n / max(window.total, 1e-9))),
+                        ("skipped", .int(skipped)),
+                    ]
+                    if let g = gradNorm { fields.append(("grad_norm", .double(g))) }
+                    try metrics?.write(object: fields)
+                    log.info(String(format: "step %d/%d  loss %.4f  lr %.3e  %.3f s/step (data %.3f, forward %.3f, backward %.3f, allreduce %.3f, optimizer %.3f)",
+                                    step, t.iters, window.loss / n, lr, window.total / n, window.data / n, window.forward / n,
+                                    window.backward / n, window.allreduce / n, window.optimizer / n))
+                }
+                window = (0, 0, 0, 0, 0, 0, 0, 0)
+            }
+            let last = step == t.iters
+            var report: EvaluationReport? = nil
+            if !valSets.isEmpty && ((t.evalEvery > 0 && step % t.evalEvery == 0) || last) {
+                report = try evaluateAndLog(valSets)
+            }
+            if (t.checkpointEvery > 0 && step % t.checkpointEvery == 0) || last {
+                try saveCheckpoint(miou: report?.meanMIoU)
+            }
+            if let r = report, let m = r.meanMIoU, bestMIoU.map({ m > $0 }) ?? true {
+                bestMIoU = m
+                if comm.isRoot {
+                    try writeCheckpoint(to: workDir + "/best.h5", extra: ["miou": m])
+                    log.info(String(format: "new best mean mIoU %.2f at step %d → %@/best.h5", m * 100, step, workDir))
+                }
+            }
+            let dump = config.output.dumpFeatures
+            if dump.every > 0 && step % dump.every == 0 && !dump.images.isEmpty {
+                try dumpFeatures(step: step)
+            }
+        }
+        progress?.finish()
+        return lastReport
+    }
+
+    private func evaluateAndLog(_ sets: [Dataset]) throws -> EvaluationReport {
+        let start = Date()
+        let report = try evaluate(datasets: sets)
+        lastReport = report
+        if comm.isRoot {
+            log.info("evaluation at step \(step) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s):\n" + report.table)
+            try AtomicFile.write(report.json + "\n", to: workDir + "/eval_iter_\(step).json")
+            var fields: [(String, JSONValue)] = [("step", .int(step)), ("mean_miou", .number(report.meanMIoU))]
+            fields.append(("miou", .object(report.domains.map { ($0.name, JSONValue.number($0.metrics.miou)) })))
+            try metrics?.write(object: fields)
+        }
+        return report
+    }
+
+    // MARK: checkpoints
+
+    private func metadata(extra: [String: Double]) -> Checkpoint.Metadata {
+        var e = extra
+        e["skipped"] = Double(skipped)
+        if let b = bestMIoU { e["best_miou"] = b }
+        return Checkpoint.Metadata(step: step, worldSize: comm.size, config: config.yaml, rngState: rng.state,
+                                   optimizer: config.train.optimizer.rawValue, optimizerSteps: optimizer.stepCount,
+                                   backboneWeights: config.model.backbone.weights, backboneSHA256: backboneSHA256,
+                                   signature: network.signature, extra: e)
+    }
+
+    private func writeCheckpoint(to path: String, extra: [String: Double]) throws {
+        let backbone = options.withBackbone
+            ? network.backbone.namedParameters.map { (name: $0.name, value: $0.parameter.value) } : []
+        try Checkpoint.write(to: path, metadata: metadata(extra: extra), parameters: parameters, optimizer: optimizer,
+                             backbone: backbone)
+    }
+
+    /// Writes `iter_<step>.h5` (rank 0), updates `last_checkpoint` and prunes old ones.
+    private func saveCheckpoint(miou: Double?) throws {
+        let path = workDir + "/iter_\(step).h5"
+        if comm.isRoot {
+            try writeCheckpoint(to: path, extra: miou.map { ["miou": $0] } ?? [:])
+            try AtomicFile.write(path + "\n", to: workDir + "/last_checkpoint")
+            log.info("checkpoint \(path)")
+            let keep = config.train.keep
+            if keep > 0 {
+                let old = Trainer.iterationCheckpoints(in: workDir).filter { $0.step != step }.dropLast(max(0, keep - 1))
+                for c in old { try? FileManager.default.removeItem(atPath: c.path) }
+            }
+        }
+        lastCheckpoint = path
+    }
+
+    /// `iter_<k>.h5` files in `dir`, oldest first.
+    public static func iterationCheckpoints(in dir: String) -> [(step: Int, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.compactMap { n -> (Int, String)? in
+            guard n.hasPrefix("iter_"), n.hasSuffix(".h5"), let k = Int(n.dropFirst(5).dropLast(3)) else { return nil }
+            return (k, dir + "/" + n)
+        }.sorted { $0.0 < $1.0 }.map { (step: $0.0, path: $0.1) }
+    }
+
+    // MARK: feature dumps
+
+    private func dumpFeatures(step: Int) throws {
+        guard comm.isRoot else { return }
+        let d = config.output.dumpFeatures
+        let dir = workDir + "/features"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let depth = network.backbone.architecture.depth
+        let layers = d.layers.isEmpty ? Array(0..<depth) : d.layers
+        for l in layers where l >= depth {
+            throw CausalTuneError("output.dump_features.layers: \(l) is not a block (0…\(depth - 1))")
+        }
+        try FeatureExtraction.dump(model: network.backbone, images: d.images, layers: layers, config: config.yaml,
+                                   to: dir + "/step_\(step).h5", load: { path in
+                                       let img = try ImageIO.readRGB(path)
+                                       return (img.pixels, img.width, img.height)
+                                   }, hook: network.adapter.map { CausalTuneFeatureDump.hook(adapter: $0, model: network.backbone, layers: layers) })
+        network.adapter?.recordFeatures = []
+        log.info("feature dump \(dir)/step_\(step).h5")
+    }
+}
