@@ -52,7 +52,14 @@ public final class SegmentationNetwork {
         case .linear:
             head = LinearHead(channels: arch.channels, numClasses: m.head.numClasses, outIndices: outIndices, rng: &rng)
         case .mask2former:
-            throw CausalTuneError("model.head.type: mask2former is not available in this build (use linear)")
+            guard adapter != nil else {
+                throw CausalTuneError("model.head.type: mask2former needs the PEFT tokens for its query link (model.peft.method causal_tune or rein, not none)")
+            }
+            guard outIndices.count == 4 else {
+                throw CausalTuneError("model.head.out_indices: mask2former takes 4 blocks, got \(outIndices)")
+            }
+            head = Mask2FormerDecodeHead(channels: arch.channels, numClasses: m.head.numClasses, outIndices: outIndices,
+                                         globalBatchSize: config.train.batchSize, rng: &rng)
         }
     }
 
@@ -98,10 +105,12 @@ public final class SegmentationNetwork {
         let t0 = Date()
         backbone.forward(images)
         let feats = extractFeatures(batch: images.shape[0])
+        setLinkTokens()
         let terms = head.forwardLoss(features: feats, grid: grid, labels: labels, normalizer: normalizer)
         let t1 = Date()
         for d in dFeatures { d.zero() }
         head.backwardLoss(dFeatures: dFeatures)
+        passLinkTokenGradient()
         var grads: [Int: Tensor] = [:]
         let P = backbone.prefixTokens, N = grid.h * grid.w, C = backbone.channels, T = P + N
         let b = images.shape[0]
@@ -119,6 +128,23 @@ public final class SegmentationNetwork {
         forwardSeconds = t1.timeIntervalSince(t0)
         backwardSeconds = t2.timeIntervalSince(t1)
         return terms
+    }
+
+    /// Rein's token → query link: a query-based head reads every layer's PEFT tokens.
+    private func setLinkTokens() {
+        guard let m2f = head as? Mask2FormerDecodeHead, let a = adapter else { return }
+        let shape = [a.layers, a.tokenCount, a.channels]
+        let t: Tensor
+        if let lt = m2f.linkTokens, lt.shape == shape { t = lt } else { t = Tensor(zeros: shape) }
+        a.allTokens(into: t)
+        m2f.linkTokens = t
+    }
+
+    /// Hands the head's link-token gradient to the adapter's token gradients.
+    private func passLinkTokenGradient() {
+        guard let m2f = head as? Mask2FormerDecodeHead, let a = adapter, m2f.linkTokensGradient.count > 0 else { return }
+        a.accumulateAllTokensGradient(m2f.linkTokensGradient)
+        m2f.linkTokensGradient.zero()
     }
 
     /// Copies the patch tokens of the out_indices blocks into `features` ([b, N, C] each).
@@ -154,6 +180,7 @@ public final class SegmentationNetwork {
         }
         backbone.forward(input)
         let feats = extractFeatures(batch: 1)
+        setLinkTokens()
         let full = head.predict(features: feats, grid: grid, size: (S, S))
         if h == S && w == S { return full }
         let out = Tensor(zeros: [1, K, h, w])

@@ -1,0 +1,151 @@
+import XCTest
+import Foundation
+import Numerics
+import Support
+import Data
+import Training
+
+/// End-to-end runs of `.build/release/causal-tune train` (built by `launch/test`): a tiny
+/// random ViT on a 4-image `folder` dataset, single process and under `mpirun -np 2`.
+final class TrainingRunTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static var binary: String { root + "/.build/release/causal-tune" }
+    private var dir = ""
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: TrainingRunTests.binary) else {
+            throw XCTSkip("build the CLI first: swift build -c release --product causal-tune (launch/test does)")
+        }
+        dir = NSTemporaryDirectory() + "ct-train-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/data/images", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/data/labels", withIntermediateDirectories: true)
+        // Four 36×36 images with blocky labels (a few classes and an ignored band).
+        var rng = RandomGenerator(seed: 7)
+        for i in 0..<4 {
+            var img = RGBImage(width: 36, height: 36)
+            var lab = LabelMap(width: 36, height: 36)
+            for y in 0..<36 { for x in 0..<36 {
+                let cls = (y < 12 ? 10 : (x < 18 ? 0 : 13))
+                lab.labels[y * 36 + x] = y == 20 ? 255 : UInt8((cls + i) % 19)
+                for c in 0..<3 {
+                    img.pixels[(y * 36 + x) * 3 + c] = UInt8(clamping: 40 + cls * 9 + c * 30 + rng.integer(below: 40))
+                }
+            } }
+            try ImageIO.writePNG(img, to: dir + "/data/images/img\(i).png")
+            try ImageIO.writePNG(lab, to: dir + "/data/labels/img\(i).png")
+        }
+        let config = """
+        model:
+          backbone: {arch: dinov2_vitt14, weights: random, image_size: 28, patch_size: 14}
+          peft: {method: causal_tune, tokens: 8}
+          head: {type: linear, num_classes: 19}
+        data:
+          train: {dataset: folder, root: \(dir)/data, split: train}
+          val: [{dataset: folder, root: \(dir)/data, split: val, name: tiny}]
+          crop_size: 28
+          augment: none
+        train: {seed: 3, iters: 3, batch_size: 4, lr: 0.001, log_every: 1, eval_every: 0, checkpoint_every: 1, keep: 0}
+        """
+        try config.write(toFile: dir + "/tiny.yaml", atomically: true, encoding: .utf8)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Runs the CLI (optionally under mpirun -np `ranks`); returns (status, output).
+    @discardableResult
+    private func run(_ args: [String], ranks: Int = 1) throws -> (Int32, String) {
+        let p = Process()
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+        p.environment = env
+        if ranks > 1 {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["mpirun", "-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS",
+                           TrainingRunTests.binary] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: TrainingRunTests.binary)
+            p.arguments = args
+        }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    private func train(_ work: String, ranks: Int = 1, extra: [String] = [], expectSuccess: Bool = true) throws -> String {
+        let (status, out) = try run(["train", "--config", dir + "/tiny.yaml", "--work-dir", dir + "/" + work] + extra, ranks: ranks)
+        if expectSuccess { XCTAssertEqual(status, 0, out) } else { XCTAssertNotEqual(status, 0, out) }
+        return out
+    }
+
+    private func params(_ path: String) throws -> [String: [Float]] {
+        let f = try HDF5File.open(path)
+        var out: [String: [Float]] = [:]
+        for p in try f.datasetPaths(under: "params") { out[p] = try f.readTensor(p).array }
+        return out
+    }
+
+    private func maxRelativeDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> Double {
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        var worst = 0.0
+        for (k, x) in a {
+            guard let y = b[k] else { continue }
+            let scale = max(1e-3, Double(x.map { abs($0) }.max() ?? 0))
+            for (u, v) in zip(x, y) { worst = max(worst, Double(abs(u - v)) / scale) }
+        }
+        return worst
+    }
+
+    /// 3 steps with total batch 4 on 2 ranks = 3 steps in one process (augment none).
+    func testTwoRanksMatchOneProcess() throws {
+        _ = try train("single")
+        _ = try train("mpi", ranks: 2)
+        let a = try params(dir + "/single/iter_3.h5"), b = try params(dir + "/mpi/iter_3.h5")
+        let d = maxRelativeDifference(a, b)
+        XCTAssertLessThan(d, 1e-5, "max relative difference \(d)")
+        // The run trained something.
+        let a0 = try params(dir + "/single/iter_1.h5")
+        XCTAssertGreaterThan(maxRelativeDifference(a0, a), 1e-6)
+        // metrics.jsonl has the split of the step time.
+        let metrics = try String(contentsOfFile: dir + "/single/metrics.jsonl", encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"allreduce\""), metrics)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/single/config.yaml"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/single/best.h5"))
+    }
+
+    /// Stop at step 1, resume to 3: bit-identical in the same world size, within 1e-6
+    /// when resumed on 2 ranks.
+    func testResumeContinuesExactly() throws {
+        _ = try train("full")
+        _ = try train("part", extra: ["--set", "train.iters=1"])
+        _ = try train("resumed", extra: ["--resume", dir + "/part/iter_1.h5"])
+        let full = try params(dir + "/full/iter_3.h5")
+        XCTAssertEqual(try params(dir + "/resumed/iter_3.h5"), full)
+        _ = try train("resumed2", ranks: 2, extra: ["--resume", dir + "/part/iter_1.h5"])
+        let d = maxRelativeDifference(try params(dir + "/resumed2/iter_3.h5"), full)
+        XCTAssertLessThan(d, 1e-6, "max relative difference \(d)")
+        // Moments and step travel too.
+        let f = try HDF5File.open(dir + "/resumed/iter_3.h5")
+        XCTAssertEqual(try f.int64Attribute("step"), 3)
+        XCTAssertTrue(f.isDataset("optimizer/exp_avg_sq/head/linear/weight"))
+    }
+
+    func testBatchNotDivisibleByRanksIsOneClearError() throws {
+        let out = try train("bad", ranks: 3, extra: ["--set", "train.batch_size=4"], expectSuccess: false)
+        XCTAssertTrue(out.contains("train.batch_size"), out)
+    }
+
+    func testForeignCheckpointIsRefused() throws {
+        _ = try train("a", extra: ["--set", "train.iters=1"])
+        let out = try train("b", extra: ["--set", "model.head.out_indices=[11]", "--init", dir + "/a/iter_1.h5"],
+                            expectSuccess: false)
+        XCTAssertTrue(out.contains("model.head.out_indices"), out)
+    }
+}
