@@ -148,4 +148,50 @@ final class TrainingRunTests: XCTestCase {
                             expectSuccess: false)
         XCTAssertTrue(out.contains("model.head.out_indices"), out)
     }
+
+    /// kill -9 of one rank mid-run: every checkpoint left is complete, and --resume goes on.
+    func testKilledRankLeavesLastCheckpointIntact() throws {
+        let work = dir + "/killed"
+        let p = Process()
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+        p.environment = env
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS",
+                       TrainingRunTests.binary, "train", "--config", dir + "/tiny.yaml", "--work-dir", work,
+                       "--set", "train.iters=100000", "train.keep=2", "data.val=[]"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        // Wait for a few checkpoints, then kill -9 a rank (a child of mpirun).
+        let deadline = Date().addingTimeInterval(90)
+        while Trainer.iterationCheckpoints(in: work).last.map({ $0.step < 3 }) ?? true {
+            guard Date() < deadline, p.isRunning else { return XCTFail("no checkpoints appeared") }
+            usleep(100_000)
+        }
+        let pgrep = Process()
+        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        pgrep.arguments = ["pgrep", "-P", "\(p.processIdentifier)"]
+        let out = Pipe()
+        pgrep.standardOutput = out
+        try pgrep.run()
+        pgrep.waitUntilExit()
+        let children = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").compactMap { Int32($0) }
+        guard let victim = children.last else { return XCTFail("no rank processes found") }
+        kill(victim, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        // Every checkpoint under a real name is complete; the newest resumes.
+        let checkpoints = Trainer.iterationCheckpoints(in: work)
+        XCTAssertFalse(checkpoints.isEmpty)
+        for c in checkpoints { XCTAssertNoThrow(try params(c.path), c.path) }
+        let last = try XCTUnwrap(checkpoints.last)
+        _ = try train("killed-resumed", extra: ["--resume", last.path, "--set", "train.iters=\(last.step + 1)"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/killed-resumed/iter_\(last.step + 1).h5"))
+    }
 }
