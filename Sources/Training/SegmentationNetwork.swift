@@ -52,14 +52,14 @@ public final class SegmentationNetwork {
         case .linear:
             head = LinearHead(channels: arch.channels, numClasses: m.head.numClasses, outIndices: outIndices, rng: &rng)
         case .mask2former:
-            guard adapter != nil else {
-                throw CausalTuneError("model.head.type: mask2former needs the PEFT tokens for its query link (model.peft.method causal_tune or rein, not none)")
-            }
             guard outIndices.count == 4 else {
                 throw CausalTuneError("model.head.out_indices: mask2former takes 4 blocks, got \(outIndices)")
             }
+            // Rein's token → query link when there are PEFT tokens (one query per token);
+            // learned queries otherwise (method: none).
             head = Mask2FormerDecodeHead(channels: arch.channels, numClasses: m.head.numClasses, outIndices: outIndices,
-                                         globalBatchSize: config.train.batchSize, rng: &rng)
+                                         globalBatchSize: config.train.batchSize, rng: &rng,
+                                         queries: adapter?.tokenCount ?? 100, linkToTokens: adapter != nil)
         }
     }
 
