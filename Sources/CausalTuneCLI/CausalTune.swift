@@ -14,7 +14,7 @@ struct CausalTune: ParsableCommand {
         """,
         version: CausalTuneVersion.string,
         subcommands: [ScoreCommand.self, SynthCommand.self, VisualizeCommand.self, SweepCommand.self,
-                      FeaturesCommand.self, InspectCommand.self, BackboneBenchCommand.self,
+                      FeaturesCommand.self, InspectCommand.self, BackboneBenchCommand.self, BenchCommand.self,
                       TrainCommand.self, EvaluateCommand.self]
     )
 }

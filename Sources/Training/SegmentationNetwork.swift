@@ -97,6 +97,9 @@ public final class SegmentationNetwork {
     /// Timings of the last `forwardBackward` (seconds).
     public private(set) var forwardSeconds = 0.0
     public private(set) var backwardSeconds = 0.0
+    /// The head's share of them (loss forward; loss backward).
+    public private(set) var headForwardSeconds = 0.0
+    public private(set) var headBackwardSeconds = 0.0
 
     /// Forward, loss and backward on this rank's images `[b, 3, S, S]` with `labels`
     /// `[b, S, S]`; the head normalises by the global `normalizer`. Gradients accumulate
@@ -106,10 +109,13 @@ public final class SegmentationNetwork {
         backbone.forward(images)
         let feats = extractFeatures(batch: images.shape[0])
         setLinkTokens()
+        let th = Date()
         let terms = head.forwardLoss(features: feats, grid: grid, labels: labels, normalizer: normalizer)
         let t1 = Date()
+        headForwardSeconds = t1.timeIntervalSince(th)
         for d in dFeatures { d.zero() }
         head.backwardLoss(dFeatures: dFeatures)
+        headBackwardSeconds = Date().timeIntervalSince(t1)
         passLinkTokenGradient()
         var grads: [Int: Tensor] = [:]
         let P = backbone.prefixTokens, N = grid.h * grid.w, C = backbone.channels, T = P + N

@@ -1,0 +1,243 @@
+import Foundation
+import Numerics
+import Layers
+import Support
+import Distributed
+import Heads
+
+/// `causal-tune bench`: the real training step of a configured model, timed.
+///
+///     per step  data → forward (backbone, PEFT, head) → backward (head, PEFT, backbone)
+///               → one all-reduce of the flat gradient → AdamW
+///     step_s    median over `steps` timed steps after `warmup` untimed ones
+///     gflops    StepFLOPs.total / step_s (GEMM FLOPs only, see StepFLOPs)
+///     peak      best of `peakRepeats` square cblas_sgemm of `peakSize`³ in the same process
+///
+/// Images `[b, 3, S, S]` ~ N(0, 1) and labels uniform over the classes are generated in
+/// memory each step (that is the `data` time), so no dataset is read. The split of the
+/// forward and backward into backbone / PEFT / head uses the network's own head timers
+/// and a timing wrapper around the adapter (the backbone's share is the rest, including
+/// the recompute forward of the blocks when it is on). Under MPI every rank runs the
+/// step on its `batch_size / world` images; per-rank medians and peak RSS are gathered.
+public final class TrainingBenchmark {
+    public struct Result {
+        public var stepSeconds: [Double]          // this rank's timed steps
+        public var split: [(String, Double)]      // medians, in step order
+        public var flops: StepFLOPs
+        public var sgemmPeakGFLOPs: Double
+        public var peakRSSMegabytes: Double
+        public var batch: Int                     // global batch
+        public var world: Int
+        public var threads: Int
+        public var allReduceBytes: Int
+        public var perRankStepSeconds: [Double]
+        public var perRankPeakRSSMegabytes: [Double]
+
+        public var stepSecondsMedian: Double { TrainingBenchmark.median(stepSeconds) }
+        public var imagesPerSecond: Double { Double(batch) / stepSecondsMedian }
+        /// GFLOP of the global step (all ranks).
+        public var gflopPerStep: Double { flops.total * Double(world) / 1e9 }
+        /// Achieved GFLOP/s of one rank against the sgemm peak of one rank.
+        public var gflops: Double { flops.total / 1e9 / stepSecondsMedian }
+
+        /// SPEC §8 keys plus details.
+        public var json: String {
+            var fields: [(String, JSONValue)] = [
+                ("step_s_median", .double(stepSecondsMedian)), ("images_per_s", .double(imagesPerSecond)),
+                ("gflop_per_step", .double(gflopPerStep)), ("gflops", .double(gflops)),
+                ("sgemm_peak_gflops", .double(sgemmPeakGFLOPs)), ("peak_rss_mb", .double(peakRSSMegabytes)),
+                ("split_s", .object(split.map { ($0.0, JSONValue.double($0.1)) })),
+            ]
+            fields.append(("peak_fraction", .double(gflops / sgemmPeakGFLOPs)))
+            fields.append(("gflop_per_step_split", .object([
+                ("patch_embed", .double(flops.patchEmbed / 1e9)), ("backbone_forward", .double(flops.backboneForward / 1e9)),
+                ("backbone_backward", .double(flops.backboneBackward / 1e9)), ("recompute", .double(flops.recompute / 1e9)),
+                ("peft_forward", .double(flops.peftForward / 1e9)), ("peft_backward", .double(flops.peftBackward / 1e9)),
+                ("head_forward", .double(flops.headForward / 1e9)), ("head_backward", .double(flops.headBackward / 1e9)),
+            ])))
+            fields.append(("head_flops_counted", .bool(flops.headCounted)))
+            fields.append(("batch", .int(batch)))
+            fields.append(("world", .int(world)))
+            fields.append(("threads", .int(threads)))
+            fields.append(("steps", .int(stepSeconds.count)))
+            fields.append(("step_s", .array(stepSeconds.map { .double($0) })))
+            fields.append(("allreduce_bytes", .int(allReduceBytes)))
+            fields.append(("per_rank_step_s_median", .array(perRankStepSeconds.map { .double($0) })))
+            fields.append(("per_rank_peak_rss_mb", .array(perRankPeakRSSMegabytes.map { .double($0) })))
+            return JSONValue.object(fields).text
+        }
+
+        /// A human-readable summary.
+        public var table: String {
+            var s = String(format: "step %.4f s (median of %d)  %.2f images/s  %.2f GFLOP/step  %.1f GFLOP/s  sgemm peak %.1f GFLOP/s  (%.0f %% of peak)  peak RSS %.0f MB\n",
+                           stepSecondsMedian, stepSeconds.count, imagesPerSecond, gflopPerStep, gflops, sgemmPeakGFLOPs,
+                           100 * gflops / sgemmPeakGFLOPs, peakRSSMegabytes)
+            for (k, v) in split {
+                s += String(format: "  %-18@ %8.4f s  %5.1f %%\n", k as NSString, v, 100 * v / stepSecondsMedian)
+            }
+            if world > 1 {
+                s += String(format: "  all-reduce %d bytes per step; world %d\n", allReduceBytes, world)
+                for r in 0..<world {
+                    s += String(format: "  rank %d: step %.4f s, peak RSS %.0f MB\n", r, perRankStepSeconds[r], perRankPeakRSSMegabytes[r])
+                }
+            }
+            return s
+        }
+    }
+
+    public let config: ExperimentConfig
+    public let comm: Communicator
+    public let network: SegmentationNetwork
+    public let parameters: ParameterSet
+    public let optimizer: Optimizer
+    private let timer: TimingAdapter?
+
+    public init(config: ExperimentConfig, communicator: Communicator) throws {
+        self.config = config
+        comm = communicator
+        let t = config.train
+        guard t.batchSize % communicator.size == 0 else {
+            throw CausalTuneError("train.batch_size: \(t.batchSize) is not divisible by the number of ranks (\(communicator.size))")
+        }
+        Trainer.configureThreads(communicator)
+        network = try SegmentationNetwork(config: config, seed: UInt64(t.seed))
+        parameters = ParameterSet(network.trainableParameters)
+        optimizer = Optimizer(t.optimizer == .sgd ? .sgd : .adamw, parameters: parameters, weightDecay: t.weightDecay,
+                              betas: (t.betas[0], t.betas[1]), eps: t.eps)
+        if let a = network.backbone.adapter {
+            let w = TimingAdapter(a)
+            network.backbone.adapter = w
+            timer = w
+        } else {
+            timer = nil
+        }
+    }
+
+    /// The FLOP count of one rank's step.
+    public var flops: StepFLOPs {
+        let m = config.model
+        let opts = try? SegmentationNetwork.peftOptions(m.peft)
+        return StepFLOPs.count(architecture: network.backbone.architecture, imageSize: network.inputSize,
+                               patchSize: m.backbone.patchSize, batch: config.train.batchSize / comm.size,
+                               recompute: m.backbone.recompute, peft: network.adapter == nil ? nil : opts,
+                               headClasses: network.head is LinearHead ? network.head.numClasses : nil,
+                               headOutputs: network.head.outIndices.count)
+    }
+
+    /// Runs `warmup` + `steps` training steps and measures the sgemm peak.
+    public func run(steps: Int, warmup: Int = 1, peakSize: Int = 2048, peakRepeats: Int = 3) -> Result {
+        let b = config.train.batchSize / comm.size
+        let S = network.inputSize, K = network.head.numClasses
+        var rng = RandomGenerator(seed: UInt64(config.train.seed) &+ UInt64(comm.rank) &* 7919)
+        let images = Tensor(zeros: [b, 3, S, S])
+        var labelValues = [UInt8](repeating: 0, count: b * S * S)
+        var times: [Double] = []
+        var splits: [[Double]] = []
+        let names = ["data", "backbone_forward", "peft_forward", "head_forward", "head_backward", "peft_backward",
+                     "backbone_backward", "allreduce", "optimizer"]
+        for k in 0..<(Swift.max(0, warmup) + Swift.max(1, steps)) {
+            comm.barrier()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            rng.fillNormal(images)
+            for i in 0..<labelValues.count { labelValues[i] = UInt8(rng.integer(below: K)) }
+            let labels = LabelBatch(batch: b, height: S, width: S, values: labelValues)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            let localValid = network.head.lossNormalizer(labels: labels)
+            let globalValid = Int(comm.allReduceSum(Int64(localValid)))
+            parameters.zeroGradients()
+            timer?.reset()
+            _ = network.forwardBackward(images: images, labels: labels, normalizer: globalValid)
+            parameters.gatherGradients()
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            comm.allReduceSum(parameters.grads)
+            let t3 = DispatchTime.now().uptimeNanoseconds
+            optimizer.step(lr: config.train.lr)
+            parameters.scatterValues()
+            let t4 = DispatchTime.now().uptimeNanoseconds
+            guard k >= warmup else { continue }
+            let s = { (a: UInt64, b: UInt64) in Double(b - a) / 1e9 }
+            let pf = timer?.forwardSeconds ?? 0, pb = timer?.backwardSeconds ?? 0
+            let fwd = network.forwardSeconds, bwd = s(t1, t2) - fwd
+            let hf = network.headForwardSeconds, hb = network.headBackwardSeconds
+            times.append(s(t0, t4))
+            // The adapter's recompute forward happens inside the backward: charge it there.
+            let pfForward = timer?.forwardInForwardSeconds ?? 0
+            splits.append([s(t0, t1), fwd - hf - pfForward, pfForward, hf, hb, pb + (pf - pfForward),
+                           bwd - hb - pb - (pf - pfForward), s(t2, t3), s(t3, t4)])
+        }
+        let peak = TrainingBenchmark.sgemmPeak(size: peakSize, repeats: peakRepeats)
+        let rss = TrainingBenchmark.peakRSSMegabytes()
+        let split = names.enumerated().map { (i, n) in (n, TrainingBenchmark.median(splits.map { $0[i] })) }
+        // Per-rank figures: each rank fills its slot, the sum gathers them.
+        var gathered = [Double](repeating: 0, count: 2 * comm.size)
+        gathered[comm.rank] = TrainingBenchmark.median(times)
+        gathered[comm.size + comm.rank] = rss
+        comm.allReduceSum(&gathered)
+        return Result(stepSeconds: times, split: split, flops: flops, sgemmPeakGFLOPs: peak, peakRSSMegabytes: rss,
+                      batch: config.train.batchSize, world: comm.size, threads: Parallel.threads,
+                      allReduceBytes: parameters.grads.count * MemoryLayout<Float>.size,
+                      perRankStepSeconds: Array(gathered[0..<comm.size]),
+                      perRankPeakRSSMegabytes: Array(gathered[comm.size...]))
+    }
+
+    /// Best GFLOP/s of `repeats` square sgemm products `size`³ (BLAS threads as configured).
+    public static func sgemmPeak(size n: Int, repeats: Int) -> Double {
+        let a = Tensor(zeros: [n, n]), b = Tensor(zeros: [n, n]), c = Tensor(zeros: [n, n])
+        var rng = RandomGenerator(seed: 3)
+        rng.fillUniform(a)
+        rng.fillUniform(b)
+        var best = Double.infinity
+        for _ in 0..<Swift.max(1, repeats) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.data, lda: n,
+                      b: b.data, ldb: n, c: c.data, ldc: n)
+            best = Swift.min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+    }
+
+    /// VmHWM from /proc/self/status, in MiB (0 where unavailable).
+    public static func peakRSSMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return (line.split(separator: " ").compactMap { Double($0) }.first ?? 0) / 1024
+        }
+        return 0
+    }
+
+    static func median(_ v: [Double]) -> Double {
+        guard !v.isEmpty else { return 0 }
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
+
+/// Times the adapter it wraps. A layer's first forward since `reset` belongs to the
+/// backbone's forward; a second one is the recompute forward inside its backward.
+final class TimingAdapter: BlockAdapter {
+    let inner: BlockAdapter
+    private(set) var forwardSeconds = 0.0
+    private(set) var forwardInForwardSeconds = 0.0
+    private(set) var backwardSeconds = 0.0
+    private var seen = Set<Int>()
+
+    init(_ inner: BlockAdapter) { self.inner = inner }
+
+    func reset() {
+        forwardSeconds = 0; forwardInForwardSeconds = 0; backwardSeconds = 0; seen.removeAll(keepingCapacity: true)
+    }
+
+    func forward(layer: Int, input: Tensor, output: Tensor, prefixTokens: Int, grid: (h: Int, w: Int)) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        inner.forward(layer: layer, input: input, output: output, prefixTokens: prefixTokens, grid: grid)
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        forwardSeconds += dt
+        if seen.insert(layer).inserted { forwardInForwardSeconds += dt }
+    }
+
+    func backward(layer: Int, dOutput: Tensor, dInput: Tensor, prefixTokens: Int, grid: (h: Int, w: Int)) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        inner.backward(layer: layer, dOutput: dOutput, dInput: dInput, prefixTokens: prefixTokens, grid: grid)
+        backwardSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
+}
