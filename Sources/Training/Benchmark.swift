@@ -73,7 +73,8 @@ public final class TrainingBenchmark {
                            stepSecondsMedian, stepSeconds.count, imagesPerSecond, gflopPerStep, gflops, sgemmPeakGFLOPs,
                            100 * gflops / sgemmPeakGFLOPs, peakRSSMegabytes)
             for (k, v) in split {
-                s += String(format: "  %-18@ %8.4f s  %5.1f %%\n", k as NSString, v, 100 * v / stepSecondsMedian)
+                s += "  " + k.padding(toLength: 18, withPad: " ", startingAt: 0)
+                    + String(format: " %8.4f s  %5.1f %%\n", v, 100 * v / stepSecondsMedian)
             }
             if world > 1 {
                 s += String(format: "  all-reduce %d bytes per step; world %d\n", allReduceBytes, world)
@@ -184,8 +185,8 @@ public final class TrainingBenchmark {
     public static func sgemmPeak(size n: Int, repeats: Int) -> Double {
         let a = Tensor(zeros: [n, n]), b = Tensor(zeros: [n, n]), c = Tensor(zeros: [n, n])
         var rng = RandomGenerator(seed: 3)
-        rng.fillUniform(a)
-        rng.fillUniform(b)
+        rng.fillUniform(a, -1, 1)
+        rng.fillUniform(b, -1, 1)
         var best = Double.infinity
         for _ in 0..<Swift.max(1, repeats) {
             let t0 = DispatchTime.now().uptimeNanoseconds

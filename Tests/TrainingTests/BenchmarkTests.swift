@@ -1,0 +1,76 @@
+import Foundation
+import XCTest
+import Numerics
+import Support
+import Distributed
+import Backbone
+import PEFT
+import Training
+
+/// `causal-tune bench`'s measuring code: the FLOP count against a count done by hand, and
+/// a 2-step run of a tiny model whose JSON carries SPEC §8's keys with finite positive values.
+final class BenchmarkTests: XCTestCase {
+    static let yaml = """
+    model:
+      backbone: {arch: dinov2_vitt14, weights: random, image_size: 28, patch_size: 14, recompute: false}
+      peft: {method: causal_tune, tokens: 3, transform: dct, filter: {mode: bandpass, shape: gaussian, low: 0.2, high: 0.7}}
+      head: {type: linear, out_indices: [11], num_classes: 19}
+    data:
+      train: {dataset: synthetic, root: /nonexistent, split: train, domain: source}
+      val: []
+      crop_size: 28
+    train: {seed: 0, iters: 1, batch_size: 2, optimizer: adamw, lr: 0.001}
+    output: {work_dir: /tmp/unused}
+    """
+
+    /// dinov2_vitt14 (C 192, 12 blocks, MLP 768), 28×28 with patch 14: grid 2×2, N 4, T 5,
+    /// batch 2; 3 tokens, DCT; linear head on one block, 19 classes. Counted by hand:
+    ///   patch embed 2·2·4·192·(3·14·14)                                    =   1 806 336
+    ///   block linears 2·2·5·192·(3·192 + 192 + 2·768) = 8 847 360, attention fwd 2·(2·2·25·192) = 38 400
+    ///   backbone forward 12·(8 847 360 + 38 400)                           = 106 629 120
+    ///   backbone backward 12·(8 847 360 + 2·38 400)                        = 107 089 920
+    ///   DCT per image 2·4·192·(2+2) = 6 144; rows 8
+    ///   PEFT forward per layer: f_t 2·2·192² 147 456 + T 2·2·6 144 24 576 + QTᵀ 2·8·3·192 9 216
+    ///     + SV 2·8·2·192 6 144 + f_d 2·8·192² 589 824 + T⁻¹ 24 576 = 801 792; ×12 = 9 621 504
+    ///   PEFT backward per layer: T 24 576 + f_d 4·8·192² 1 179 648 + 4·8·2·192 12 288
+    ///     + 4·8·3·192 18 432 + f_t 4·2·192² 294 912 + T⁻¹ 24 576 = 1 554 432; ×12 = 18 653 184
+    ///   head forward 2·8·192·19 = 58 368, backward 116 736
+    func testFLOPCountOfATinyConfigurationEqualsTheHandCount() throws {
+        let cfg = try ExperimentConfig.parse(yaml: BenchmarkTests.yaml)
+        let opts = try SegmentationNetwork.peftOptions(cfg.model.peft)
+        let f = StepFLOPs.count(architecture: try DINOv2Architecture.named("dinov2_vitt14"), imageSize: 28, patchSize: 14,
+                                batch: 2, recompute: false, peft: opts, headClasses: 19, headOutputs: 1)
+        XCTAssertEqual(f.patchEmbed, 1_806_336)
+        XCTAssertEqual(f.backboneForward, 106_629_120)
+        XCTAssertEqual(f.backboneBackward, 107_089_920)
+        XCTAssertEqual(f.peftForward, 9_621_504)
+        XCTAssertEqual(f.peftBackward, 18_653_184)
+        XCTAssertEqual(f.headForward, 58_368)
+        XCTAssertEqual(f.headBackward, 116_736)
+        XCTAssertEqual(f.total, 243_975_168)
+        // Recompute adds the block forward and the adapter forward once more.
+        let r = StepFLOPs.count(architecture: try DINOv2Architecture.named("dinov2_vitt14"), imageSize: 28, patchSize: 14,
+                                batch: 2, recompute: true, peft: opts, headClasses: 19, headOutputs: 1)
+        XCTAssertEqual(r.total, 243_975_168 + 106_629_120 + 9_621_504)
+    }
+
+    func testTwoStepBenchmarkWritesSpecKeysWithPositiveFiniteValues() throws {
+        let cfg = try ExperimentConfig.parse(yaml: BenchmarkTests.yaml)
+        let bench = try TrainingBenchmark(config: cfg, communicator: SingleProcessCommunicator())
+        let result = bench.run(steps: 2, warmup: 1, peakSize: 128, peakRepeats: 2)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.json.utf8)) as? [String: Any])
+        for key in ["step_s_median", "images_per_s", "gflop_per_step", "gflops", "sgemm_peak_gflops", "peak_rss_mb"] {
+            let v = try XCTUnwrap(object[key] as? Double, key)
+            XCTAssert(v.isFinite && v > 0, "\(key) = \(v)")
+        }
+        XCTAssertEqual(object["gflop_per_step"] as? Double ?? 0, 0.243975168, accuracy: 1e-12)
+        let split = try XCTUnwrap(object["split_s"] as? [String: Double])
+        XCTAssertEqual(Set(split.keys), ["data", "backbone_forward", "peft_forward", "head_forward", "head_backward",
+                                         "peft_backward", "backbone_backward", "allreduce", "optimizer"])
+        for (k, v) in split { XCTAssert(v.isFinite && v >= 0, "split \(k) = \(v)") }
+        XCTAssertEqual(result.stepSeconds.count, 2)
+        // The parts add up to the step (median of sums vs sum of medians: within the spread).
+        XCTAssertLessThanOrEqual(split.values.reduce(0, +), 1.5 * result.stepSeconds.max()!)
+        XCTAssertEqual(object["allreduce_bytes"] as? Int, bench.parameters.count * 4)
+    }
+}
