@@ -1,0 +1,32 @@
+import XCTest
+import Foundation
+import Support
+
+/// Every shipped config resolves against the SPEC §6a schema (unknown keys, bad values
+/// and broken `_base_` paths fail here, not at the start of a 40k-step run).
+final class ConfigFilesTests: XCTestCase {
+    func testEveryConfigResolves() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs").path
+        let files = (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? [])
+            .filter { $0.hasSuffix(".yaml") && !$0.hasPrefix("_base_") }.sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 12, "\(files)")
+        for f in files {
+            let c = try ExperimentConfig.load(path: root + "/" + f)
+            XCTAssertEqual(c.train.batchSize % 2, 0, f)
+            if f.hasPrefix("gta2cbm") || f.hasPrefix("citys2") || f.hasPrefix("ablations/") {
+                XCTAssertEqual(c.model.backbone.arch, "dinov2_vitl14", f)
+                XCTAssertEqual(c.model.backbone.patchSize, 16, f)
+                XCTAssertEqual(c.model.backbone.imageSize, 512, f)
+                XCTAssertEqual(c.train.iters, 40000, f)
+            }
+        }
+        let acdc = try ExperimentConfig.load(path: root + "/citys2acdc-causal_tune.yaml")
+        XCTAssertEqual(acdc.data.val.map(\.condition), ["fog", "night", "rain", "snow"])
+        let rein = try ExperimentConfig.load(path: root + "/gta2cbm-rein.yaml")
+        XCTAssertEqual(rein.model.peft.method, .rein)
+        let haar = try ExperimentConfig.load(path: root + "/ablations/gta2cbm-haar.yaml")
+        XCTAssertEqual(haar.model.peft.transform, .haar)
+        XCTAssertEqual(haar.output.workDir, "runs/gta2cbm-haar")
+    }
+}
