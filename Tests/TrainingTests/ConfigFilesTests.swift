@@ -13,7 +13,9 @@ final class ConfigFilesTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(files.count, 12, "\(files)")
         for f in files {
             let c = try ExperimentConfig.load(path: root + "/" + f)
-            XCTAssertEqual(c.train.batchSize % 2, 0, f)
+            // Training configs split their batch over 2 ranks; the bench configs are the
+            // per-GPU settings of issue 7 (ViT-L/16 512 runs at batch 1 on one rank).
+            if !f.hasPrefix("bench/") { XCTAssertEqual(c.train.batchSize % 2, 0, f) }
             if f.hasPrefix("gta2cbm") || f.hasPrefix("citys2") || f.hasPrefix("ablations/") {
                 XCTAssertEqual(c.model.backbone.arch, "dinov2_vitl14", f)
                 XCTAssertEqual(c.model.backbone.patchSize, 16, f)
