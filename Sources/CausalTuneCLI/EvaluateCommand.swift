@@ -4,13 +4,20 @@ import Numerics
 import Support
 import Distributed
 import Training
+import Visualization
 
-/// `causal-tune evaluate --config FILE --checkpoint CKPT [--dataset NAME ...] [--json FILE]`
+/// `causal-tune evaluate --config FILE --checkpoint CKPT [--dataset NAME ...] [--save-pred DIR] [--json FILE]`
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
         abstract: "Evaluate a checkpoint on the config's validation domains (sliding window, mIoU).",
-        discussion: "Prints the per-class IoU table and writes the JSON to WORK_DIR/eval_<checkpoint stem>.json (and --json)."
+        discussion: """
+        Prints the per-class IoU table and writes the JSON to WORK_DIR/eval_<checkpoint stem>.json (and --json). \
+        With --save-pred DIR, writes for every image DIR/<domain>/<stem>.png (train ids, what `score` reads), \
+        <stem>_color.png (Cityscapes palette), <stem>_overlay.png and <stem>_error.png (wrong red, ignored \
+        black, correct the dimmed ground-truth colour), at the image's original size; \
+        `causal-tune score --pred DIR/<domain> --gt <label folder>` reproduces the domain's mIoU.
+        """
     )
 
     @Option(help: "Experiment config (YAML).") var config: String
@@ -22,6 +29,9 @@ struct EvaluateCommand: ParsableCommand {
     var overrides: [String] = []
     @Option(help: "Work directory (overrides output.work_dir).") var workDir: String?
     @Option(help: "Also write the metrics JSON here.") var json: String?
+    @Option(name: .customLong("save-pred"),
+            help: "Write prediction PNGs (train ids, colour, overlay, error map) under DIR/<domain>/.")
+    var savePred: String?
 
     func run() throws {
         let comm = Communicator.make()
@@ -30,8 +40,10 @@ struct EvaluateCommand: ParsableCommand {
             if let w = workDir { sets.append("output.work_dir=\(w)") }
             let cfg = try ExperimentConfig.load(path: config, overrides: sets)
             let log = comm.isRoot ? RunLog.console() : RunLog.silent()
+            // Rank 0 alone writes the pictures (the evaluator gathers every prediction there).
+            let pictures = try savePred.flatMap { comm.isRoot ? try PredictionPictures(directory: $0) : nil }
             let report = try CheckpointEvaluation.run(config: cfg, checkpoint: checkpoint, datasets: datasets,
-                                                      comm: comm, log: log)
+                                                      comm: comm, log: log, predictions: pictures?.sink)
             if comm.isRoot {
                 print(report.table)
                 let stem = URL(fileURLWithPath: checkpoint).deletingPathExtension().lastPathComponent
@@ -41,6 +53,7 @@ struct EvaluateCommand: ParsableCommand {
                 }
                 try AtomicFile.write(report.json + "\n", to: "\(dir)/eval_\(stem).json")
                 if let json { try AtomicFile.write(report.json + "\n", to: json) }
+                if let pictures { print("predictions (train ids, colour, overlay, error map) written under \(pictures.directory)/<domain>/") }
             }
         }
     }

@@ -12,12 +12,24 @@
 /// class, classes absent from both prediction and ground truth excluded from the mean.
 /// Distributed: rank r evaluates the images i with i mod world = r; the confusion counts
 /// are summed with the communicator's all-reduce, so every rank returns the same metrics.
+/// Saved predictions (`PredictionSink`, `evaluate --save-pred`): rank 0 alone receives every
+/// image's prediction. The images go in rounds of `world` (image round·world + r on rank r);
+/// after each round every rank broadcasts its prediction bytes and rank 0 reloads the image
+/// and ground truth of the others' images and hands all of them, in index order, to the sink.
+/// A failure anywhere (prediction on any rank, writing on rank 0) ends the round loop on
+/// every rank together and is raised on every rank.
 import Foundation
 import Numerics
 import Distributed
 
 /// A segmentation network for evaluation: normalised image [1, 3, h, w] → logits [1, K, h, w].
 public typealias SegmentationModel = (Tensor) throws -> Tensor
+
+/// Receives an evaluated image (on rank 0 only, every image of the split once, in index
+/// order): its dataset, sample index, decoded image, ground truth as train ids and the
+/// prediction (train ids) — all at the image's original size, the size the metrics use.
+public typealias PredictionSink = (_ dataset: Dataset, _ index: Int, _ image: RGBImage, _ groundTruth: LabelMap,
+                                   _ prediction: LabelMap) throws -> Void
 
 public struct SlidingWindow: Sendable {
     public var cropWidth: Int, cropHeight: Int, strideWidth: Int, strideHeight: Int
@@ -148,24 +160,85 @@ public enum Evaluator {
         return argmax(logits)
     }
 
+    /// A sink writing each prediction as a train-id PNG `dir/<stem>.png` (what `score` reads).
+    public static func trainIdWriter(directory dir: String) -> PredictionSink {
+        { dataset, i, _, _, prediction in try ImageIO.writePNG(prediction, to: "\(dir)/\(dataset.samples[i].stem).png") }
+    }
+
     /// The confusion matrix of the images i ≡ rank (mod world) of a dataset (this rank's
-    /// share); predictions go to `savePredictions/<stem>.png` (train ids) when given.
+    /// share); every prediction also goes to `predictions` when given (single process: use
+    /// `evaluate(dataset:…)` to gather them across ranks), and as a train-id PNG to
+    /// `savePredictions/<stem>.png` when that is given.
     public static func confusion(dataset: Dataset, model: SegmentationModel, numClasses K: Int = Cityscapes.numClasses,
                                  window: SlidingWindow = SlidingWindow(), scale: (width: Int, height: Int)?,
                                  rank: Int = 0, world: Int = 1, savePredictions: String? = nil,
+                                 predictions: PredictionSink? = nil,
                                  progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> ConfusionMatrix {
         var cm = ConfusionMatrix(numClasses: K)
         var done = 0
         let total = (dataset.count - rank + world - 1) / world
+        let writeTrainIds = savePredictions.map { trainIdWriter(directory: $0) }
         for i in stride(from: rank, to: dataset.count, by: world) {
             let (img, gt) = try dataset.load(i)
             let pred = try predict(img, scale: scale, numClasses: K, window: window, model: model)
             cm.add(prediction: pred, groundTruth: gt)
-            if let dir = savePredictions {
-                try ImageIO.writePNG(pred, to: "\(dir)/\(dataset.samples[i].stem).png")
-            }
+            try writeTrainIds?(dataset, i, img, gt, pred)
+            try predictions?(dataset, i, img, gt, pred)
             done += 1
             progress?(done, total)
+        }
+        return cm
+    }
+
+    /// The confusion matrix of this rank's share (images i ≡ rank mod world), with every
+    /// prediction of the split gathered to rank 0's `sink` round by round (see the file
+    /// comment; other ranks' sinks are not called). Collective: every rank calls it with
+    /// the same dataset. Failures are synchronised: every rank throws (the failing rank its
+    /// own error).
+    static func confusionGathered(dataset: Dataset, model: SegmentationModel, numClasses K: Int, window: SlidingWindow,
+                                  scale: (width: Int, height: Int)?, communicator comm: Communicator,
+                                  sink: PredictionSink?,
+                                  progress: ((_ done: Int, _ total: Int) -> Void)?) throws -> ConfusionMatrix {
+        let rank = comm.rank, world = comm.size
+        var cm = ConfusionMatrix(numClasses: K)
+        var failure: Error? = nil
+        var done = 0
+        let total = (dataset.count - rank + world - 1) / world
+        let rounds = (dataset.count + world - 1) / world
+        for round in 0..<rounds {
+            let mine = round * world + rank
+            var own: (image: RGBImage, gt: LabelMap, pred: LabelMap)? = nil
+            if mine < dataset.count {
+                do {
+                    let (img, gt) = try dataset.load(mine)
+                    let pred = try predict(img, scale: scale, numClasses: K, window: window, model: model)
+                    cm.add(prediction: pred, groundTruth: gt)
+                    own = (img, gt, pred)
+                } catch { failure = error }
+            }
+            // A failed prediction (any rank) or a failed write (rank 0, last round) stops all.
+            if comm.any(failure != nil) { break }
+            for r in 0..<world {
+                let i = round * world + r
+                guard i < dataset.count else { break }
+                let bytes = comm.broadcast(r == rank ? (own?.pred.labels ?? []) : [], root: r)
+                guard rank == 0, failure == nil, let sink else { continue }
+                do {
+                    if r == 0, let o = own {
+                        try sink(dataset, i, o.image, o.gt, o.pred)
+                    } else {
+                        let (img, gt) = try dataset.load(i)
+                        guard bytes.count == img.width * img.height else {
+                            throw CausalTuneError("\(dataset.samples[i].image): rank \(r) sent a prediction of \(bytes.count) pixels for a \(img.width)x\(img.height) image")
+                        }
+                        try sink(dataset, i, img, gt, LabelMap(width: img.width, height: img.height, labels: bytes))
+                    }
+                } catch { failure = error }
+            }
+            if own != nil { done += 1; progress?(done, total) }
+        }
+        if comm.any(failure != nil) {
+            throw failure ?? CausalTuneError("evaluation of \(dataset.name) failed on another rank")
         }
         return cm
     }
@@ -173,19 +246,37 @@ public enum Evaluator {
     /// Evaluates a dataset split at its evaluation scale (`scale` overrides it; `.some(nil)`
     /// keeps the decoded size). With a communicator of size > 1, rank r takes the images
     /// i ≡ r (mod world) and the confusion matrices are summed across ranks, so every rank
-    /// returns the same metrics; a failure on any rank is raised on every rank.
+    /// returns the same metrics; a failure on any rank is raised on every rank. Every
+    /// prediction goes to rank 0's `predictions` (gathered from the other ranks when any
+    /// rank passes a sink or a folder; the other ranks' sinks are not called), and as a
+    /// train-id PNG to `savePredictions/<stem>.png` (written by rank 0) when given.
     public static func evaluate(dataset: Dataset, model: SegmentationModel, numClasses K: Int = Cityscapes.numClasses,
                                 classNames: [String] = Cityscapes.classNames, window: SlidingWindow = SlidingWindow(),
                                 scale: (width: Int, height: Int)?? = nil, communicator: Communicator? = nil,
-                                savePredictions: String? = nil,
+                                savePredictions: String? = nil, predictions: PredictionSink? = nil,
                                 progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> SegmentationMetrics {
         let rank = communicator?.rank ?? 0, world = communicator?.size ?? 1
         let s = scale ?? dataset.evalScale
+        var sink = predictions
+        if let dir = savePredictions {
+            let writeTrainIds = trainIdWriter(directory: dir)
+            sink = { d, i, img, gt, pred in
+                try writeTrainIds(d, i, img, gt, pred)
+                try predictions?(d, i, img, gt, pred)
+            }
+        }
         var cm = ConfusionMatrix(numClasses: K)
+        // Gathering is collective: decided together (ranks other than 0 may pass no sink).
+        if let comm = communicator, comm.size > 1, comm.any(sink != nil) {
+            cm = try confusionGathered(dataset: dataset, model: model, numClasses: K, window: window, scale: s,
+                                       communicator: comm, sink: sink, progress: progress)
+            comm.allReduceSum(&cm.counts)
+            return cm.metrics(classNames: classNames)
+        }
         var failure: Error? = nil
         do {
             cm = try confusion(dataset: dataset, model: model, numClasses: K, window: window, scale: s, rank: rank, world: world,
-                               savePredictions: savePredictions, progress: progress)
+                               predictions: sink, progress: progress)
         } catch { failure = error }
         if let comm = communicator, comm.size > 1 {
             if comm.any(failure != nil) {
@@ -199,11 +290,11 @@ public enum Evaluator {
     /// Evaluates several datasets (domains) and reports each and the mean over domains.
     public static func evaluate(datasets: [Dataset], model: SegmentationModel, numClasses K: Int = Cityscapes.numClasses,
                                 window: SlidingWindow = SlidingWindow(), communicator: Communicator? = nil,
-                                savePredictions: String? = nil) throws -> EvaluationReport {
+                                savePredictions: String? = nil, predictions: PredictionSink? = nil) throws -> EvaluationReport {
         var out: [(name: String, metrics: SegmentationMetrics)] = []
         for d in datasets {
             let m = try evaluate(dataset: d, model: model, numClasses: K, window: window, communicator: communicator,
-                                 savePredictions: savePredictions.map { "\($0)/\(d.name)" })
+                                 savePredictions: savePredictions.map { "\($0)/\(d.name)" }, predictions: predictions)
             out.append((d.name, m))
         }
         return EvaluationReport(domains: out)

@@ -10,11 +10,13 @@ import Data
 ///     for each val domain (all of data.val, or those named by --dataset):
 ///         sliding-window logits → argmax → confusion matrix (ranks split the images,
 ///         matrices summed) → per-class IoU, mIoU;  mean mIoU over the domains
+///         (`predictions`: every image's prediction, gathered to rank 0 — `--save-pred`)
 public enum CheckpointEvaluation {
     /// Evaluates `checkpoint` on the val domains of `config` whose display name or
-    /// dataset name is in `datasets` (all when empty).
+    /// dataset name is in `datasets` (all when empty); every prediction goes to
+    /// `predictions` on rank 0 when given.
     public static func run(config: ExperimentConfig, checkpoint: String, datasets: [String], comm: Communicator,
-                           log: RunLog, savePredictions: String? = nil) throws -> EvaluationReport {
+                           log: RunLog, predictions: PredictionSink? = nil) throws -> EvaluationReport {
         Trainer.configureThreads(comm)
         let network = try SegmentationNetwork(config: config, seed: UInt64(config.train.seed))
         let parameters = ParameterSet(network.trainableParameters)
@@ -34,6 +36,6 @@ public enum CheckpointEvaluation {
         log.info("evaluating \(checkpoint) (step \(reader.metadata.step)) on \(sets.map(\.name).joined(separator: ", "))")
         return try Evaluator.evaluate(datasets: sets, model: { try network.logits(window: $0) },
                                       numClasses: network.head.numClasses, window: Trainer.slidingWindow(for: network),
-                                      communicator: comm, savePredictions: savePredictions)
+                                      communicator: comm, predictions: predictions)
     }
 }

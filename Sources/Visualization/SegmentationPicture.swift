@@ -8,8 +8,10 @@ import Numerics
 ///   ignore) → black.
 /// * `overlay`: `out = (1 − α)·image + α·colour(label)` per pixel, ignored pixels keep the
 ///   image.
-/// * `errorMap`: ground-truth ignore (255) → black, prediction ≠ ground truth → red,
-///   correct → the ground-truth colour dimmed to 35 % (so the scene stays readable).
+/// * `errorMap`: ignored ground truth (255, or any id ≥ 19 — the pixels `ConfusionMatrix`
+///   skips) → black, prediction ≠ ground truth → red (255, 0, 0), correct → the
+///   ground-truth colour dimmed to 35 % (so the scene stays readable; no dimmed palette
+///   colour is red or black).
 public enum SegmentationPicture {
     static func colour(_ label: UInt8) -> RGB {
         let k = Int(label)
@@ -41,8 +43,8 @@ public enum SegmentationPicture {
         return c
     }
 
-    /// Red where `prediction ≠ groundTruth`, black where the ground truth is ignored (255),
-    /// the dimmed ground-truth colour elsewhere.
+    /// Red where `prediction ≠ groundTruth`, black where the ground truth is ignored (255 or
+    /// any id outside the palette), the dimmed ground-truth colour elsewhere.
     public static func errorMap(prediction: LabelMap, groundTruth: LabelMap) -> Canvas {
         precondition(prediction.width == groundTruth.width && prediction.height == groundTruth.height,
                      "errorMap: prediction and ground truth differ in size")
@@ -50,7 +52,7 @@ public enum SegmentationPicture {
         for i in 0..<(groundTruth.width * groundTruth.height) {
             let g = groundTruth.labels[i]
             let col: RGB
-            if g == 255 {
+            if Int(g) >= Cityscapes.palette.count {
                 col = .black
             } else if prediction.labels[i] != g {
                 col = RGB(255, 0, 0)
