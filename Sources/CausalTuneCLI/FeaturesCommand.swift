@@ -7,10 +7,13 @@ import PEFT
 import Support
 import Training
 
-/// `causal-tune features --config FILE [--checkpoint CKPT] --out FILE.h5 [--layers 0,11] IMAGE...`
+/// `causal-tune features --config FILE [--set key.path=value ...] [--checkpoint CKPT] --out FILE.h5
+///                      [--layers 0,11] [--fit crop|stretch] IMAGE...`
 ///
-/// Writes the feature dump of SPEC §7 for PNG/JPEG inputs (resized bilinearly to
-/// `model.backbone.image_size`, normalised as SPEC §6). With `model.peft.method: none` the
+/// Writes the feature dump of SPEC §7 for PNG/JPEG inputs (`--fit crop`, the default: the
+/// centred square of side min(W, H), resized bilinearly to `model.backbone.image_size`;
+/// `--fit stretch`: the whole image resized to the square — see `FeatureDumpInput`),
+/// normalised as SPEC §6. With `model.peft.method: none` the
 /// bare backbone runs and the dump holds `/image` and `/layer_<ii>/spatial`; with
 /// `causal_tune` or `rein` the Causal-Tune layer runs after every block (its parameters from
 /// the checkpoint's `/params/peft/*`, else the seeded initialisation) and the dump adds
@@ -20,22 +23,31 @@ struct FeaturesCommand: ParsableCommand {
         commandName: "features",
         abstract: "Dump per-layer features of images to HDF5 (SPEC §7).",
         discussion: """
-        Layers default to every block; --layers 0,11 selects. Under mpirun only rank 0 \
-        computes and writes. A --checkpoint with a /backbone group (saved --with-backbone) \
-        supplies the backbone weights instead of model.backbone.weights.
+        Layers default to every block; --layers 0,11 selects. The backbone's input is the \
+        square image_size x image_size: by default (--fit crop) a non-square image gives its \
+        centred square (aspect ratio kept, as evaluation's windows see it; the sides are left \
+        out), --fit stretch resizes the whole image to the square instead. Under mpirun only \
+        rank 0 computes and writes. A --checkpoint with a /backbone group (saved \
+        --with-backbone) supplies the backbone weights instead of model.backbone.weights.
         """
     )
 
     @Option(help: "Experiment config (YAML).") var config: String
+    @Option(name: .customLong("set"), help: "Override a config key: key.path=value (repeat --set for several).")
+    var overrides: [String] = []
     @Option(help: "Checkpoint (HDF5) with trained parameters.") var checkpoint: String?
     @Option(help: "Output HDF5 file.") var out: String
     @Option(help: "Comma-separated block indices (default: all).") var layers: String?
+    @Option(help: "Non-square images: crop (centred square, default) or stretch (whole image).") var fit: String = "crop"
     @Argument(help: "Input images (PNG or JPEG).") var images: [String] = []
 
     func run() throws {
         if FeaturesCommand.nonRootRank { return }
         do {
-            let cfg = try ExperimentConfig.load(path: config)
+            guard let fitMode = FeatureDumpInput.Fit(rawValue: fit) else {
+                throw CausalTuneError("--fit: '\(fit)' is not crop or stretch")
+            }
+            let cfg = try ExperimentConfig.load(path: config, overrides: overrides)
             var settings = BackboneSettings(cfg)
             settings.recompute = false   // no backward here
             if let checkpoint, (try? WeightFile.detectFormat(checkpoint)) == .hdf5 {
@@ -59,10 +71,7 @@ struct FeaturesCommand: ParsableCommand {
                 hook = CausalTuneFeatureDump.hook(adapter: adapter, model: model, layers: selected)
             }
             try FeatureExtraction.dump(model: model, images: images, layers: selected, config: cfg.yaml, to: out,
-                                       load: { path in
-                                           let image = try ImageIO.readRGB(path)
-                                           return (image.pixels, image.width, image.height)
-                                       }, hook: hook)
+                                       load: { try FeatureDumpInput.load($0, fit: fitMode) }, hook: hook)
             print("features: \(images.count) image(s), layers \(selected.map(String.init).joined(separator: ",")), grid \(model.grid.h)x\(model.grid.w) → \(out)")
         } catch let e as CausalTuneError {
             fputs(e.message + "\n", stderr)

@@ -127,28 +127,32 @@ public struct Batch: @unchecked Sendable {
 }
 
 /// Builds batches (a pure function of step) and prefetches them on a background thread.
+///
+/// The worker thread holds only the prefetch queue and copies of the dataset, options and
+/// sampler — never the loader — so dropping the last reference to a loader stops its
+/// thread (`deinit` calls `stop()`); `stop()` may also be called early, and more than once.
 public final class BatchLoader: @unchecked Sendable {
     public let dataset: Dataset
     public let options: PipelineOptions
     public let sampler: ShardedSampler
 
-    private let lock = NSCondition()
-    private var ready: [Int: Result<Batch, Error>] = [:]
-    private var nextToPrepare: Int
-    private var nextToTake: Int
-    private let depth: Int
-    private var stopped = false
-    private var thread: Thread?
+    private let queue: PrefetchQueue
+    private var started = false
+    private let startLock = NSLock()
 
     public init(dataset: Dataset, options: PipelineOptions, sampler: ShardedSampler, startStep: Int = 0, prefetch: Int = 2) {
         self.dataset = dataset; self.options = options; self.sampler = sampler
-        nextToPrepare = startStep; nextToTake = startStep; depth = max(1, prefetch)
+        queue = PrefetchQueue(startStep: startStep, depth: max(1, prefetch))
     }
 
     deinit { stop() }
 
     /// Synchronous batch for `step` (no prefetch).
     public func batch(step: Int) throws -> Batch {
+        try BatchLoader.batch(step: step, dataset: dataset, options: options, sampler: sampler)
+    }
+
+    static func batch(step: Int, dataset: Dataset, options: PipelineOptions, sampler: ShardedSampler) throws -> Batch {
         let asg = sampler.assignments(step: step)
         let H = options.cropHeight, W = options.cropWidth
         let images = Tensor(zeros: [asg.count, 3, H, W])
@@ -168,23 +172,38 @@ public final class BatchLoader: @unchecked Sendable {
     /// The next batch in step order, prepared in the background (a bounded queue of
     /// `prefetch` batches). The first call starts the worker thread.
     public func next() throws -> Batch {
-        lock.lock()
-        if thread == nil {
-            let t = Thread { [weak self] in self?.work() }
+        startLock.lock()
+        if !started {
+            started = true
+            let (q, d, o, s) = (queue, dataset, options, sampler)
+            let t = Thread { q.work { step in Result { try BatchLoader.batch(step: step, dataset: d, options: o, sampler: s) } } }
             t.name = "causal-tune batch loader"
-            thread = t
             t.start()
         }
-        let want = nextToTake
-        while ready[want] == nil { lock.wait() }
-        let r = ready.removeValue(forKey: want)!
-        nextToTake += 1
-        lock.broadcast()
-        lock.unlock()
-        return try r.get()
+        startLock.unlock()
+        return try queue.take().get()
     }
 
-    private func work() {
+    /// Stops the background thread (the batch it is preparing is dropped); a later
+    /// `next()` throws instead of waiting.
+    public func stop() { queue.stop() }
+}
+
+/// The bounded step-ordered queue between `BatchLoader.next()` and its worker thread.
+final class PrefetchQueue: @unchecked Sendable {
+    private let lock = NSCondition()
+    private var ready: [Int: Result<Batch, Error>] = [:]
+    private var nextToPrepare: Int
+    private var nextToTake: Int
+    private let depth: Int
+    private var stopped = false
+
+    init(startStep: Int, depth: Int) {
+        nextToPrepare = startStep; nextToTake = startStep; self.depth = depth
+    }
+
+    /// The worker: prepares steps in order, at most `depth` ahead of the consumer, until stopped.
+    func work(_ produce: (Int) -> Result<Batch, Error>) {
         while true {
             lock.lock()
             while !stopped && nextToPrepare - nextToTake >= depth { lock.wait() }
@@ -192,16 +211,30 @@ public final class BatchLoader: @unchecked Sendable {
             let step = nextToPrepare
             nextToPrepare += 1
             lock.unlock()
-            let r = Result { try batch(step: step) }
+            let r = produce(step)
             lock.lock()
-            ready[step] = r
+            if !stopped { ready[step] = r }
             lock.broadcast()
             lock.unlock()
         }
     }
 
-    /// Stops the background thread (the batch it is preparing is dropped).
-    public func stop() {
-        lock.lock(); stopped = true; lock.broadcast(); lock.unlock()
+    /// The next step's result (waits for the worker; a failure once stopped).
+    func take() -> Result<Batch, Error> {
+        lock.lock()
+        let want = nextToTake
+        while ready[want] == nil && !stopped { lock.wait() }
+        guard let r = ready.removeValue(forKey: want) else {
+            lock.unlock()
+            return .failure(CausalTuneError("batch loader: next() after stop()"))
+        }
+        nextToTake += 1
+        lock.broadcast()
+        lock.unlock()
+        return r
+    }
+
+    func stop() {
+        lock.lock(); stopped = true; ready = [:]; lock.broadcast(); lock.unlock()
     }
 }

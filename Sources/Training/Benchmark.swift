@@ -4,6 +4,7 @@ import Layers
 import Support
 import Distributed
 import Heads
+import PEFT
 
 /// `causal-tune bench`: the real training step of a configured model, timed.
 ///
@@ -117,7 +118,7 @@ public final class TrainingBenchmark {
     /// The FLOP count of one rank's step.
     public var flops: StepFLOPs {
         let m = config.model
-        let opts = try? SegmentationNetwork.peftOptions(m.peft)
+        let opts = try? CausalTuneOptions(m.peft)
         return StepFLOPs.count(architecture: network.backbone.architecture, imageSize: network.inputSize,
                                patchSize: m.backbone.patchSize, batch: config.train.batchSize / comm.size,
                                recompute: m.backbone.recompute, peft: network.adapter == nil ? nil : opts,

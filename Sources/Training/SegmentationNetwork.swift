@@ -41,7 +41,7 @@ public final class SegmentationNetwork {
         backbone = try settings.makeBackbone()
         let arch = backbone.architecture
         var rng = RandomGenerator(seed: seed &+ 0x5EED)
-        adapter = try CausalTuneAdapter.make(options: try SegmentationNetwork.peftOptions(m.peft), layers: arch.depth,
+        adapter = try CausalTuneAdapter.make(options: try CausalTuneOptions(m.peft), layers: arch.depth,
                                              channels: arch.channels, patchSize: m.backbone.patchSize, seed: rng.next())
         backbone.adapter = adapter
         let outIndices = m.head.outIndices ?? defaultOutIndices(depth: arch.depth)
@@ -61,21 +61,6 @@ public final class SegmentationNetwork {
                                          globalBatchSize: config.train.batchSize, rng: &rng,
                                          queries: adapter?.tokenCount ?? 100, linkToTokens: adapter != nil)
         }
-    }
-
-    /// `model.peft` of the config as the PEFT module's options.
-    public static func peftOptions(_ p: ExperimentConfig.PEFTOptions) throws -> CausalTuneOptions {
-        guard let method = PEFTMethod(rawValue: p.method.rawValue),
-              let transform = TransformKind(rawValue: p.transform.rawValue),
-              let mode = FilterMode(rawValue: p.filter.mode.rawValue),
-              let shape = FilterShape(rawValue: p.filter.shape.rawValue) else {
-            throw CausalTuneError("model.peft: a value is not supported by the PEFT module")
-        }
-        let o = CausalTuneOptions(method: method, tokens: p.tokens, loraRank: p.loraRank, scaleInit: Float(p.scaleInit),
-                                  transform: transform, discardNoncausal: p.discardNoncausal,
-                                  filter: FrequencyFilter(mode: mode, shape: shape, low: p.filter.low, high: p.filter.high))
-        try o.validate()
-        return o
     }
 
     /// Every trainable parameter (SPEC §7 names): `peft/…` then `head/…`.

@@ -364,10 +364,8 @@ public final class Trainer {
             throw CausalTuneError("output.dump_features.layers: \(l) is not a block (0…\(depth - 1))")
         }
         try FeatureExtraction.dump(model: network.backbone, images: d.images, layers: layers, config: config.yaml,
-                                   to: dir + "/step_\(step).h5", load: { path in
-                                       let img = try ImageIO.readRGB(path)
-                                       return (img.pixels, img.width, img.height)
-                                   }, hook: network.adapter.map { CausalTuneFeatureDump.hook(adapter: $0, model: network.backbone, layers: layers) })
+                                   to: dir + "/step_\(step).h5", load: { try FeatureDumpInput.load($0, fit: .crop) },
+                                   hook: network.adapter.map { CausalTuneFeatureDump.hook(adapter: $0, model: network.backbone, layers: layers) })
         network.adapter?.recordFeatures = []
         log.info("feature dump \(dir)/step_\(step).h5")
     }

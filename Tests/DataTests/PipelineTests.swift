@@ -143,6 +143,22 @@ final class PipelineTests: XCTestCase {
         XCTAssertNotEqual(sampler.permutation(epoch: 0), sampler.permutation(epoch: 1))
     }
 
+    func testDroppedLoaderIsFreedWithoutStopAndNextAfterStopThrows() throws {
+        let ds = try makeSynthetic()
+        let o = PipelineOptions(cropWidth: 24, cropHeight: 16)
+        weak var weakLoader: BatchLoader?
+        do {
+            let l = BatchLoader(dataset: ds, options: o, sampler: ShardedSampler(datasetCount: ds.count, batchSize: 2, seed: 1))
+            weakLoader = l
+            XCTAssertEqual(try l.next().step, 0)   // the prefetch thread runs
+        }
+        XCTAssertNil(weakLoader, "the prefetch thread does not keep the loader alive; deinit stops it")
+        let l = BatchLoader(dataset: ds, options: o, sampler: ShardedSampler(datasetCount: ds.count, batchSize: 2, seed: 1))
+        XCTAssertEqual(try l.next().step, 0)
+        l.stop(); l.stop()
+        XCTAssertThrowsError(try l.next(), "next() after stop() fails instead of waiting forever")
+    }
+
     func testPrefetchedBatchesEqualDirectOnesAndNoAugmentIsDeterministic() throws {
         let ds = try makeSynthetic()
         let o = PipelineOptions(cropWidth: 24, cropHeight: 16)

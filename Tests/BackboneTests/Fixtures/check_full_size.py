@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Full-size check (not run by CI): random-weight dinov2_vits14 and dinov2_vits14_reg4 saved as
-official-format .pth and Hugging Face-named .safetensors, two PNG inputs (one 300x200, resized
-bilinearly), run through `causal-tune features` (model.peft.method: none, image_size 224, so the
+official-format .pth and Hugging Face-named .safetensors, two PNG inputs (one 300x200, stretched
+bilinearly with --fit stretch), run through `causal-tune features` (model.peft.method: none, image_size 224, so the
 37x37 position grid is resampled to 16x16) and compared with PyTorch block by block.
 
     swift build -c release && python3 Tests/BackboneTests/Fixtures/check_full_size.py [path/to/causal-tune]
@@ -69,7 +69,7 @@ for arch, R in [('dinov2_vits14', 0), ('dinov2_vits14_reg4', 4)]:
             t = blk(t); outs.append(t[:, 1+R:].transpose(1, 2).reshape(2, C, g, g).numpy())
     for wf in [f'{arch}_pretrain.pth', f'{arch}_hf.safetensors']:
         open('c.yaml', 'w').write(f'model:\n  backbone: {{arch: {arch}, weights: {wf}, image_size: {S}}}\n  peft: {{method: none}}\n')
-        subprocess.run([CLI, 'features', '--config', 'c.yaml', '--out', 'o.h5', 'in0.png', 'in1.png'], check=True)
+        subprocess.run([CLI, 'features', '--config', 'c.yaml', '--fit', 'stretch', '--out', 'o.h5', 'in0.png', 'in1.png'], check=True)
         f = h5py.File('o.h5', 'r')
         e_in = np.abs(f['image'][:] - x.numpy()).max() / np.abs(x.numpy()).max()
         errs = [np.abs(f[f'layer_{i:02d}/spatial'][:] - outs[i]).max() / np.abs(outs[i]).max() for i in range(12)]
