@@ -30,7 +30,8 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Work directory (overrides output.work_dir).") var workDir: String?
     @Option(help: "Also write the metrics JSON here.") var json: String?
     @Option(name: .customLong("save-pred"),
-            help: "Write prediction PNGs (train ids, colour, overlay, error map) under DIR/<domain>/.")
+            help: ArgumentHelp("Write prediction PNGs (train ids, colour, overlay, error map) under DIR/<domain>/.",
+                               valueName: "DIR"))
     var savePred: String?
 
     func run() throws {

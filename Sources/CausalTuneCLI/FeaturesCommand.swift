@@ -38,7 +38,8 @@ struct FeaturesCommand: ParsableCommand {
     @Option(help: "Checkpoint (HDF5) with trained parameters.") var checkpoint: String?
     @Option(help: "Output HDF5 file.") var out: String
     @Option(help: "Comma-separated block indices (default: all).") var layers: String?
-    @Option(help: "Non-square images: crop (centred square, default) or stretch (whole image).") var fit: String = "crop"
+    @Option(help: ArgumentHelp("Non-square images: crop (the centred square) or stretch (the whole image).", valueName: "crop|stretch"))
+    var fit: String = "crop"
     @Argument(help: "Input images (PNG or JPEG).") var images: [String] = []
 
     func run() throws {
