@@ -75,7 +75,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: [
             "Training", "Numerics", "Layers", "Support", "Backbone", "PEFT", "Heads", "Data", "Distributed",
-        ]),
+        ], resources: [.copy("Fixtures")]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads", "Layers", "Numerics", "Support"],
                     exclude: ["make_deformable_fixture.py", "make_loss_fixture.py", "make_decoder_fixture.py", "make_head_fixture.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Numerics", "Support", "Data", "PEFT"]),

@@ -35,13 +35,15 @@ public enum Checkpoint {
         public var optimizerSteps: Int
         public var backboneWeights: String
         public var backboneSHA256: String
-        public var signature: ModelSignature
+        /// nil for a checkpoint that carries only the SPEC §7 root attributes (e.g. one
+        /// written from PyTorch with h5py): its parameters are then matched by name and shape.
+        public var signature: ModelSignature?
         /// Extra scalar attributes (e.g. `miou` of the evaluation at this step).
         public var extra: [String: Double]
 
         public init(step: Int, worldSize: Int, config: String, created: String = Checkpoint.now(),
                     rngState: [UInt64], optimizer: String, optimizerSteps: Int? = nil, backboneWeights: String, backboneSHA256: String,
-                    signature: ModelSignature, extra: [String: Double] = [:]) {
+                    signature: ModelSignature?, extra: [String: Double] = [:]) {
             self.step = step; self.worldSize = worldSize; self.config = config; self.created = created
             self.rngState = rngState; self.optimizer = optimizer; self.optimizerSteps = optimizerSteps ?? step
             self.backboneWeights = backboneWeights
@@ -72,7 +74,7 @@ public enum Checkpoint {
             try file.setAttribute("optimizer_steps", .int64(Int64(metadata.optimizerSteps)))
             try file.setAttribute("backbone_weights", .string(metadata.backboneWeights))
             try file.setAttribute("backbone_sha256", .string(metadata.backboneSHA256))
-            for (k, v) in metadata.signature.attributes { try file.setAttribute(k, v) }
+            for (k, v) in metadata.signature?.attributes ?? [] { try file.setAttribute(k, v) }
             for (k, v) in metadata.extra.sorted(by: { $0.key < $1.key }) { try file.setAttribute(k, .float64(v)) }
             for e in parameters.entries {
                 try file.write(e.value, to: "params/" + e.name)
@@ -93,6 +95,9 @@ public enum Checkpoint {
 
         /// Opens and validates `path`: an HDF5 file with format "causal-tune-checkpoint"
         /// and version 1. Every failure (missing, truncated, foreign) is one clear error.
+        /// Only `format` and `version` are required: a checkpoint written elsewhere (PyTorch
+        /// + h5py) with just the SPEC §7 attributes — or fewer — still loads with `--init`;
+        /// `requireResumable()` is what `--resume` checks on top.
         public init(path: String) throws {
             self.path = path
             do {
@@ -109,17 +114,28 @@ public enum Checkpoint {
                 throw CausalTuneError("\(path): checkpoint version \(ver) is not supported (expected \(Checkpoint.version))")
             }
             metadata = Metadata(
-                step: Int(try file.int64Attribute("step")),
-                worldSize: Int(try file.int64Attribute("world_size")),
-                config: try file.stringAttribute("config"),
+                step: Int((try? file.int64Attribute("step")) ?? 0),
+                worldSize: Int((try? file.int64Attribute("world_size")) ?? 1),
+                config: (try? file.stringAttribute("config")) ?? "",
                 created: (try? file.stringAttribute("created")) ?? "",
-                rngState: try file.uint64ArrayAttribute("rng_state"),
+                rngState: (try? file.uint64ArrayAttribute("rng_state")) ?? [],
                 optimizer: (try? file.stringAttribute("optimizer")) ?? "adamw",
                 optimizerSteps: (try? file.int64Attribute("optimizer_steps")).map { Int($0) },
                 backboneWeights: (try? file.stringAttribute("backbone_weights")) ?? "",
                 backboneSHA256: (try? file.stringAttribute("backbone_sha256")) ?? "",
-                signature: try ModelSignature(file: file),
+                signature: file.hasAttribute("arch") ? try ModelSignature(file: file) : nil,
                 extra: [:])
+        }
+
+        /// What `--resume` needs beyond the parameters: the step, the RNG state and the
+        /// optimizer moments (each moment's shape is checked when it is read).
+        public func requireResumable() throws {
+            for a in ["step", "rng_state"] where !file.hasAttribute(a) {
+                throw CausalTuneError("\(path): no root attribute '\(a)' — this checkpoint cannot be resumed (use --init to load its parameters only)")
+            }
+            guard file.isGroup("optimizer") else {
+                throw CausalTuneError("\(path): no /optimizer moments — this checkpoint cannot be resumed (use --init to load its parameters only)")
+            }
         }
 
         /// The names stored under `/params`.
@@ -131,22 +147,29 @@ public enum Checkpoint {
         }
 
         /// Refuses a checkpoint written for another model: compares the signature field by
-        /// field, naming the first that differs.
+        /// field, naming the first that differs. A checkpoint without the signature
+        /// attributes is checked by `loadParameters` (every name present, shapes equal).
         public func requireCompatible(with expected: ModelSignature) throws {
-            if let diff = metadata.signature.firstDifference(from: expected) {
+            if let diff = metadata.signature?.firstDifference(from: expected) {
                 throw CausalTuneError("\(path): checkpoint was written for a different model: \(diff.field) is \(diff.stored) in the checkpoint but \(diff.current) in this config")
             }
         }
 
-        /// Loads every trainable parameter by name (shapes must match), then pushes the
-        /// values into the modules.
+        /// Loads every trainable parameter by name (shapes must match, up to size-1 axes: a
+        /// PyTorch 0-d `peft/scale` fits `[1]`), then pushes the values into the modules.
         public func loadParameters(into set: ParameterSet) throws {
             for e in set.entries {
                 let p = "params/" + e.name
                 guard file.isDataset(p) else {
                     throw CausalTuneError("\(path): /\(p) is missing (checkpoint written for another model?)")
                 }
-                try file.read(p, into: e.value)
+                let stored = try file.datasetInfo(p).shape
+                if stored != e.shape && stored.filter({ $0 != 1 }) == e.shape.filter({ $0 != 1 }) {
+                    let t = try file.readTensor(p)
+                    e.value.data.update(from: t.data, count: e.count)
+                } else {
+                    try file.read(p, into: e.value)
+                }
             }
             let extra = Set(try parameterNames()).subtracting(set.names)
             if let name = extra.sorted().first {

@@ -99,6 +99,7 @@ public final class Trainer {
 
         if let path = options.resume {
             let reader = try Checkpoint.Reader(path: path)
+            try reader.requireResumable()
             try reader.requireCompatible(with: network.signature)
             try reader.loadParameters(into: parameters)
             try reader.loadOptimizer(into: optimizer)
