@@ -123,7 +123,8 @@ public enum Checkpoint {
                 optimizerSteps: (try? file.int64Attribute("optimizer_steps")).map { Int($0) },
                 backboneWeights: (try? file.stringAttribute("backbone_weights")) ?? "",
                 backboneSHA256: (try? file.stringAttribute("backbone_sha256")) ?? "",
-                signature: file.hasAttribute("arch") ? try ModelSignature(file: file) : nil,
+                // Partial or absent signature attributes: match by name and shape instead.
+                signature: try? ModelSignature(file: file),
                 extra: [:])
         }
 
