@@ -154,6 +154,19 @@ public final class Trainer {
                            selection: d.condition ?? d.domain, name: d.displayName)
     }
 
+    /// The val domains to evaluate. A config that never set `data.val` gets the schema's
+    /// default (Cityscapes val in `data/cityscapes`); when that folder is not there the run
+    /// trains without evaluation (a warning says so) instead of failing — a minimal config
+    /// (train data only) runs. A configured val root that is missing stays an error.
+    public static func validationDomains(_ val: [ExperimentConfig.DatasetOptions], log: RunLog) -> [ExperimentConfig.DatasetOptions] {
+        guard val.count == 1, let v = val.first, v.dataset == .cityscapes, v.root == "data/cityscapes", v.split == "val",
+              v.name == "citys", v.condition == nil, v.domain == nil, !FileManager.default.fileExists(atPath: v.root) else {
+            return val
+        }
+        log.warning("data.val is the default (Cityscapes val in data/cityscapes), which is not there: training without evaluation (set data.val to evaluate, or data.val: [] to silence this)")
+        return []
+    }
+
     func openDataset(_ d: ExperimentConfig.DatasetOptions) throws -> Dataset {
         try Trainer.openDataset(d, comm: comm, log: log)
     }
@@ -188,7 +201,7 @@ public final class Trainer {
             log.info("causal-tune train: \(config.model.backbone.arch) + \(config.model.peft.method.rawValue) + \(network.head.type) head, \(parameters.count) trainable values in \(parameters.entries.count) tensors, world \(comm.size), batch \(t.batchSize), \(t.iters) iterations, work dir \(workDir)")
         }
         let trainSet = try openDataset(config.data.train)
-        let valSets = try config.data.val.map { try openDataset($0) }
+        let valSets = try Trainer.validationDomains(config.data.val, log: log).map { try openDataset($0) }
         let crop = config.data.cropSize
         guard crop == network.inputSize else {
             throw CausalTuneError("data.crop_size: \(crop) must equal model.backbone.image_size (\(network.inputSize)): the network input is the crop")

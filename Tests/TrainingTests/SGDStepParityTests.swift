@@ -256,6 +256,34 @@ final class SGDStepParityTests: XCTestCase {
         }
     }
 
+    /// A config with only the keys such a check names (no `data.val`) trains: the default
+    /// val set (Cityscapes in data/cityscapes) is not there, so the run skips evaluation.
+    func testMinimalConfigWithoutValidationDataTrains() throws {
+        let minimal = """
+        model:
+          backbone: {arch: dinov2_vitt14, weights: random, image_size: 42}
+          peft: {tokens: 4}
+        data:
+          train: {dataset: folder, root: \(SGDStepParityTests.fixtures)/data}
+          crop_size: 42
+          augment: none
+        train: {iters: 1, batch_size: 1, optimizer: sgd, lr: 0.5, weight_decay: 0, checkpoint_every: 1}
+        output: {work_dir: \(dir)/work}
+        """
+        try minimal.write(toFile: dir + "/minimal.yaml", atomically: true, encoding: .utf8)
+        let cwd = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(dir)     // no data/cityscapes here
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        let cfg = try ExperimentConfig.load(path: dir + "/minimal.yaml")
+        XCTAssertEqual(cfg.data.val.map(\.root), ["data/cityscapes"])
+        let trainer = try Trainer(config: cfg, options: .init(initFrom: "\(SGDStepParityTests.fixtures)/init_causal_tune.h5"),
+                                  communicator: SingleProcessCommunicator())
+        XCTAssertNil(try trainer.run())
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/work/iter_1.h5"))
+        let log = try String(contentsOfFile: dir + "/work/train.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("training without evaluation"), log)
+    }
+
     /// The default Causal-Tune (DCT band-pass), full tokens.
     func testOneSGDStepMovesEveryParameterByMinusLrTimesPyTorchGradient() throws {
         try runVariant("causal_tune", peft: "{method: causal_tune, tokens: 4, scale_init: 0.5}")
