@@ -40,7 +40,7 @@ final class SGDStepParityTests: XCTestCase {
     // MARK: the backbone weights formula (mirrors make_sgd_step_fixture.py)
 
     enum FormulaWeights {
-        static let channels = 192, depth = 12, patch = 14, storedGrid = 4
+        static let patch = 14
 
         static func fnv1a(_ name: String) -> UInt32 {
             var h: UInt32 = 2_166_136_261
@@ -76,9 +76,9 @@ final class SGDStepParityTests: XCTestCase {
             return (0, 1.0 / 32)
         }
 
-        /// Official DINOv2 names and shapes, in the generator's order.
-        static var shapes: [(String, [Int])] {
-            let c = channels
+        /// Official DINOv2 names and shapes, in the generator's order (`dinov2_vitt14`, a
+        /// 4×4 position grid).
+        static func shapes(channels c: Int = 192, depth: Int = 12, storedGrid: Int = 4) -> [(String, [Int])] {
             var s: [(String, [Int])] = [("cls_token", [1, 1, c]), ("pos_embed", [1, 1 + storedGrid * storedGrid, c]),
                                         ("mask_token", [1, c]), ("patch_embed.proj.weight", [c, 3, patch, patch]),
                                         ("patch_embed.proj.bias", [c])]
@@ -98,7 +98,9 @@ final class SGDStepParityTests: XCTestCase {
 
         /// Writes the weights (official names, flat HDF5) and checks them against the
         /// generator's checksums Σ_i w_i·(1 + i mod 13).
-        static func write(to path: String, expected: HDF5File) throws {
+        static func write(to path: String, expected: HDF5File, channels: Int = 192, depth: Int = 12,
+                          storedGrid: Int = 4) throws {
+            let shapes = shapes(channels: channels, depth: depth, storedGrid: storedGrid)
             let names = try expected.attribute("names", of: "backbone_checksum")
             guard case .strings(let checkNames) = names else { return XCTFail("backbone_checksum has no names") }
             let sums = try expected.readArray("backbone_checksum", as: Double.self).values
