@@ -34,6 +34,7 @@ struct BenchCommand: ParsableCommand {
             if comm.isRoot {
                 let m = cfg.model
                 print("causal-tune bench: \(m.backbone.arch) at \(m.backbone.imageSize), batch \(cfg.train.batchSize), \(m.peft.method.rawValue) + \(m.head.type.rawValue) head, recompute \(m.backbone.recompute), world \(comm.size), \(Parallel.threads) threads")
+                print(bench.network.trainableSummary)
                 print(result.table, terminator: "")
                 if let path = json { try AtomicFile.write(result.json + "\n", to: path) }
             }

@@ -3,7 +3,7 @@ import Layers
 
 /// A decode head: turns the post-PEFT patch tokens of some backbone blocks into per-pixel
 /// class scores and owns its training loss — the trainer drives any head through this
-/// protocol (`linear` now, `mask2former` later) without knowing which it is.
+/// protocol (`linear`, `mask2former`) without knowing which it is.
 ///
 /// Features are the patch tokens of the blocks in `outIndices` (in that order), each
 /// `[B, h·w, C]` row-major on the patch grid. Training is a pair of calls:

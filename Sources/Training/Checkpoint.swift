@@ -18,6 +18,9 @@ import Support
 ///
 /// `step` is the number of optimiser steps taken; a run resumed from it continues with
 /// update index `step` (schedule and data order are functions of the step index).
+/// `rng_state` is the trainer's root generator; every random draw of a step (the
+/// mask2former head's point sampling) is seeded from it, the step and the image's slot in the
+/// global batch (`Trainer.pointSeeds`), so the root alone restores the randomness exactly.
 public enum Checkpoint {
     public static let format = "causal-tune-checkpoint"
     public static let version: Int64 = 1

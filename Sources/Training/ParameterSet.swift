@@ -94,11 +94,14 @@ public final class ParameterSet {
 
     /// Weight-decay groups by SPEC §6/§7 name: no decay for Causal-Tune tokens, the
     /// scale `s`, normalisation layers, biases and (for query-based heads) learned
-    /// query/level embeddings; decay for every other weight.
+    /// query/level embeddings; decay for every other weight. Biases are recognised in both
+    /// spellings: `head/linear/bias` and the Mask2Former head's module paths
+    /// (`head/….ffn.layers.0.0.bias`, `head/….attn.in_proj_bias`).
     public static func decays(name: String) -> Bool {
         let parts = name.split(separator: "/").map(String.init)
         guard let last = parts.last else { return true }
-        if last == "bias" { return false }
+        let leaf = last.split(separator: ".").last.map(String.init) ?? last
+        if leaf == "bias" || leaf.hasSuffix("_bias") { return false }
         for p in parts {
             if p.hasPrefix("tokens") || p == "scale" || p.contains("norm")
                 || p.contains("query_embed") || p.contains("query_feat") || p.contains("level_embed") {

@@ -89,8 +89,9 @@ public final class Trainer {
         optimizer = Optimizer(t.optimizer == .sgd ? .sgd : .adamw, parameters: parameters, weightDecay: t.weightDecay,
                               betas: (t.betas[0], t.betas[1]), eps: t.eps)
         schedule = .poly(base: t.lr, iters: t.iters, power: t.polyPower)
-        // The trainer's own stream (checkpointed as rng_state); data order and augmentation
-        // are pure functions of (seed, step), see BatchLoader.
+        // The trainer's own stream, checkpointed as rng_state: the root of the mask2former
+        // head's per-image point sampling (`pointSeeds`). Data order and augmentation are pure
+        // functions of (seed, step), see BatchLoader.
         _ = rng.next()
 
         // Rank 0's initial parameters on every rank.
@@ -199,6 +200,7 @@ public final class Trainer {
         if comm.isRoot {
             try AtomicFile.write(config.yaml, to: workDir + "/config.yaml")
             log.info("causal-tune train: \(config.model.backbone.arch) + \(config.model.peft.method.rawValue) + \(network.head.type) head, \(parameters.count) trainable values in \(parameters.entries.count) tensors, world \(comm.size), batch \(t.batchSize), \(t.iters) iterations, work dir \(workDir)")
+            log.info(network.trainableSummary)
         }
         let trainSet = try openDataset(config.data.train)
         let valSets = try Trainer.validationDomains(config.data.val, log: log).map { try openDataset($0) }
@@ -225,7 +227,8 @@ public final class Trainer {
             let localValid = network.head.lossNormalizer(labels: labels)
             let globalValid = Int(comm.allReduceSum(Int64(localValid)))
             parameters.zeroGradients()
-            let terms = network.forwardBackward(images: batch.images, labels: labels, normalizer: globalValid)
+            let terms = network.forwardBackward(images: batch.images, labels: labels, normalizer: globalValid,
+                                                pointSeeds: Trainer.pointSeeds(rngState: rng.state, step: k, slots: batch.slots))
             parameters.gatherGradients()
             let t2 = Date()
             comm.allReduceSum(parameters.grads)
@@ -319,6 +322,30 @@ public final class Trainer {
             try metrics?.write(object: fields)
         }
         return report
+    }
+
+    // MARK: point sampling
+
+    /// Seeds of the mask2former head's per-image point sampling at update `step`: image j of
+    /// the global batch draws from `RandomGenerator(seed: s_j)`,
+    ///
+    ///     r   = RandomGenerator(state: rng_state).next()      (rng_state: the checkpointed root)
+    ///     s_j = mix(mix(r, step), j)                          (splitmix64 finaliser)
+    ///
+    /// a pure function of the checkpoint's rng state, the step and the slot j — so a resumed
+    /// run draws the same points as the uninterrupted one, and every world size the same as
+    /// one process (a rank passes its own slots).
+    public static func pointSeeds(rngState: [UInt64], step: Int, slots: [Int]) -> [UInt64] {
+        var root = RandomGenerator(state: rngState)
+        let r = root.next()
+        func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+            var z = a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1)
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let s = mix(r, UInt64(step))
+        return slots.map { mix(s, UInt64($0)) }
     }
 
     // MARK: checkpoints

@@ -138,6 +138,59 @@ final class Mask2FormerDecodeHeadTests: XCTestCase {
         XCTAssertLessThan(losses.suffix(3).reduce(0, +) / 3, 0.6 * losses[0], "losses \(losses)")
     }
 
+    /// With one point seed per image, an image's loss and feature gradient do not depend on
+    /// which images share its batch: the batch [a, b] gives the sum of [a] and [b] (what two
+    /// data-parallel ranks compute), importance sampling included. One shared generator does not.
+    func testPointSeedsMakeAnImagesLossIndependentOfItsBatch() {
+        var rng = RandomGenerator(seed: 61)
+        let head = makeHead(&rng)
+        head.head.criterion.settings.importanceSampleRatio = 0.75
+        let grid = (h: 4, w: 4)
+        let features = (0..<4).map { _ in randomTensor([2, 16, 8], &rng) }
+        var labels = [UInt8](repeating: 0, count: 2 * 16 * 16)
+        for b in 0..<2 { for y in 0..<16 { for x in 0..<16 {
+            labels[(b * 16 + y) * 16 + x] = y < 4 + 5 * b ? 0 : (x < 6 + b ? 1 : (y == 12 ? 255 : 2))
+        } } }
+        let both = LabelBatch(batch: 2, height: 16, width: 16, values: labels)
+        let n = head.lossNormalizer(labels: both)
+        let seeds: [UInt64] = [0xA11CE, 0xB0B]
+        func image(_ b: Int) -> ([Tensor], LabelBatch) {
+            (features.map { $0.rows(b..<(b + 1)).clone() },
+             LabelBatch(batch: 1, height: 16, width: 16, values: Array(labels[(b * 256)..<((b + 1) * 256)])))
+        }
+        func run(_ f: [Tensor], _ l: LabelBatch, seeds: [UInt64]?) -> (sum: Double, dFeatures: [Tensor]) {
+            head.zeroGradients()
+            head.pointSeeds = seeds
+            let sum = head.forwardLoss(features: f, grid: grid, labels: l, normalizer: n).sum
+            XCTAssertNil(head.pointSeeds)
+            let d = f.map { Tensor(zeros: $0.shape) }
+            head.backwardLoss(dFeatures: d)
+            return (sum, d)
+        }
+        let whole = run(features, both, seeds: seeds)
+        let parts = (0..<2).map { b -> (sum: Double, dFeatures: [Tensor]) in
+            let (f, l) = image(b)
+            return run(f, l, seeds: [seeds[b]])
+        }
+        XCTAssertEqual(whole.sum, parts[0].sum + parts[1].sum, accuracy: 1e-5 * abs(whole.sum))
+        for j in 0..<4 {
+            let joined = Tensor(zeros: whole.dFeatures[j].shape)
+            for b in 0..<2 { joined.rows(b..<(b + 1)).copy(from: parts[b].dFeatures[j]) }
+            XCTAssertLessThan(relativeError(joined, whole.dFeatures[j]), 1e-5)
+        }
+        // The same seeds draw the same points again.
+        XCTAssertEqual(run(features, both, seeds: seeds).sum, whole.sum)
+        // One generator for everything: image 1 alone draws image 0's points — another loss.
+        let start = head.rng
+        let shared = run(features, both, seeds: nil).sum
+        let sharedParts = (0..<2).map { b -> Double in
+            head.rng = start
+            let (f, l) = image(b)
+            return run(f, l, seeds: nil).sum
+        }
+        XCTAssertGreaterThan(abs(shared - sharedParts[0] - sharedParts[1]), 1e-3 * abs(shared))
+    }
+
     func testDebugSyntheticConfigSelectsMask2Former() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let config = try ExperimentConfig.load(path: root.appendingPathComponent("configs/debug-synthetic-m2f.yaml").path)

@@ -21,8 +21,16 @@ final class ConfigFilesTests: XCTestCase {
                 XCTAssertEqual(c.model.backbone.patchSize, 16, f)
                 XCTAssertEqual(c.model.backbone.imageSize, 512, f)
                 XCTAssertEqual(c.train.iters, 40000, f)
+                // The paper's head (issue 8) on Rein's blocks.
+                XCTAssertEqual(c.model.head.type, .mask2former, f)
+                XCTAssertEqual(c.model.head.outIndices, [7, 11, 15, 23], f)
+                XCTAssertEqual(c.model.peft.tokens, 100, f)
             }
         }
+        XCTAssertEqual(try ExperimentConfig.load(path: root + "/debug-synthetic.yaml").model.head.type, .linear)
+        XCTAssertEqual(try ExperimentConfig.load(path: root + "/debug-synthetic-m2f.yaml").model.head.type, .mask2former)
+        XCTAssertEqual(try ExperimentConfig.load(path: root + "/bench/vitl16-512.yaml").model.head.type, .linear)
+        XCTAssertEqual(try ExperimentConfig.load(path: root + "/bench/vitl16-512-m2f.yaml").model.head.type, .mask2former)
         let acdc = try ExperimentConfig.load(path: root + "/citys2acdc-causal_tune.yaml")
         XCTAssertEqual(acdc.data.val.map(\.condition), ["fog", "night", "rain", "snow"])
         let rein = try ExperimentConfig.load(path: root + "/gta2cbm-rein.yaml")

@@ -62,6 +62,13 @@ final class OptimizerTests: XCTestCase {
         XCTAssertFalse(ParameterSet.decays(name: "peft/f_t/bias"))
         XCTAssertFalse(ParameterSet.decays(name: "head/norm2/weight"))
         XCTAssertFalse(ParameterSet.decays(name: "head/linear/bias"))
+        // The Mask2Former head's mmdet module paths: biases and embeddings do not decay.
+        XCTAssertFalse(ParameterSet.decays(name: "head/pixel_decoder.encoder.layers.0.ffn.layers.0.0.bias"))
+        XCTAssertFalse(ParameterSet.decays(name: "head/transformer_decoder.layers.3.cross_attn.attn.in_proj_bias"))
+        XCTAssertFalse(ParameterSet.decays(name: "head/transformer_decoder.layers.3.norms.0.weight"))
+        XCTAssertFalse(ParameterSet.decays(name: "head/level_embed.weight"))
+        XCTAssertTrue(ParameterSet.decays(name: "head/transformer_decoder.layers.3.cross_attn.attn.in_proj_weight"))
+        XCTAssertTrue(ParameterSet.decays(name: "head/link.merge.weight"))
         XCTAssertTrue(ParameterSet.decays(name: "peft/f_t/weight"))
         XCTAssertTrue(ParameterSet.decays(name: "peft/f_d/weight"))
         XCTAssertTrue(ParameterSet.decays(name: "head/linear/weight"))

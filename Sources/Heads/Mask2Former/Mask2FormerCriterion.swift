@@ -32,15 +32,34 @@ public struct Mask2FormerCriterion {
     /// classLogits [B, Q, K+1], maskLogits [B, Q, h, w], one `MaskTargets` per image,
     /// `normalizer` M = max(1, target masks averaged over ranks). Accumulates ∂L/∂logits into
     /// `dClass` / `dMask` when given. `classWeightSum` replaces the batch's Σ w of the
-    /// classification loss (data-parallel training passes the global sum).
+    /// classification loss (data-parallel training passes the global sum). Random points come
+    /// from one shared `rng`.
     public func loss(classLogits: Tensor, maskLogits: Tensor, targets: [MaskTargets], normalizer: Float,
                      points source: LossPointSource = .random, rng: inout RandomGenerator,
+                     dClass: Tensor?, dMask: Tensor?, classWeightSum: Double? = nil) -> Terms {
+        var generators = [rng]
+        defer { rng = generators[0] }
+        return loss(classLogits: classLogits, maskLogits: maskLogits, targets: targets, normalizer: normalizer,
+                    points: source, generators: &generators, dClass: dClass, dMask: dMask, classWeightSum: classWeightSum)
+    }
+
+    /// As above, with the random points of image b drawn from `generators[b]` (one per image)
+    /// or all from `generators[0]` (one in all). Image b's draws, in order: its matching points,
+    /// then the candidates and fresh points of its matched pairs — so with one generator per
+    /// image the points of an image do not depend on which other images share its batch (data
+    /// parallelism at any world size draws the same points).
+    public func loss(classLogits: Tensor, maskLogits: Tensor, targets: [MaskTargets], normalizer: Float,
+                     points source: LossPointSource = .random, generators: inout [RandomGenerator],
                      dClass: Tensor?, dMask: Tensor?, classWeightSum: Double? = nil) -> Terms {
         let (B, Q, K1) = (classLogits.shape[0], classLogits.shape[1], classLogits.shape[2])
         precondition(K1 == numClasses + 1 && maskLogits.rank == 4 && maskLogits.shape[0] == B && maskLogits.shape[1] == Q,
                      "Mask2FormerCriterion: class \(classLogits.shape), masks \(maskLogits.shape)")
         precondition(targets.count == B, "Mask2FormerCriterion: \(targets.count) targets for batch \(B)")
+        precondition(generators.count == 1 || generators.count == B,
+                     "Mask2FormerCriterion: \(generators.count) generators for batch \(B) (1 or one per image)")
         let (h, w) = (maskLogits.shape[2], maskLogits.shape[3])
+        let shared = generators.count == 1
+        let gen = { (b: Int) -> Int in shared ? 0 : b }
         var terms = Terms()
         var classTargets = [Int](repeating: numClasses, count: B * Q)
         var pairs: [(b: Int, q: Int, g: Int)] = []
@@ -49,7 +68,7 @@ public struct Mask2FormerCriterion {
             if G == 0 { terms.assignments.append([]); continue }
             let pts: Tensor
             switch source {
-            case .random: pts = Mask2FormerLoss.uniformPoints(1, settings.points, rng: &rng)
+            case .random: pts = Mask2FormerLoss.uniformPoints(1, settings.points, rng: &generators[gen(b)])
             case .given(let matching, _, _): pts = matching[b]
             }
             let Pm = pts.shape[1]
@@ -79,7 +98,21 @@ public struct Mask2FormerCriterion {
         }
         let points: Tensor
         switch source {
-        case .random: points = Mask2FormerLoss.importancePoints(maskLogits: preds, settings: settings, rng: &rng)
+        case .random:
+            // Per image (its pairs are consecutive rows): candidates, then fresh points.
+            let P = settings.points, k = Int(settings.importanceSampleRatio * Float(P))
+            let C = settings.oversampleRatio * P
+            let candidates = Tensor(zeros: [N, C, 2]), fresh = Tensor(zeros: [N, P - k, 2])
+            var start = 0
+            while start < N {
+                let b = pairs[start].b
+                var end = start
+                while end < N && pairs[end].b == b { end += 1 }
+                generators[gen(b)].fillUniform(candidates.rows(start..<end), 0, 1)
+                generators[gen(b)].fillUniform(fresh.rows(start..<end), 0, 1)
+                start = end
+            }
+            points = Mask2FormerLoss.uncertainPoints(maskLogits: preds, candidates: candidates, fresh: fresh, points: P)
         case .given(_, let candidates, let fresh):
             points = Mask2FormerLoss.uncertainPoints(maskLogits: preds, candidates: candidates, fresh: fresh,
                                                      points: settings.points)

@@ -31,7 +31,14 @@ public final class Mask2FormerDecodeHead: DecodeHead {
     public var linkTokens: Tensor?
     /// ∂L/∂linkTokens, accumulated by `backwardLoss`.
     public private(set) var linkTokensGradient = Tensor(zeros: [0])
+    /// The point-sampling generator used when `pointSeeds` is not set (tests, benchmarks).
     public var rng: RandomGenerator
+    /// Seeds of the next `forwardLoss`'s point sampling, one per image of the batch: image b
+    /// draws its matching and importance points from `RandomGenerator(seed: pointSeeds[b])`.
+    /// The trainer derives them from its checkpointed rng state, the step and the image's
+    /// slot in the global batch, so a resumed run and any world size draw the same points.
+    /// Consumed (reset to nil) by `forwardLoss`; nil draws from `rng`.
+    public var pointSeeds: [UInt64]?
 
     private var maps: [Tensor] = [], scaled: [Tensor] = []
     private var batch = 0, grid = (h: 0, w: 0)
@@ -109,7 +116,15 @@ public final class Mask2FormerDecodeHead: DecodeHead {
         head.forward(features: maps, tokens: tokensForForward())
         let m = Swift.max(1, normalizer)
         let weightSum = 0.1 * Double(head.queries * globalBatchSize) + 0.9 * Double(normalizer)
-        let terms = head.loss(targets: targets(labels), normalizer: Float(m), rng: &rng, classWeightSum: weightSum)
+        let terms: Mask2FormerCriterion.Terms
+        if let seeds = pointSeeds {
+            precondition(seeds.count == labels.batch, "Mask2FormerDecodeHead: \(seeds.count) point seeds for a batch of \(labels.batch)")
+            var generators = seeds.map { RandomGenerator(seed: $0) }
+            terms = head.loss(targets: targets(labels), normalizer: Float(m), generators: &generators, classWeightSum: weightSum)
+            pointSeeds = nil
+        } else {
+            terms = head.loss(targets: targets(labels), normalizer: Float(m), rng: &rng, classWeightSum: weightSum)
+        }
         return LossTerms(sum: terms.total * Double(m), normalizer: m)
     }
 

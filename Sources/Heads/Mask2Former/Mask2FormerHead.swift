@@ -240,12 +240,22 @@ public final class Mask2FormerHead: Module {
     /// keeps the gradients of the predictions for `backward`.
     public func loss(targets: [MaskTargets], normalizer: Float, rng: inout RandomGenerator,
                      points: [LossPointSource]? = nil, classWeightSum: Double? = nil) -> Mask2FormerCriterion.Terms {
+        var generators = [rng]
+        defer { rng = generators[0] }
+        return loss(targets: targets, normalizer: normalizer, generators: &generators, points: points,
+                    classWeightSum: classWeightSum)
+    }
+
+    /// As above, drawing image b's random points from `generators[b]` (one per image; or one in
+    /// all), through every prediction in order — see `Mask2FormerCriterion`.
+    public func loss(targets: [MaskTargets], normalizer: Float, generators: inout [RandomGenerator],
+                     points: [LossPointSource]? = nil, classWeightSum: Double? = nil) -> Mask2FormerCriterion.Terms {
         var total = Mask2FormerCriterion.Terms()
         dPredictions = []
         for (i, pred) in predictions.enumerated() {
             let dc = Tensor(zeros: pred.classLogits.shape), dm = Tensor(zeros: pred.maskLogits.shape)
             let t = criterion.loss(classLogits: pred.classLogits, maskLogits: pred.maskLogits, targets: targets,
-                                   normalizer: normalizer, points: points?[i] ?? .random, rng: &rng, dClass: dc, dMask: dm,
+                                   normalizer: normalizer, points: points?[i] ?? .random, generators: &generators, dClass: dc, dMask: dm,
                                    classWeightSum: classWeightSum)
             total.classification += t.classification
             total.mask += t.mask

@@ -1,0 +1,44 @@
+import XCTest
+import Foundation
+import Support
+import Training
+
+/// The trainable-parameter count printed at the start of a run (`trainable parameters: …`),
+/// against closed forms (README "Mask2Former head" gives the ViT-L/16 figures).
+final class ParameterCountTests: XCTestCase {
+    private func network(head: String, loraRank: Int? = nil) throws -> SegmentationNetwork {
+        let yaml = """
+        model:
+          backbone: {arch: dinov2_vitt14, weights: random, image_size: 28, patch_size: 14}
+          peft: {method: causal_tune, tokens: 8, lora_rank: \(loraRank.map { "\($0)" } ?? "null")}
+          head: {type: \(head), out_indices: [2, 5, 8, 11], num_classes: 19}
+        data:
+          train: {dataset: synthetic, root: data/synthetic, split: train, domain: source}
+          val: []
+          crop_size: 28
+        train: {seed: 0, iters: 1, batch_size: 2}
+        """
+        return try SegmentationNetwork(config: try ExperimentConfig.parse(yaml: yaml), seed: 0)
+    }
+
+    func testCountsSplitIntoPEFTHeadAndLink() throws {
+        let (L, m, C, D, K) = (12, 8, 192, 256, 19)
+        let mlps = 2 * (C * C + C) + 1                                  // f_t, f_d, scale
+        let linear = try network(head: "linear")
+        let lc = linear.trainableCounts
+        XCTAssertEqual(lc.peft, L * m * C + mlps)
+        XCTAssertEqual(lc.head, 4 * 2 * C + K * 4 * C + K)             // 4 norms, linear [K, 4C]
+        XCTAssertEqual(lc.link, 0)
+        XCTAssertEqual(lc.total, lc.peft + lc.head)
+        XCTAssertTrue(linear.trainableSummary.hasPrefix("trainable parameters: 0.11 M (peft 0.09 M, head 0.02 M)"),
+                      linear.trainableSummary)
+
+        let m2f = try network(head: "mask2former", loraRank: 4)
+        let c = m2f.trainableCounts
+        XCTAssertEqual(c.peft, L * m * 4 + L * 4 * C + mlps)            // tokens_a, tokens_b
+        XCTAssertEqual(c.link, (C * D + D) + (3 * D * D + D))            // transform, merge
+        XCTAssertEqual(c.total, m2f.trainableParameters.reduce(0) { $0 + $1.parameter.value.count })
+        XCTAssertGreaterThan(c.head, 19_000_000)                          // D 256, decoder FFN 2048
+        XCTAssertTrue(m2f.trainableSummary.contains("of which the token → query link 0.25 M"), m2f.trainableSummary)
+    }
+}
