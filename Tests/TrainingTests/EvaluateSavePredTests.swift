@@ -7,15 +7,10 @@ import Data
 /// random ViT trained one step on a 5-image `folder` dataset, evaluated in one process and
 /// under `mpirun -np 2`; the saved predictions are read back with `causal-tune score`.
 final class EvaluateSavePredTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
-    static var binary: String { root + "/.build/release/causal-tune" }
     private var dir = ""
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw XCTSkip("build the CLI first: swift build -c release --product causal-tune (launch/test does)")
-        }
+        try CommandLineRunner.requireBinary()
         dir = NSTemporaryDirectory() + "ct-savepred-\(UUID().uuidString)"
         // Five 44×30 images (not square, not a multiple of the window) with an ignored band.
         var rng = RandomGenerator(seed: 5)
@@ -49,28 +44,7 @@ final class EvaluateSavePredTests: XCTestCase {
 
     @discardableResult
     private func run(_ args: [String], ranks: Int = 1) throws -> (Int32, String) {
-        let p = Process()
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-        p.environment = env
-        if ranks > 1 {
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["mpirun", "-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS",
-                           Self.binary] + args
-        } else {
-            p.executableURL = URL(fileURLWithPath: Self.binary)
-            p.arguments = args
-        }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try CommandLineRunner.run(args, ranks: ranks)
     }
 
     private func json(_ path: String) throws -> [String: Any] {

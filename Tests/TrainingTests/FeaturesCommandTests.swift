@@ -8,9 +8,6 @@ import Training
 /// `causal-tune features` (the binary built by `launch/test`): `--set` overrides and how a
 /// non-square image reaches the square backbone input (`--fit crop|stretch`).
 final class FeaturesCommandTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
-    static var binary: String { root + "/.build/release/causal-tune" }
     private var dir = ""
 
     /// An 84×28 image in three 28-pixel bands: red, green, blue.
@@ -50,22 +47,8 @@ final class FeaturesCommandTests: XCTestCase {
     }
 
     private func run(_ args: [String]) throws -> (Int32, String) {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw XCTSkip("build the CLI first: swift build -c release --product causal-tune (launch/test does)")
-        }
-        let p = Process()
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        p.environment = env
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try CommandLineRunner.requireBinary()
+        return try CommandLineRunner.run(args)
     }
 
     /// `/image` de-normalised: the mean R, G, B over the picture.

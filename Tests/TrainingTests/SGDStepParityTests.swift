@@ -212,33 +212,15 @@ final class SGDStepParityTests: XCTestCase {
     /// twice, one copy per rank; the global valid-pixel normaliser makes the summed
     /// gradient the mean over both copies, i.e. the same gradient.
     func testTwoRanksTakeTheSameStepThroughTheCLI() throws {
-        let binary = TrainingRunTests.binary
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw XCTSkip("build the CLI first: swift build -c release --product causal-tune (launch/test does)")
-        }
+        try CommandLineRunner.requireBinary()
         let expected = try HDF5File.open("\(SGDStepParityTests.fixtures)/expected_causal_tune.h5")
         let weights = dir + "/dinov2_vitt14_formula.h5"
         try FormulaWeights.write(to: weights, expected: expected)
         try config(peft: "{method: causal_tune, tokens: 4, scale_init: 0.5}", weights: weights, batch: 2)
             .write(toFile: dir + "/step.yaml", atomically: true, encoding: .utf8)
         let initial = "\(SGDStepParityTests.fixtures)/init_causal_tune.h5"
-        let p = Process()
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-        p.environment = env
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS", binary,
-                       "train", "--config", dir + "/step.yaml", "--init", initial]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, out)
+        let (status, out) = try CommandLineRunner.run(["train", "--config", dir + "/step.yaml", "--init", initial], ranks: 2)
+        XCTAssertEqual(status, 0, out)
         _ = try compare(checkpoint: dir + "/work/iter_1.h5", initial: initial, expected: expected)
         let f = try HDF5File.open(dir + "/work/iter_1.h5")
         XCTAssertEqual(try f.int64Attribute("world_size"), 2)

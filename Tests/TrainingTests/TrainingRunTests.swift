@@ -8,15 +8,10 @@ import Training
 /// End-to-end runs of `.build/release/causal-tune train` (built by `launch/test`): a tiny
 /// random ViT on a 4-image `folder` dataset, single process and under `mpirun -np 2`.
 final class TrainingRunTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
-    static var binary: String { root + "/.build/release/causal-tune" }
     private var dir = ""
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: TrainingRunTests.binary) else {
-            throw XCTSkip("build the CLI first: swift build -c release --product causal-tune (launch/test does)")
-        }
+        try CommandLineRunner.requireBinary()
         dir = NSTemporaryDirectory() + "ct-train-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir + "/data/images", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/data/labels", withIntermediateDirectories: true)
@@ -62,28 +57,7 @@ final class TrainingRunTests: XCTestCase {
     /// Runs the CLI (optionally under mpirun -np `ranks`); returns (status, output).
     @discardableResult
     private func run(_ args: [String], ranks: Int = 1) throws -> (Int32, String) {
-        let p = Process()
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-        p.environment = env
-        if ranks > 1 {
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["mpirun", "-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS",
-                           TrainingRunTests.binary] + args
-        } else {
-            p.executableURL = URL(fileURLWithPath: TrainingRunTests.binary)
-            p.arguments = args
-        }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try CommandLineRunner.run(args, ranks: ranks)
     }
 
     private func train(_ work: String, ranks: Int = 1, config: String = "tiny.yaml", extra: [String] = [],
@@ -188,17 +162,8 @@ final class TrainingRunTests: XCTestCase {
     /// kill -9 of one rank mid-run: every checkpoint left is complete, and --resume goes on.
     func testKilledRankLeavesLastCheckpointIntact() throws {
         let work = dir + "/killed"
-        let p = Process()
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-        p.environment = env
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS",
-                       TrainingRunTests.binary, "train", "--config", dir + "/tiny.yaml", "--work-dir", work,
-                       "--set", "train.iters=100000", "train.keep=2", "data.val=[]"]
+        let p = CommandLineRunner.process(["train", "--config", dir + "/tiny.yaml", "--work-dir", work,
+                                           "--set", "train.iters=100000", "train.keep=2", "data.val=[]"], ranks: 2)
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
