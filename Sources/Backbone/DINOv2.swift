@@ -18,12 +18,13 @@ import Numerics
 /// adapter's backward so the adapter's own parameters get their gradients.
 ///
 /// Memory plan: the forward keeps the token sequences x₀…x_L ([B, T, C] each). With
-/// `recompute = false` every block also keeps its activation caches (n1, x1, n2, qkv, the
-/// attention matrix [B, NH, T, T] unless `storesAttentionProbabilities` is off, FFN hidden
-/// [B·T, H] twice) from its forward to its backward; with `recompute = true` a block's caches
-/// are freed right after its forward and rebuilt from x_i during backward (one block's
-/// activations at a time plus x₀…x_L). Either way a block's caches and backward scratch are
-/// freed as soon as its backward is done.
+/// `recompute = false` every block also keeps what its frozen backward reads from its
+/// forward to its backward (x1, qkv, the FFN pre-activation, LayerNorm statistics, and the
+/// attention matrix [B, NH, T, T] when `storesAttentionProbabilities`), in buffers that stay
+/// allocated from step to step; everything else (n1, n2, attention output, FFN activation,
+/// backward work buffers) lives in one scratch arena shared by all blocks. With
+/// `recompute = true` (and for `forward(forBackward: false)`) the blocks' caches live in
+/// that arena too, one block's worth, rebuilt from x_i right before the block's backward.
 public final class DINOv2: Module {
     public let architecture: DINOv2Architecture
     public let patchSize: Int
@@ -42,7 +43,10 @@ public final class DINOv2: Module {
     /// Recompute each block's activations during backward instead of keeping them.
     public var recompute: Bool
     /// Whether blocks keep their attention matrices [B, NH, T, T] for the backward (faster)
-    /// or recompute them there (`Attention.storesProbabilities`; less memory in store mode).
+    /// or recompute them there (`Attention.storesProbabilities`: one more q kᵀ product and
+    /// softmax per head, much less memory at long sequences). Default: kept when they take
+    /// no more room than the block's other caches, `NH·T ≤ 8·C` floats per token (ViT-S/B/L
+    /// at 224², not ViT-L at 512²).
     public var storesAttentionProbabilities: Bool = true {
         didSet { for b in blocks { b.attn.storesProbabilities = storesAttentionProbabilities } }
     }
@@ -79,6 +83,8 @@ public final class DINOv2: Module {
         blocks = (0..<architecture.depth).map { _ in
             DINOv2Block(channels: c, heads: architecture.heads, feedForward: architecture.feedForward)
         }
+        storesAttentionProbabilities = architecture.heads * (architecture.prefixTokens + grid.h * grid.w) <= 8 * c
+        for b in blocks { b.attn.storesProbabilities = storesAttentionProbabilities }
     }
 
     /// Official names: `cls_token`, `pos_embed`, `register_tokens`, `patch_embed.proj.*`, `blocks.<i>.*`.
@@ -221,7 +227,7 @@ public final class DINOv2: Module {
             } else {
                 target = tokens[i + 1]
             }
-            blocks[i].forward(tokens[i], into: target, scratch: scratch)
+            blocks[i].forward(tokens[i], into: target, scratch: scratch, sharedCaches: recompute || !forBackward)
             if recompute || !forBackward { blocks[i].releaseCache() }
             observe?(i, target)
             if let adapter {
@@ -229,7 +235,6 @@ public final class DINOv2: Module {
                                 grid: (grid.h, grid.w))
             }
         }
-        if recompute || !forBackward { scratch.release() }
         canBackward = forBackward
         return tokens[L]
     }
@@ -297,7 +302,7 @@ public final class DINOv2: Module {
                 if blockOutput.shape != [B, T, C] { blockOutput = Tensor(zeros: [B, T, C]) }
             }
             if recompute {
-                blocks[i].forward(tokens[i], into: blockOutput, scratch: scratch)
+                blocks[i].forward(tokens[i], into: blockOutput, scratch: scratch, sharedCaches: true)
             }
             if let adapter {
                 if recompute {
@@ -313,13 +318,11 @@ public final class DINOv2: Module {
                 dBlock = gradientBlock
             }
             blocks[i].backwardInput(dOutput: dBlock, input: tokens[i], dInput: next, scratch: scratch)
-            // Its caches and backward scratch are spent: free them now so that at most one
-            // block's backward scratch is alive (the next forward reallocates, a small cost
-            // next to the block's GEMMs).
-            blocks[i].releaseCache()
+            // Without recompute the block's caches stay allocated for the next step's forward
+            // (no allocation and first touch of fresh pages every step).
+            if recompute { blocks[i].releaseCache() }
             swap(&g, &next)
         }
-        if recompute { scratch.release() }
         canBackward = false   // the caches are spent; the next backward needs a new forward
         return g
     }

@@ -14,10 +14,14 @@ import Numerics
 ///     dx1 = dout + LN2ᵀ( FFNᵀ(γ2 ⊙ dout) )
 ///     dx  = dx1  + LN1ᵀ( Attnᵀ(γ1 ⊙ dx1) )
 ///
-/// (`Lᵀ(g)` is layer L's input-gradient map at the cached forward point.) The forward caches
-/// n1, x1, n2 and the layers cache their own activations; `releaseCache` frees all of it
-/// (the backbone's recompute mode does so after each block). Backward scratch is borrowed
-/// from the backbone (`BlockScratch`) so blocks share it.
+/// (`Lᵀ(g)` is layer L's input-gradient map at the cached forward point.)
+///
+/// Memory: the frozen backward reads only x1, qkv (and A if stored), the FFN pre-activation
+/// and the LayerNorm statistics, so those are the block's caches; n1, n2, the attention
+/// output y, the FFN activation, the branch buffer and every backward work buffer are
+/// borrowed from the backbone's `BlockScratch` arena, shared by all blocks and kept across
+/// steps. With `sharedCaches` (recompute / inference) the caches go to the arena too:
+/// one block's worth for all blocks.
 public final class DINOv2Block: Module {
     public let channels: Int
     public let norm1: LayerNorm
@@ -27,16 +31,21 @@ public final class DINOv2Block: Module {
     public let ffn: FeedForwardLayer
     public let ls2: LayerScale       // γ2 [C]
 
-    private var n1 = Tensor(zeros: [0]), x1 = Tensor(zeros: [0]), n2 = Tensor(zeros: [0])
+    private var x1Own = Tensor(zeros: [0])
+    private var x1 = Tensor(zeros: [0])   // x1 of the last forward (own buffer or arena view)
 
     public init(channels: Int, heads: Int, feedForward: DINOv2Architecture.FeedForward) {
         self.channels = channels
         norm1 = LayerNorm(channels: channels, eps: 1e-6)
         attn = Attention(channels: channels, heads: heads)
+        attn.inputGradientsOnly = true
         ls1 = LayerScale(channels: channels, initValue: 1)
         norm2 = LayerNorm(channels: channels, eps: 1e-6)
         switch feedForward {
-        case .mlp(let h): ffn = .mlp(MLP(channels: channels, hiddenChannels: h))
+        case .mlp(let h):
+            let m = MLP(channels: channels, hiddenChannels: h)
+            m.inputGradientsOnly = true
+            ffn = .mlp(m)
         case .swiglu(let h): ffn = .swiglu(SwiGLUFFN(channels: channels, hiddenChannels: h))
         }
         ls2 = LayerScale(channels: channels, initValue: 1)
@@ -50,60 +59,66 @@ public final class DINOv2Block: Module {
     }
 
     /// input [B, T, C] → output [B, T, C] (written; may not alias input). `scratch` lends
-    /// the branch buffer.
-    public func forward(_ input: Tensor, into output: Tensor, scratch: BlockScratch) {
+    /// the work buffers (and, with `sharedCaches`, holds the caches: the backward must then
+    /// follow before another block's forward uses the same scratch).
+    public func forward(_ input: Tensor, into output: Tensor, scratch: BlockScratch, sharedCaches: Bool = false) {
         precondition(input.rank == 3 && input.shape[2] == channels && output.count == input.count,
                      "DINOv2Block: input \(input.shape), output \(output.shape), C = \(channels)")
-        if n1.shape != input.shape {
-            n1 = Tensor(zeros: input.shape)
-            x1 = Tensor(zeros: input.shape)
-            n2 = Tensor(zeros: input.shape)
+        let shape = input.shape, rows = input.count / channels
+        attn.arena = scratch
+        attn.cachesInArena = sharedCaches
+        ffn.lend(scratch, cachesInArena: sharedCaches)
+        let n1 = scratch.tensor("block.n1", shape), n2 = scratch.tensor("block.n2", shape)
+        let branch = scratch.tensor("block.branch", shape)
+        if sharedCaches {
+            x1Own = Tensor(zeros: [0])
+            x1 = scratch.tensor("block.x1", shape)
+        } else {
+            if x1Own.shape != shape { x1Own = Tensor(zeros: shape) }
+            x1 = x1Own
         }
-        let branch = scratch.ensure(0, input.shape)
         norm1.forward(input, into: n1)
         attn.forward(n1, into: branch)
-        x1.copy(from: input)
-        ls1.forward(branch, into: x1, accumulate: true)      // x1 = x + γ1 ⊙ Attn(n1)
+        // x1 = x + γ1 ⊙ Attn(n1)
+        Kernels.scaledResidual(input.data, branch.data, gamma: ls1.gamma.value.data, into: x1.data, rows: rows, channels: channels)
         norm2.forward(x1, into: n2)
         ffn.forward(n2, into: branch)
-        output.copy(from: x1)
-        ls2.forward(branch, into: output, accumulate: true)  // out = x1 + γ2 ⊙ FFN(n2)
+        // out = x1 + γ2 ⊙ FFN(n2)
+        Kernels.scaledResidual(x1.data, branch.data, gamma: ls2.gamma.value.data, into: output.data, rows: rows, channels: channels)
     }
 
     /// Frozen backward: given dOutput = ∂L/∂out, *writes* ∂L/∂x into dInput (which may not
     /// alias dOutput). `input` is the forward's input; the caches must be that forward's.
     public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor, scratch: BlockScratch) {
-        precondition(n1.shape == input.shape, "DINOv2Block: backward without a matching forward")
-        let dBranch = scratch.ensure(0, input.shape), dNorm = scratch.ensure(1, input.shape)
+        precondition(x1.shape == input.shape, "DINOv2Block: backward without a matching forward")
+        let shape = input.shape, rows = input.count / channels
+        let dBranch = scratch.tensor("block.dBranch", shape), dNorm = scratch.tensor("block.dNorm", shape)
         let dx1 = dInput                                      // dx accumulates on top of dx1
-        // FFN branch: dx1 = dout + LN2ᵀ(FFNᵀ(γ2 ⊙ dout)).
-        dBranch.zero()
-        ls2.backwardInput(dOutput: dOutput, dInput: dBranch)
-        dNorm.zero()
-        ffn.backwardInput(dOutput: dBranch, input: n2, dInput: dNorm)
+        // FFN branch: dx1 = dout + LN2ᵀ(FFNᵀ(γ2 ⊙ dout)). (The FFN and attention backward
+        // read only the shape of their input.)
+        Kernels.scaleChannels(dOutput.data, gamma: ls2.gamma.value.data, into: dBranch.data, rows: rows, channels: channels)
+        ffn.backwardInput(dOutput: dBranch, input: input, writing: dNorm)
         dx1.copy(from: dOutput)
         norm2.backwardInput(dOutput: dNorm, input: x1, dInput: dx1)
         // Attention branch: dx = dx1 + LN1ᵀ(Attnᵀ(γ1 ⊙ dx1)).
-        dBranch.zero()
-        ls1.backwardInput(dOutput: dx1, dInput: dBranch)
-        dNorm.zero()
-        attn.backwardInput(dOutput: dBranch, input: n1, dInput: dNorm)
+        Kernels.scaleChannels(dx1.data, gamma: ls1.gamma.value.data, into: dBranch.data, rows: rows, channels: channels)
+        attn.backwardInput(dOutput: dBranch, input: input, dInput: dNorm, accumulate: false)
         norm1.backwardInput(dOutput: dNorm, input: input, dInput: dInput)
     }
 
-    /// Frees every activation cache (the next forward reallocates).
+    /// Frees every activation cache held by the block itself (the next forward
+    /// reallocates); buffers in the scratch arena stay with the arena.
     public func releaseCache() {
-        n1 = Tensor(zeros: [0])
+        x1Own = Tensor(zeros: [0])
         x1 = Tensor(zeros: [0])
-        n2 = Tensor(zeros: [0])
         norm1.releaseCache()
         attn.releaseCache()
         norm2.releaseCache()
         ffn.releaseCache()
     }
 
-    /// Bytes held by this block's own caches (n1, x1, n2) — for memory estimates.
-    var cachedElements: Int { n1.count + x1.count + n2.count }
+    /// Floats held by this block's own x1 cache — for memory estimates.
+    var cachedElements: Int { x1Own.count }
 }
 
 /// The FFN of a block: GELU MLP (ViT-S/B/L) or SwiGLU (ViT-g).
@@ -125,10 +140,21 @@ public enum FeedForwardLayer {
         }
     }
 
-    func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+    /// Writes (not accumulates) ∂L/∂input into `dInput`.
+    func backwardInput(dOutput: Tensor, input: Tensor, writing dInput: Tensor) {
         switch self {
-        case .mlp(let m): m.backwardInput(dOutput: dOutput, input: input, dInput: dInput)
-        case .swiglu(let m): m.backwardInput(dOutput: dOutput, input: input, dInput: dInput)
+        case .mlp(let m): m.backwardInput(dOutput: dOutput, input: input, dInput: dInput, accumulate: false)
+        case .swiglu(let m):
+            dInput.zero()
+            m.backwardInput(dOutput: dOutput, input: input, dInput: dInput)
+        }
+    }
+
+    /// Lends the block's scratch arena to the GELU MLP (SwiGLU keeps its own buffers).
+    func lend(_ arena: ScratchArena, cachesInArena: Bool) {
+        if case .mlp(let m) = self {
+            m.arena = arena
+            m.cachesInArena = cachesInArena
         }
     }
 
@@ -140,14 +166,5 @@ public enum FeedForwardLayer {
     }
 }
 
-/// Backward scratch shared by all blocks of a backbone ([B, T, C] buffers by slot).
-public final class BlockScratch {
-    private var slots: [Tensor] = []
-    public init() {}
-    func ensure(_ slot: Int, _ shape: [Int]) -> Tensor {
-        while slots.count <= slot { slots.append(Tensor(zeros: [0])) }
-        if slots[slot].shape != shape { slots[slot] = Tensor(zeros: shape) }
-        return slots[slot]
-    }
-    public func release() { slots = [] }
-}
+/// The work buffers shared by all blocks of a backbone (a `ScratchArena`).
+public typealias BlockScratch = ScratchArena

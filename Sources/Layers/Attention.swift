@@ -13,11 +13,15 @@ import Numerics
 ///     dv = Aᵀ g,   dA = g vᵀ,   dS = A ⊙ (dA − rowsum(dA ⊙ A)) · D^−½,
 ///     dq = dS k,   dk = dSᵀ q
 ///
-/// Caches of the last forward: qkv [B, T, 3C], y [B, T, C] and (unless
-/// `storesProbabilities` is off, then A is recomputed in backward) A [B, NH, T, T]. The products
-/// run per (batch, head) with sgemm on strided views of qkv (no transposed copies); when
-/// BLAS is single-threaded (one thread per MPI rank) the (b, h) pairs are spread over
-/// `Parallel` workers instead.
+/// Caches of the last forward: qkv [B, T, 3C], y [B, T, C] (not with `inputGradientsOnly`:
+/// only proj's weight gradient reads it) and (unless `storesProbabilities` is off, then A is
+/// recomputed in backward) A [B, NH, T, T]. The products run per (batch, head) with sgemm
+/// on strided views of qkv (no transposed copies), the (b, h) pairs spread over `Parallel`
+/// workers, each product single-threaded, softmax in place in the worker's [T, T] block.
+///
+/// Memory: with an `arena`, the backward work buffers (and y with `inputGradientsOnly`) are
+/// borrowed from it; with `cachesInArena` the caches too (for layers whose backward
+/// directly follows their own forward, e.g. the backbone's recompute mode).
 public final class Attention: Module {
     public let channels: Int   // C
     public let heads: Int      // NH
@@ -27,7 +31,16 @@ public final class Attention: Module {
     public let proj: Linear    // [C, C]
     private var qkvOut = CacheBuffer(), att = CacheBuffer(), y = CacheBuffer()
     private var dY = CacheBuffer(), dQKV = CacheBuffer(), dAtt = CacheBuffer(), probScratch = CacheBuffer()
+    /// The caches of the last forward (own buffers or arena views).
+    private var qkvCache = Tensor(zeros: [0]), attCache = Tensor(zeros: [0]), yCache = Tensor(zeros: [0])
     private var batch = 0, tokens = 0, probabilitiesStored = false
+
+    /// Lends the work buffers (see the type's documentation); nil: own buffers.
+    public var arena: ScratchArena?
+    /// Keep the caches in `arena` too (shared with every layer using it).
+    public var cachesInArena = false
+    /// Only `backwardInput` will follow (frozen weights): y goes to the arena, not the cache.
+    public var inputGradientsOnly = false
 
     /// Whether the forward keeps A [B, NH, T, T] for the backward (default). When false, the
     /// forward uses a per-worker [T, T] scratch and the backward recomputes A from the cached
@@ -56,10 +69,22 @@ public final class Attention: Module {
 
     /// The attention probabilities of the last forward, [B, NH, T, T] (empty unless
     /// `storesProbabilities`).
-    public var attentionProbabilities: Tensor { att.tensor }
+    public var attentionProbabilities: Tensor { probabilitiesStored ? attCache : Tensor(zeros: [0]) }
 
     /// Whether (b, h) pairs run on `Parallel` workers (each GEMM single-threaded).
     private var parallelPairs: Bool { BLAS.threads == 1 && Parallel.threads > 1 }
+
+    /// A work buffer: from the arena when there is one, else the layer's own.
+    private func buffer(_ own: inout CacheBuffer, _ key: String, _ shape: [Int]) -> Tensor {
+        if let arena { return arena.tensor(key, shape) }
+        return own.ensure(shape)
+    }
+
+    /// A cache: from the arena with `cachesInArena`, else the layer's own.
+    private func cache(_ own: inout CacheBuffer, _ key: String, _ shape: [Int]) -> Tensor {
+        if cachesInArena, let arena { own.release(); return arena.tensor(key, shape) }
+        return own.ensure(shape)
+    }
 
     /// Runs `body(pair, worker, rowsParallel)` over all (b, h) pairs: spread over `workers`
     /// Parallel workers (each with its own scratch index), or serially with row-parallel
@@ -98,14 +123,24 @@ public final class Attention: Module {
         tokens = T
         let pairs = B * NH
         let workers = parallelPairs ? Swift.min(Parallel.threads, pairs) : 1
-        let qkvT = qkvOut.ensure([B, T, 3 * C]), yT = y.ensure([B, T, C])
+        let qkvT = cache(&qkvOut, "attn.qkv", [B, T, 3 * C])
+        let yT: Tensor
+        if inputGradientsOnly, let arena {
+            y.release()
+            yT = arena.tensor("attn.y", [B, T, C])
+        } else {
+            yT = cache(&y, "attn.y", [B, T, C])
+        }
         let probs: Tensor
         if storesProbabilities {
-            probs = att.ensure([B, NH, T, T])
+            probs = cache(&att, "attn.probabilities", [B, NH, T, T])
         } else {
             att.release()
-            probs = probScratch.ensure([workers, T, T])
+            probs = buffer(&probScratch, "attn.probabilityScratch", [workers, T, T])
         }
+        qkvCache = qkvT
+        yCache = yT
+        attCache = storesProbabilities ? probs : Tensor(zeros: [0])
         qkv.forward(input, into: qkvT)
         probabilitiesStored = storesProbabilities
         let qkvP = qkvT.data, probP = probs.data, yP = yT.data, stores = storesProbabilities
@@ -130,21 +165,24 @@ public final class Attention: Module {
     /// Full backward (after `forward` on the same `input`): accumulates dx (when given) and
     /// the gradients of the parameters that require one.
     public func backward(dOutput: Tensor, input: Tensor, dInput: Tensor?) {
+        precondition(!inputGradientsOnly, "Attention: full backward of a layer set to inputGradientsOnly")
         let g = qkvGradient(dOutput: dOutput, input: input, frozen: false)
         qkv.backward(dOutput: g, input: input, dInput: dInput)
     }
 
-    /// Frozen backward: accumulates only dx.
-    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+    /// Frozen backward: accumulates only dx (or, with `accumulate: false`, writes it).
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor, accumulate: Bool = true) {
         precondition(dInput.count == input.count, "Attention: dInput \(dInput.shape) for input \(input.shape)")
         let g = qkvGradient(dOutput: dOutput, input: input, frozen: true)
-        qkv.backwardInput(dOutput: g, dInput: dInput)
+        qkv.inputGradient(dOutput: g, into: dInput, accumulate: accumulate)
     }
 
     /// Frees the caches and scratch buffers.
     public func releaseCache() {
         qkvOut.release(); att.release(); y.release(); dY.release(); dQKV.release(); dAtt.release()
         probScratch.release()
+        qkvCache = Tensor(zeros: [0]); attCache = Tensor(zeros: [0]); yCache = Tensor(zeros: [0])
+        probabilitiesStored = false
         batch = 0
         tokens = 0
     }
@@ -155,15 +193,15 @@ public final class Attention: Module {
                      "Attention: backward without a matching forward")
         precondition(dOutput.count == input.count, "Attention: dOutput \(dOutput.shape) for input \(input.shape)")
         let (B, T, C, NH, D) = (batch, tokens, channels, heads, headDim)
-        let dYT = dY.ensure([B, T, C]), dQKVT = dQKV.ensure([B, T, 3 * C])
-        if !frozen { proj.backward(dOutput: dOutput, input: y.tensor, dInput: nil) }
+        let dYT = buffer(&dY, "attn.dY", [B, T, C]), dQKVT = buffer(&dQKV, "attn.dQKV", [B, T, 3 * C])
+        if !frozen { proj.backward(dOutput: dOutput, input: yCache, dInput: nil) }
         proj.inputGradient(dOutput: dOutput, into: dYT, accumulate: false)
         let pairs = B * NH
         let workers = parallelPairs ? Swift.min(Parallel.threads, pairs) : 1
         let stores = probabilitiesStored
-        let scratch = dAtt.ensure([workers, T, T])
-        let recomputed = stores ? scratch : probScratch.ensure([workers, T, T])
-        let qkvP = qkvOut.tensor.data, attP = att.tensor.data, dyP = dYT.data, dP = dQKVT.data
+        let scratch = buffer(&dAtt, "attn.dProbabilities", [workers, T, T])
+        let recomputed = stores ? scratch : buffer(&probScratch, "attn.probabilityScratch", [workers, T, T])
+        let qkvP = qkvCache.data, attP = attCache.data, dyP = dYT.data, dP = dQKVT.data
         let s = scale
         forEachPair(pairs, workers: workers) { pair, w, rowsParallel in
             let b = pair / NH, h = pair % NH

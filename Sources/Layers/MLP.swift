@@ -9,13 +9,24 @@ import Numerics
 ///
 ///     da = dy W2  (fc2),   dh = gelu'(h) ⊙ da,   dx += dh W1  (fc1)
 ///
-/// Caches of the last forward: h and a ([N, H] each); backward uses one [N, H] scratch.
+/// Caches of the last forward: h and a ([N, H] each; a not with `inputGradientsOnly`, as
+/// only fc2's weight gradient reads it); backward uses one [N, H] scratch. With an `arena`
+/// the scratch (and a with `inputGradientsOnly`) is borrowed from it, with `cachesInArena`
+/// h too (see `Attention`).
 public final class MLP: Module {
     public let channels: Int        // C
     public let hiddenChannels: Int  // H
     public let fc1: Linear          // [H, C]
     public let fc2: Linear          // [C, H]
     private var pre = CacheBuffer(), act = CacheBuffer(), dAct = CacheBuffer()
+    private var preCache = Tensor(zeros: [0]), actCache = Tensor(zeros: [0])
+
+    /// Lends the work buffers; nil: own buffers.
+    public var arena: ScratchArena?
+    /// Keep the cache h in `arena` too.
+    public var cachesInArena = false
+    /// Only `backwardInput` will follow (frozen weights): a goes to the arena, not the cache.
+    public var inputGradientsOnly = false
 
     public init(channels: Int, hiddenChannels: Int) {
         self.channels = channels
@@ -37,7 +48,21 @@ public final class MLP: Module {
     public func forward(_ input: Tensor, into output: Tensor) {
         let n = rowCount(input, channels)
         precondition(output.count == input.count, "MLP: output \(output.shape) for input \(input.shape)")
-        let h = pre.ensure([n, hiddenChannels]), a = act.ensure([n, hiddenChannels])
+        let h: Tensor, a: Tensor
+        if cachesInArena, let arena {
+            pre.release()
+            h = arena.tensor("mlp.pre", [n, hiddenChannels])
+        } else {
+            h = pre.ensure([n, hiddenChannels])
+        }
+        if (inputGradientsOnly || cachesInArena), let arena {
+            act.release()
+            a = arena.tensor("mlp.act", [n, hiddenChannels])
+        } else {
+            a = act.ensure([n, hiddenChannels])
+        }
+        preCache = h
+        actCache = a
         BLAS.gemm(transposeA: false, transposeB: true, m: n, n: hiddenChannels, k: channels,
                   a: input.data, lda: channels, b: fc1.weight.value.data, ldb: channels,
                   c: h.data, ldc: hiddenChannels)
@@ -55,28 +80,32 @@ public final class MLP: Module {
     /// Full backward: accumulates dx (when given) and the gradients of the parameters that
     /// require one.
     public func backward(dOutput: Tensor, input: Tensor, dInput: Tensor?) {
+        precondition(!inputGradientsOnly, "MLP: full backward of a layer set to inputGradientsOnly")
         let dh = hiddenGradient(dOutput: dOutput, input: input, frozen: false)
         fc1.backward(dOutput: dh, input: input, dInput: dInput)
     }
 
-    /// Frozen backward: accumulates only dx.
-    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+    /// Frozen backward: accumulates only dx (or, with `accumulate: false`, writes it).
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor, accumulate: Bool = true) {
         let dh = hiddenGradient(dOutput: dOutput, input: input, frozen: true)
-        fc1.backwardInput(dOutput: dh, dInput: dInput)
+        fc1.inputGradient(dOutput: dh, into: dInput, accumulate: accumulate)
     }
 
     /// Frees the activation caches and scratch.
-    public func releaseCache() { pre.release(); act.release(); dAct.release() }
+    public func releaseCache() {
+        pre.release(); act.release(); dAct.release()
+        preCache = Tensor(zeros: [0]); actCache = Tensor(zeros: [0])
+    }
 
     /// dh = gelu'(h) ⊙ (dy W2), plus fc2's parameter gradients unless frozen.
     private func hiddenGradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
         let n = rowCount(input, channels)
         precondition(dOutput.count == input.count, "MLP: dOutput \(dOutput.shape) for input \(input.shape)")
-        precondition(pre.tensor.shape == [n, hiddenChannels], "MLP: backward without a matching forward")
-        let da = dAct.ensure([n, hiddenChannels])
-        if !frozen { fc2.backward(dOutput: dOutput, input: act.tensor, dInput: nil) }
+        precondition(preCache.shape == [n, hiddenChannels], "MLP: backward without a matching forward")
+        let da = arena?.tensor("mlp.dAct", [n, hiddenChannels]) ?? dAct.ensure([n, hiddenChannels])
+        if !frozen { fc2.backward(dOutput: dOutput, input: actCache, dInput: nil) }
         fc2.inputGradient(dOutput: dOutput, into: da, accumulate: false)
-        Kernels.geluBackwardInPlace(da.data, preActivation: pre.tensor.data, count: da.count)
+        Kernels.geluBackwardInPlace(da.data, preActivation: preCache.data, count: da.count)
         return da
     }
 }

@@ -1,10 +1,30 @@
 import CBLAS
 
 /// Matrix products, all through OpenBLAS `cblas_sgemm` (row-major).
+///
+/// Threading: OpenBLAS runs with one thread (set on the first product), and a product of
+/// at least `splitFLOPs` called outside a parallel region is split into `Parallel.threads`
+/// blocks of rows of C (or of columns, when C is wider than tall), each one single-threaded
+/// `sgemm` on a `Parallel` worker (results agree with the unsplit product to rounding).
+/// Inside a parallel region (e.g. attention's per-head products) a product runs whole on
+/// its worker.
 public enum BLAS {
-    /// Sets OpenBLAS's own thread count (defaults to `OPENBLAS_NUM_THREADS`).
-    public static func setThreads(_ n: Int) { ct_blas_set_threads(Int32(n)) }
-    public static var threads: Int { Int(ct_blas_get_threads()) }
+    /// OpenBLAS's own thread count. Leave it at 1 (the default from the first product on)
+    /// unless you call BLAS from one thread only and want OpenBLAS's threading instead of
+    /// ours: products are split over `Parallel` workers only while it is 1.
+    public static func setThreads(_ n: Int) {
+        _ = singleThreaded
+        ct_blas_set_threads(Int32(n))
+    }
+    public static var threads: Int {
+        _ = singleThreaded
+        return Int(ct_blas_get_threads())
+    }
+
+    /// Products with at least this many multiply-adds (m·n·k) are split over workers.
+    public static let splitFLOPs = 1 << 19
+
+    private static let singleThreaded: Void = { ct_blas_set_threads(1) }()
 
     /// `C = alpha · op(A) · op(B) + beta · C` with row-major `A` (m×k after `op`),
     /// `B` (k×n after `op`), `C` (m×n) and explicit leading dimensions.
@@ -27,6 +47,39 @@ public enum BLAS {
             }
             return
         }
+        _ = singleThreaded
+        let workers = Parallel.threads
+        if workers > 1 && m * n * k >= splitFLOPs && !Parallel.isInsideRegion && ct_blas_get_threads() == 1 {
+            // Whole register tiles of the kernel per block: 4 rows or 16 columns of C
+            // (row-major C is OpenBLAS's column-major Cᵀ, tiled 16 × 4).
+            let splitRows = m >= n
+            let extent = splitRows ? m : n, tile = splitRows ? 4 : 16
+            let parts = Swift.min(workers, Swift.max(1, extent / (2 * tile)))
+            if parts > 1 {
+                let per = ((extent + parts - 1) / parts + tile - 1) / tile * tile
+                Parallel.forEach(parts) { range in
+                    for p in range {
+                        let lo = p * per, hi = Swift.min(extent, lo + per)
+                        if lo >= hi { continue }
+                        if splitRows {
+                            sgemm(transposeA, transposeB, hi - lo, n, k, alpha,
+                                  transposeA ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc)
+                        } else {
+                            sgemm(transposeA, transposeB, m, hi - lo, k, alpha,
+                                  a, lda, transposeB ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc)
+                        }
+                    }
+                }
+                return
+            }
+        }
+        sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+
+    @inline(__always)
+    private static func sgemm(_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                              _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                              _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         cblas_sgemm(CblasRowMajor,
                     transposeA ? CblasTrans : CblasNoTrans,
                     transposeB ? CblasTrans : CblasNoTrans,

@@ -4,6 +4,8 @@
 ///     scale:  x = s · x
 ///     axpy:   y = y + α · x
 ///     mul:    c = a ⊙ b
+///     scaledResidual:  y[i, c] = x[i, c] + γ[c] · r[i, c]   (a LayerScale'd residual branch)
+///     scaleChannels:   y[i, c] = γ[c] · x[i, c]
 ///
 /// Outputs may alias inputs (every element is read before it is written, index by index).
 extension Kernels {
@@ -35,6 +37,29 @@ extension Kernels {
                            into c: UnsafeMutablePointer<Float>, count n: Int) {
         Parallel.forEach(n, grain: elementGrain) { r in
             for i in r { c[i] = a[i] * b[i] }
+        }
+    }
+
+    /// `y[i, c] = x[i, c] + gamma[c] · r[i, c]` over a rows × channels matrix (the residual
+    /// add of a LayerScale'd branch in one pass; `y` may alias `x` or `r`).
+    public static func scaledResidual(_ x: UnsafePointer<Float>, _ r: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                      into y: UnsafeMutablePointer<Float>, rows: Int, channels C: Int) {
+        Parallel.forEach(rows, grain: Swift.max(1, elementGrain / Swift.max(C, 1))) { range in
+            for i in range {
+                let xi = x + i * C, ri = r + i * C, yi = y + i * C
+                for c in 0..<C { yi[c] = xi[c] + gamma[c] * ri[c] }
+            }
+        }
+    }
+
+    /// `y[i, c] = gamma[c] · x[i, c]` over a rows × channels matrix (`y` may alias `x`).
+    public static func scaleChannels(_ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                     into y: UnsafeMutablePointer<Float>, rows: Int, channels C: Int) {
+        Parallel.forEach(rows, grain: Swift.max(1, elementGrain / Swift.max(C, 1))) { range in
+            for i in range {
+                let xi = x + i * C, yi = y + i * C
+                for c in 0..<C { yi[c] = gamma[c] * xi[c] }
+            }
         }
     }
 

@@ -1,15 +1,21 @@
 import Dispatch
 import Foundation
 
-/// Work splitting across cores for our own loops (BLAS has its own threads).
+/// Work splitting across cores: our own loops *and* the matrix products.
 ///
-/// The worker count defaults to `CAUSAL_TUNE_NUM_THREADS`, else `OPENBLAS_NUM_THREADS`,
-/// else the number of active cores, so that under `mpirun` with one BLAS thread per rank
-/// our loops do not oversubscribe the cores either.
+/// The thread budget (`threads`) defaults to `CAUSAL_TUNE_NUM_THREADS`, else
+/// `OPENBLAS_NUM_THREADS`, else `OMP_NUM_THREADS`, else the number of active cores, so that
+/// under `mpirun` with one thread per rank nothing oversubscribes the cores. OpenBLAS itself
+/// runs single-threaded (`BLAS`): a large product is split into row (or column) blocks over
+/// these same workers, so there is one pool of threads, not two fighting for the cores
+/// (OpenBLAS's idle workers spin in `sched_yield` while our loops run).
+///
+/// Regions do not nest: a `forEach` (or a split product) called from inside a worker runs
+/// inline on that worker, so a body may call `BLAS.gemm` or `Kernels` freely.
 public enum Parallel {
     nonisolated(unsafe) private static var configuredThreads: Int = defaultThreadCount()
 
-    /// The number of workers `parallelFor` uses.
+    /// The number of workers `forEach` uses.
     public static var threads: Int {
         get { configuredThreads }
         set { configuredThreads = Swift.max(1, newValue) }
@@ -23,23 +29,41 @@ public enum Parallel {
         return Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
 
+    /// The thread-specific key that marks a thread as running a `forEach` chunk.
+    private static let regionKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+    private static let marker = UnsafeMutableRawPointer(bitPattern: 1)
+
+    /// Whether the calling thread is inside a parallel region (nested work runs inline).
+    @inline(__always)
+    public static var isInsideRegion: Bool { pthread_getspecific(regionKey) != nil }
+
     /// Calls `body` on disjoint chunks that cover `0..<count`, in parallel.
     ///
-    /// `grain` is the smallest chunk worth a thread hop; small problems run inline on the
-    /// calling thread. Chunks are contiguous so each worker streams through memory.
+    /// `grain` is the smallest chunk worth a thread hop; small problems (and calls from
+    /// inside another region) run inline on the calling thread. Chunks are contiguous so
+    /// each worker streams through memory.
     @inline(__always)
     public static func forEach(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let workers = Swift.min(threads, Swift.max(1, count / Swift.max(grain, 1)))
-        if workers <= 1 {
+        if workers <= 1 || isInsideRegion {
             body(0..<count)
             return
         }
         let chunk = (count + workers - 1) / workers
+        let key = regionKey, mark = marker
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             let start = w * chunk
             let end = Swift.min(count, start + chunk)
-            if start < end { body(start..<end) }
+            if start < end {
+                pthread_setspecific(key, mark)
+                body(start..<end)
+                pthread_setspecific(key, nil)
+            }
         }
     }
 }

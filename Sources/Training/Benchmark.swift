@@ -23,6 +23,7 @@ import PEFT
 public final class TrainingBenchmark {
     public struct Result {
         public var stepSeconds: [Double]          // this rank's timed steps
+        public var cpuSeconds: [Double]           // this process's CPU time (all threads) per timed step
         public var split: [(String, Double)]      // medians, in step order
         public var flops: StepFLOPs
         public var sgemmPeakGFLOPs: Double
@@ -35,6 +36,9 @@ public final class TrainingBenchmark {
         public var perRankPeakRSSMegabytes: [Double]
 
         public var stepSecondsMedian: Double { TrainingBenchmark.median(stepSeconds) }
+        /// CPU seconds of a step (all threads): on a shared machine the wall time grows with
+        /// the others' load, this much less.
+        public var cpuSecondsMedian: Double { TrainingBenchmark.median(cpuSeconds) }
         public var imagesPerSecond: Double { Double(batch) / stepSecondsMedian }
         /// GFLOP of the global step (all ranks).
         public var gflopPerStep: Double { flops.total * Double(world) / 1e9 }
@@ -50,6 +54,7 @@ public final class TrainingBenchmark {
                 ("split_s", .object(split.map { ($0.0, JSONValue.double($0.1)) })),
             ]
             fields.append(("peak_fraction", .double(gflops / sgemmPeakGFLOPs)))
+            fields.append(("cpu_s_median", .double(cpuSecondsMedian)))
             fields.append(("gflop_per_step_split", .object([
                 ("patch_embed", .double(flops.patchEmbed / 1e9)), ("backbone_forward", .double(flops.backboneForward / 1e9)),
                 ("backbone_backward", .double(flops.backboneBackward / 1e9)), ("recompute", .double(flops.recompute / 1e9)),
@@ -73,6 +78,7 @@ public final class TrainingBenchmark {
             var s = String(format: "step %.4f s (median of %d)  %.2f images/s  %.2f GFLOP/step  %.1f GFLOP/s  sgemm peak %.1f GFLOP/s  (%.0f %% of peak)  peak RSS %.0f MB\n",
                            stepSecondsMedian, stepSeconds.count, imagesPerSecond, gflopPerStep, gflops, sgemmPeakGFLOPs,
                            100 * gflops / sgemmPeakGFLOPs, peakRSSMegabytes)
+            s += String(format: "  CPU time %.4f s per step (all threads)\n", cpuSecondsMedian)
             for (k, v) in split {
                 s += "  " + k.padding(toLength: 18, withPad: " ", startingAt: 0)
                     + String(format: " %8.4f s  %5.1f %%\n", v, 100 * v / stepSecondsMedian)
@@ -134,12 +140,14 @@ public final class TrainingBenchmark {
         let images = Tensor(zeros: [b, 3, S, S])
         var labelValues = [UInt8](repeating: 0, count: b * S * S)
         var times: [Double] = []
+        var cpuTimes: [Double] = []
         var splits: [[Double]] = []
         let names = ["data", "backbone_forward", "peft_forward", "head_forward", "head_backward", "peft_backward",
                      "backbone_backward", "allreduce", "optimizer"]
         for k in 0..<(Swift.max(0, warmup) + Swift.max(1, steps)) {
             comm.barrier()
             let t0 = DispatchTime.now().uptimeNanoseconds
+            let c0 = TrainingBenchmark.processCPUSeconds()
             rng.fillNormal(images)
             for i in 0..<labelValues.count { labelValues[i] = UInt8(rng.integer(below: K)) }
             let labels = LabelBatch(batch: b, height: S, width: S, values: labelValues)
@@ -156,7 +164,9 @@ public final class TrainingBenchmark {
             optimizer.step(lr: config.train.lr)
             parameters.scatterValues()
             let t4 = DispatchTime.now().uptimeNanoseconds
+            let c4 = TrainingBenchmark.processCPUSeconds()
             guard k >= warmup else { continue }
+            cpuTimes.append(c4 - c0)
             let s = { (a: UInt64, b: UInt64) in Double(b - a) / 1e9 }
             let pf = timer?.forwardSeconds ?? 0, pb = timer?.backwardSeconds ?? 0
             let fwd = network.forwardSeconds, bwd = s(t1, t2) - fwd
@@ -175,27 +185,41 @@ public final class TrainingBenchmark {
         gathered[comm.rank] = TrainingBenchmark.median(times)
         gathered[comm.size + comm.rank] = rss
         comm.allReduceSum(&gathered)
-        return Result(stepSeconds: times, split: split, flops: flops, sgemmPeakGFLOPs: peak, peakRSSMegabytes: rss,
+        return Result(stepSeconds: times, cpuSeconds: cpuTimes, split: split, flops: flops, sgemmPeakGFLOPs: peak, peakRSSMegabytes: rss,
                       batch: config.train.batchSize, world: comm.size, threads: Parallel.threads,
                       allReduceBytes: parameters.grads.count * MemoryLayout<Float>.size,
                       perRankStepSeconds: Array(gathered[0..<comm.size]),
                       perRankPeakRSSMegabytes: Array(gathered[comm.size...]))
     }
 
-    /// Best GFLOP/s of `repeats` square sgemm products `size`³ (BLAS threads as configured).
+    /// Best GFLOP/s of `repeats` square sgemm products `size`³ on `Parallel.threads` cores:
+    /// the better of OpenBLAS's own threading (one call with that many BLAS threads) and
+    /// ours (`BLAS.gemm`, row blocks on single-threaded sgemm), so the peak is the machine's.
     public static func sgemmPeak(size n: Int, repeats: Int) -> Double {
         let a = Tensor(zeros: [n, n]), b = Tensor(zeros: [n, n]), c = Tensor(zeros: [n, n])
         var rng = RandomGenerator(seed: 3)
         rng.fillUniform(a, -1, 1)
         rng.fillUniform(b, -1, 1)
         var best = Double.infinity
-        for _ in 0..<Swift.max(1, repeats) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.data, lda: n,
-                      b: b.data, ldb: n, c: c.data, ldc: n)
-            best = Swift.min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        let saved = BLAS.threads
+        defer { BLAS.setThreads(saved) }
+        for blasThreads in [Parallel.threads, 1] {
+            BLAS.setThreads(blasThreads)
+            for _ in 0..<Swift.max(1, repeats) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                BLAS.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.data, lda: n,
+                          b: b.data, ldb: n, c: c.data, ldc: n)
+                best = Swift.min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
         }
         return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+    }
+
+    /// CPU time of this process (user + system, all threads), seconds.
+    public static func processCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     /// VmHWM from /proc/self/status, in MiB (0 where unavailable).

@@ -44,6 +44,9 @@ public final class SegmentationNetwork {
         adapter = try CausalTuneAdapter.make(options: try CausalTuneOptions(m.peft), layers: arch.depth,
                                              channels: arch.channels, patchSize: m.backbone.patchSize, seed: rng.next())
         backbone.adapter = adapter
+        // With recompute every layer's adapter forward is re-run right before its backward,
+        // so one cache serves all layers (≈ 3·b·N·C floats per layer saved).
+        adapter?.sharesOneCache = backbone.recompute
         let outIndices = m.head.outIndices ?? defaultOutIndices(depth: arch.depth)
         for i in outIndices where i < 0 || i >= arch.depth {
             throw CausalTuneError("model.head.out_indices: \(i) is not a block of \(arch.name) (0…\(arch.depth - 1))")

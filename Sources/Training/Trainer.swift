@@ -120,14 +120,15 @@ public final class Trainer {
         }
     }
 
-    /// OPENBLAS_NUM_THREADS defaults to the node's cores ÷ local ranks.
+    /// The thread budget (`Parallel.threads`, which also splits the matrix products; OpenBLAS
+    /// itself stays single-threaded) defaults to the node's cores ÷ local ranks unless
+    /// CAUSAL_TUNE_NUM_THREADS or OPENBLAS_NUM_THREADS sets it.
     public static func configureThreads(_ comm: Communicator) {
         let env = ProcessInfo.processInfo.environment
         if env["OPENBLAS_NUM_THREADS"] == nil && env["CAUSAL_TUNE_NUM_THREADS"] == nil {
-            let n = comm.threadsPerRank
-            BLAS.setThreads(n)
-            Parallel.threads = n
+            Parallel.threads = comm.threadsPerRank
         }
+        BLAS.setThreads(1)
     }
 
     // MARK: data
