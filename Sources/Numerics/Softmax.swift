@@ -1,6 +1,6 @@
 import Foundation
 
-/// Softmax over the last dimension, in place, numerically stable:
+/// Softmax over the last dimension, in place, numerically stable (exp by `fastExp`):
 ///
 ///     y_j = exp(x_j − max_k x_k) / Σ_k exp(x_k − max_k x_k)
 ///
@@ -20,10 +20,10 @@ extension Kernels {
     @inline(__always)
     public static func softmaxRow(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
         var m = -Float.infinity
-        for j in 0..<n where row[j] > m { m = row[j] }
+        for j in 0..<n { m = Swift.max(m, row[j]) }
         var s: Float = 0
         for j in 0..<n {
-            let e = expf(row[j] - m)
+            let e = fastExp(row[j] - m)
             row[j] = e
             s += e
         }

@@ -82,4 +82,59 @@ final class BLASTests: XCTestCase {
         }
         XCTAssertEqual(c, [0.5, 1, 1.5, 2])
     }
+
+    func testProductsSplitOverWorkersMatchTheNaiveLoopInBothSplitDirections() {
+        // Large enough to be split (m·n·k ≥ BLAS.splitFLOPs): tall C splits rows, wide C columns.
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 3
+        var rng = RandomGenerator(seed: 23)
+        for (m, n, k) in [(203, 37, 90), (29, 301, 70)] {
+            XCTAssertGreaterThanOrEqual(m * n * k, BLAS.splitFLOPs)
+            for tA in [false, true] {
+                for tB in [false, true] {
+                    let lda = (tA ? m : k) + 1, ldb = (tB ? k : n) + 2, ldc = n + 3
+                    let a = (0..<((tA ? k : m) * lda)).map { _ in rng.uniform(-1, 1) }
+                    let b = (0..<((tB ? n : k) * ldb)).map { _ in rng.uniform(-1, 1) }
+                    let c = (0..<(m * ldc)).map { _ in rng.uniform(-1, 1) }
+                    var got = c
+                    a.withUnsafeBufferPointer { ap in
+                        b.withUnsafeBufferPointer { bp in
+                            got.withUnsafeMutableBufferPointer { cp in
+                                BLAS.gemm(transposeA: tA, transposeB: tB, m: m, n: n, k: k, alpha: 0.5,
+                                          a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                                          beta: 0.25, c: cp.baseAddress!, ldc: ldc)
+                            }
+                        }
+                    }
+                    let want = naive(tA, tB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                                     beta: 0.25, c: c, ldc: ldc)
+                    var worst: Float = 0
+                    for i in 0..<got.count { worst = Swift.max(worst, abs(got[i] - want[i])) }
+                    XCTAssertLessThan(worst, 1e-4, "\(m)×\(n)×\(k) transposeA \(tA) transposeB \(tB)")
+                }
+            }
+        }
+    }
+
+    func testNestedParallelRegionsRunInlineAndCoverEveryIndexOnce() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 4
+        let hits = UnsafeMutablePointer<Int32>.allocate(capacity: 64 * 50)
+        defer { hits.deallocate() }
+        hits.initialize(repeating: 0, count: 64 * 50)
+        XCTAssertFalse(Parallel.isInsideRegion)
+        Parallel.forEach(64) { outer in
+            XCTAssertTrue(Parallel.isInsideRegion)
+            for i in outer {
+                Parallel.forEach(50) { inner in
+                    XCTAssertEqual(inner, 0..<50)   // inline: one chunk
+                    for j in inner { hits[i * 50 + j] += 1 }
+                }
+            }
+        }
+        XCTAssertFalse(Parallel.isInsideRegion)
+        XCTAssertTrue((0..<(64 * 50)).allSatisfy { hits[$0] == 1 })
+    }
 }

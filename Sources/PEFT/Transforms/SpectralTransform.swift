@@ -177,11 +177,15 @@ public final class SpectralTransform {
                       c: tmp, ldc: st.ws * c)
         }
         // to[u, v, :] = Σ_j A_w[v, j] · tmp[u, j, :]    — [ws, ws] · [ws, C], per row u
-        st.aw.withUnsafeBufferPointer { aw in
-            for u in 0..<st.hs {
-                BLAS.gemm(transposeA: transposed, transposeB: false, m: st.ws, n: c, k: st.ws,
-                          a: aw.baseAddress!, lda: st.ws, b: tmp + u * st.ws * c, ldb: c,
-                          c: to + u * rowStride, ldc: c)
+        // (small products: the rows are spread over the workers, each product whole)
+        st.aw.withUnsafeBufferPointer { awp in
+            let aw = awp.baseAddress!
+            Parallel.forEach(st.hs) { rows in
+                for u in rows {
+                    BLAS.gemm(transposeA: transposed, transposeB: false, m: st.ws, n: c, k: st.ws,
+                              a: aw, lda: st.ws, b: tmp + u * st.ws * c, ldb: c,
+                              c: to + u * rowStride, ldc: c)
+                }
             }
         }
     }
