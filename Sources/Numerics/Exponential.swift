@@ -1,5 +1,5 @@
-/// A branch-free `exp` for Float that the compiler can vectorise (no libm call), used by
-/// the softmax and GELU kernels where `expf` per element dominated their time:
+/// A branch-free `exp` for Float (no libm call), scalar and 8 lanes, used by the softmax
+/// and GELU kernels where `expf` per element dominated their time:
 ///
 ///     n = round(x · log₂e)                          (the 1.5·2²³ trick: no rounding instruction)
 ///     r = x − n·ln2                                 (ln2 split in two for accuracy, |r| ≤ ln2/2)
@@ -27,5 +27,40 @@ extension Kernels {
         // The integer n sits in t's low mantissa bits (t = 1.5·2²³ + n).
         let bits = UInt32(bitPattern: Int32(bitPattern: t.bitPattern) &- 0x4B40_0000 &+ 127) &<< 23
         return er * Float(bitPattern: bits)
+    }
+
+    /// `fastExp` on 8 lanes (the same operations, so the same results lane by lane).
+    @inline(__always)
+    public static func fastExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let xc = pointwiseMin(pointwiseMax(x, SIMD8(repeating: -87.3)), SIMD8(repeating: 88.7))
+        let shifter = SIMD8<Float>(repeating: 12582912)
+        let t = xc * 1.44269504088896341 + shifter
+        let n = t - shifter
+        var r = xc - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        var p = SIMD8<Float>(repeating: 1.9875691500e-4)
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        let er = p * (r * r) + r + 1
+        let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+        return er * unsafeBitCast(bits, to: SIMD8<Float>.self)
+    }
+}
+
+/// Unaligned 8-lane loads and stores for the kernels' vector loops.
+extension UnsafeMutablePointer where Pointee == Float {
+    @inline(__always) func load8(_ i: Int) -> SIMD8<Float> {
+        UnsafeRawPointer(self + i).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) func store8(_ v: SIMD8<Float>, _ i: Int) {
+        UnsafeMutableRawPointer(self + i).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+}
+extension UnsafePointer where Pointee == Float {
+    @inline(__always) func load8(_ i: Int) -> SIMD8<Float> {
+        UnsafeRawPointer(self + i).loadUnaligned(as: SIMD8<Float>.self)
     }
 }

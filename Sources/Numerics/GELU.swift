@@ -34,6 +34,31 @@ extension Kernels {
         return (Float(signOf: z, magnitudeOf: e), g)
     }
 
+    /// `erfScaled` on 8 lanes (the same operations lane by lane).
+    @inline(__always)
+    static func erfScaled(_ x: SIMD8<Float>) -> (erf: SIMD8<Float>, gauss: SIMD8<Float>) {
+        let z = x * invSqrt2
+        let zb = unsafeBitCast(z, to: SIMD8<UInt32>.self)
+        let az = unsafeBitCast(zb & 0x7FFF_FFFF, to: SIMD8<Float>.self)
+        let t = 1 / (1 + 0.3275911 * az)
+        var r = SIMD8<Float>(repeating: 1.061405429)
+        r = r * t + -1.453152027
+        r = r * t + 1.421413741
+        r = r * t + -0.284496736
+        r = r * t + 0.254829592
+        let g = fastExp(-0.5 * x * x)
+        let e = 1 - r * t * g
+        let signed = (unsafeBitCast(e, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF) | (zb & 0x8000_0000)
+        return (unsafeBitCast(signed, to: SIMD8<Float>.self), g)
+    }
+
+    @inline(__always) static func gelu(_ x: SIMD8<Float>) -> SIMD8<Float> { 0.5 * x * (1 + erfScaled(x).erf) }
+
+    @inline(__always) static func geluDerivative(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let (e, g) = erfScaled(x)
+        return 0.5 * (1 + e) + x * invSqrt2Pi * g
+    }
+
     @inline(__always) public static func gelu(_ x: Float) -> Float { 0.5 * x * (1 + erfScaled(x).erf) }
 
     @inline(__always) public static func geluDerivative(_ x: Float) -> Float {
@@ -63,10 +88,18 @@ extension Kernels {
         Parallel.forEach(rows, grain: Swift.max(1, elementGrain / 4 / Swift.max(cols, 1))) { r in
             for i in r {
                 let p = pre + i * cols, o = out + i * cols
+                var j = 0
                 if let b = bias {
-                    for j in 0..<cols { let v = p[j] + b[j]; p[j] = v; o[j] = gelu(v) }
+                    while j + 8 <= cols {
+                        let v = p.load8(j) + b.load8(j)
+                        p.store8(v, j)
+                        o.store8(gelu(v), j)
+                        j += 8
+                    }
+                    while j < cols { let v = p[j] + b[j]; p[j] = v; o[j] = gelu(v); j += 1 }
                 } else {
-                    for j in 0..<cols { o[j] = gelu(p[j]) }
+                    while j + 8 <= cols { o.store8(gelu(p.load8(j)), j); j += 8 }
+                    while j < cols { o[j] = gelu(p[j]); j += 1 }
                 }
             }
         }
@@ -77,7 +110,9 @@ extension Kernels {
     public static func geluBackwardInPlace(_ g: UnsafeMutablePointer<Float>, preActivation pre: UnsafePointer<Float>,
                                            count n: Int) {
         Parallel.forEach(n, grain: elementGrain / 4) { r in
-            for i in r { g[i] *= geluDerivative(pre[i]) }
+            var i = r.lowerBound
+            while i + 8 <= r.upperBound { g.store8(g.load8(i) * geluDerivative(pre.load8(i)), i); i += 8 }
+            while i < r.upperBound { g[i] *= geluDerivative(pre[i]); i += 1 }
         }
     }
 }

@@ -48,11 +48,21 @@ extension Kernels {
                 for i in r {
                     let x = input + i * C, dy = dOutput + i * C, d = dx + i * C
                     let m = mean[i], rs = rstd[i]
-                    var meanG: Float = 0, meanGX: Float = 0
-                    for c in 0..<C {
-                        let g = weight[c] * dy[c]
+                    var sg = SIMD8<Float>(), sgx = SIMD8<Float>()
+                    let mv = SIMD8<Float>(repeating: m), rv = SIMD8<Float>(repeating: rs)
+                    var c0 = 0
+                    while c0 + 8 <= C {
+                        let g = weight.load8(c0) * dy.load8(c0)
+                        sg += g
+                        sgx += g * (x.load8(c0) - mv) * rv
+                        c0 += 8
+                    }
+                    var meanG = sg.sum(), meanGX = sgx.sum()
+                    while c0 < C {
+                        let g = weight[c0] * dy[c0]
                         meanG += g
-                        meanGX += g * (x[c] - m) * rs
+                        meanGX += g * (x[c0] - m) * rs
+                        c0 += 1
                     }
                     meanG /= Float(C)
                     meanGX /= Float(C)

@@ -16,16 +16,29 @@ extension Kernels {
     }
 
     /// Softmax of one row of `n` elements, in place (single thread; for callers that
-    /// parallelise themselves).
+    /// parallelise themselves). 8-lane max, exp and sum.
     @inline(__always)
     public static func softmaxRow(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
-        var m = -Float.infinity
-        for j in 0..<n { m = Swift.max(m, row[j]) }
-        var s: Float = 0
-        for j in 0..<n {
+        var mv = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 8 <= n { mv = pointwiseMax(mv, row.load8(j)); j += 8 }
+        var m = mv.max()
+        while j < n { m = Swift.max(m, row[j]); j += 1 }
+        var sv = SIMD8<Float>()
+        let mb = SIMD8<Float>(repeating: m)
+        j = 0
+        while j + 8 <= n {
+            let e = fastExp(row.load8(j) - mb)
+            row.store8(e, j)
+            sv += e
+            j += 8
+        }
+        var s = sv.sum()
+        while j < n {
             let e = fastExp(row[j] - m)
             row[j] = e
             s += e
+            j += 1
         }
         let inv = 1 / s
         for j in 0..<n { row[j] *= inv }
@@ -50,8 +63,11 @@ extension Kernels {
     @inline(__always)
     public static func softmaxRowBackwardInPlace(_ g: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>,
                                                  _ n: Int, scale: Float = 1) {
-        var dot: Float = 0
-        for j in 0..<n { dot += g[j] * y[j] }
+        var dv = SIMD8<Float>()
+        var j = 0
+        while j + 8 <= n { dv += g.load8(j) * y.load8(j); j += 8 }
+        var dot = dv.sum()
+        while j < n { dot += g[j] * y[j]; j += 1 }
         for j in 0..<n { g[j] = scale * y[j] * (g[j] - dot) }
     }
 
