@@ -32,7 +32,9 @@ extension Kernels {
     /// `fastExp` on 8 lanes (the same operations, so the same results lane by lane).
     @inline(__always)
     public static func fastExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let xc = pointwiseMin(pointwiseMax(x, SIMD8(repeating: -87.3)), SIMD8(repeating: 88.7))
+        // (mask selects, not pointwiseMin/Max: those are generic loops the optimiser leaves as calls)
+        let lo = SIMD8<Float>(repeating: -87.3), hi = SIMD8<Float>(repeating: 88.7)
+        let xc = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
         let shifter = SIMD8<Float>(repeating: 12582912)
         let t = xc * 1.44269504088896341 + shifter
         let n = t - shifter

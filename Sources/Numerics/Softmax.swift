@@ -21,7 +21,7 @@ extension Kernels {
     public static func softmaxRow(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
         var mv = SIMD8<Float>(repeating: -.infinity)
         var j = 0
-        while j + 8 <= n { mv = pointwiseMax(mv, row.load8(j)); j += 8 }
+        while j + 8 <= n { let v = row.load8(j); mv = mv.replacing(with: v, where: v .> mv); j += 8 }
         var m = mv.max()
         while j < n { m = Swift.max(m, row[j]); j += 1 }
         var sv = SIMD8<Float>()
