@@ -282,8 +282,12 @@ public final class DINOv2: Module {
     /// (the post-adapter tokens of block i, e.g. from the head; blocks not listed get none).
     /// Calls the adapter's backward for every layer and returns ∂L/∂x₀ [B, T, C] (a buffer
     /// owned by the backbone, valid until the next backward). One backward per forward.
+    ///
+    /// `inputGradient: false` (training: the images and the frozen embedding need no
+    /// gradient) skips what only ∂L/∂x₀ needs — block 0's backward, as autograd does when
+    /// nothing below the first adapter requires a gradient — and returns an empty tensor.
     @discardableResult
-    public func backward(outputGradients: [Int: Tensor]) -> Tensor {
+    public func backward(outputGradients: [Int: Tensor], inputGradient: Bool = true) -> Tensor {
         let L = blocks.count, B = batch, T = tokenCount, C = channels
         precondition(tokens.count == L + 1 && B > 0 && canBackward, "DINOv2: backward without a forward(forBackward: true)")
         for (i, g) in outputGradients {
@@ -292,6 +296,10 @@ public final class DINOv2: Module {
         if gradientA.shape != [B, T, C] {
             gradientA = Tensor(zeros: [B, T, C])
             gradientB = Tensor(zeros: [B, T, C])
+        }
+        if !inputGradient && adapter == nil {
+            canBackward = false   // nothing trainable below the outputs
+            return Tensor(zeros: [0])
         }
         var g = gradientA, next = gradientB
         g.zero()
@@ -316,6 +324,11 @@ public final class DINOv2: Module {
                 adapter.backward(layer: i, dOutput: g, dInput: gradientBlock, prefixTokens: prefixTokens,
                                  grid: (grid.h, grid.w))
                 dBlock = gradientBlock
+            }
+            if i == 0 && !inputGradient {
+                if recompute { blocks[i].releaseCache() }
+                canBackward = false
+                return Tensor(zeros: [0])
             }
             blocks[i].backwardInput(dOutput: dBlock, input: tokens[i], dInput: next, scratch: scratch)
             // Without recompute the block's caches stay allocated for the next step's forward

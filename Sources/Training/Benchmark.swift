@@ -15,7 +15,8 @@ import PEFT
 ///     peak      best of `peakRepeats` square cblas_sgemm of `peakSize`³ in the same process
 ///
 /// Images `[b, 3, S, S]` ~ N(0, 1) and labels uniform over the classes are generated in
-/// memory each step (that is the `data` time), so no dataset is read. The split of the
+/// memory each step, in chunks over the workers (that is the `data` time; the PyTorch peer
+/// draws them with `torch.randn`/`randint` inside its step too), so no dataset is read. The split of the
 /// forward and backward into backbone / PEFT / head uses the network's own head timers
 /// and a timing wrapper around the adapter (the backbone's share is the rest, including
 /// the recompute forward of the blocks when it is on). Under MPI every rank runs the
@@ -148,8 +149,7 @@ public final class TrainingBenchmark {
             comm.barrier()
             let t0 = DispatchTime.now().uptimeNanoseconds
             let c0 = TrainingBenchmark.processCPUSeconds()
-            rng.fillNormal(images)
-            for i in 0..<labelValues.count { labelValues[i] = UInt8(rng.integer(below: K)) }
+            TrainingBenchmark.generate(images: images, labels: &labelValues, classes: K, seed: rng.next())
             let labels = LabelBatch(batch: b, height: S, width: S, values: labelValues)
             let t1 = DispatchTime.now().uptimeNanoseconds
             let localValid = network.head.lossNormalizer(labels: labels)
@@ -213,6 +213,26 @@ public final class TrainingBenchmark {
             }
         }
         return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+    }
+
+    /// Fills `images` with N(0, 1) and `labels` uniformly over `classes`, in chunks spread
+    /// over the workers, each chunk with its own generator seeded from `seed` and its index
+    /// (so the values do not depend on the thread count).
+    static func generate(images: Tensor, labels: inout [UInt8], classes: Int, seed: UInt64) {
+        let chunks = 64
+        let flat = images.reshaped([images.count])
+        let n = images.count, m = labels.count
+        labels.withUnsafeMutableBufferPointer { lp in
+            let l = lp.baseAddress!
+            Parallel.forEach(chunks) { range in
+                for ch in range {
+                    var g = RandomGenerator(seed: seed &+ UInt64(ch) &* 0x9E37_79B9_7F4A_7C15)
+                    let lo = n * ch / chunks, hi = n * (ch + 1) / chunks
+                    if lo < hi { g.fillNormal(flat.rows(lo..<hi)) }
+                    for i in (m * ch / chunks)..<(m * (ch + 1) / chunks) { l[i] = UInt8(g.integer(below: classes)) }
+                }
+            }
+        }
     }
 
     /// CPU time of this process (user + system, all threads), seconds.

@@ -15,8 +15,9 @@ import Heads
 ///     L = head(F_0 … F_{J−1}, labels)              sum over this rank / global normaliser
 ///
 /// Backward: the head gives ∂L/∂F_j; they are placed in the patch rows of ∂L/∂x_{o_j+1}
-/// (prefix rows zero) and the frozen backbone's backward runs through every block, calling
-/// the adapter's backward (which accumulates the Causal-Tune gradients). Only the adapter
+/// (prefix rows zero) and the frozen backbone's backward runs down to the first adapter,
+/// calling the adapter's backward (which accumulates the Causal-Tune gradients); block 0's
+/// backward, which would only give the unused ∂L/∂x₀, is skipped. Only the adapter
 /// and the head have gradients; the backbone weights are never touched.
 public final class SegmentationNetwork {
     public let backbone: DINOv2
@@ -141,7 +142,7 @@ public final class SegmentationNetwork {
             }
             if let prev = grads[i] { Kernels.axpy(1, g, prev) } else { grads[i] = g }
         }
-        backbone.backward(outputGradients: grads)
+        backbone.backward(outputGradients: grads, inputGradient: false)
         let t2 = Date()
         forwardSeconds = t1.timeIntervalSince(t0)
         backwardSeconds = t2.timeIntervalSince(t1)

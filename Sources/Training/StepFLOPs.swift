@@ -15,7 +15,10 @@ import PEFT
 ///                        the attention four times (dP = dO Vᵀ, dV = Pᵀ dO, dQ = dS K, dK = dSᵀ Q)
 ///     recompute (on)     the block forward once more in the backward, and the adapter forward
 ///
-/// The backbone's backward runs through all `L` blocks (block 0's input gradient included).
+/// The backbone's backward runs through blocks `L−1 … 1` only: block 0's backward would
+/// only give ∂L/∂x₀, which nothing trainable needs (`DINOv2.backward(inputGradient: false)`);
+/// without PEFT there is no backbone backward at all. The recompute forward covers all `L`
+/// blocks (block 0's output is the first adapter's input).
 /// Causal-Tune per layer, `rows = B·N`, `m` tokens (`r` the low rank, if any), `X` the
 /// transform cost `Σ_stages 2·hs·ws·C·(hs + ws)` per image (DCT/Hartley: one stage h×w;
 /// Haar: one stage per level; identity: 0):
@@ -61,7 +64,8 @@ public struct StepFLOPs: Equatable, Sendable {
         }
         let attention = 2 * (2 * B * T * T * C)
         f.backboneForward = L * (linear + attention)
-        f.backboneBackward = L * (linear + 2 * attention)
+        let trainedBlocks = (peft.map { $0.method != .none } ?? false) ? L - 1 : 0
+        f.backboneBackward = trainedBlocks * (linear + 2 * attention)
         if recompute { f.recompute = f.backboneForward }
         if let o = peft, o.method != .none {
             let m = Double(o.tokens), rows = B * N
