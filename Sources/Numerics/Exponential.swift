@@ -6,8 +6,9 @@
 ///     eʳ ≈ 1 + r + r²·P(r)                          (Cephes `expf` polynomial, degree 5)
 ///     eˣ = eʳ · 2ⁿ                                  (2ⁿ built in the exponent bits)
 ///
-/// x is clamped to [−87.3, 88.7] (results 2⁻¹²⁶…FLT_MAX; exp of −∞ gives ≈1.2e−38, not 0 —
-/// harmless in sums). Relative error ≤ 2 ulp against `expf` over the clamped range.
+/// x is clamped to [−87.3, 88.7] (results 2⁻¹²⁶…FLT_MAX) and anything below −87.3 (−∞ of a
+/// masked attention logit above all) gives exactly 0, as `expf` does for −∞: a masked key must
+/// get zero probability, not 1e−38. Relative error ≤ 2 ulp against `expf` over the clamped range.
 extension Kernels {
     @inline(__always)
     public static func fastExp(_ x: Float) -> Float {
@@ -26,7 +27,7 @@ extension Kernels {
         let er = p * (r * r) + r + 1
         // The integer n sits in t's low mantissa bits (t = 1.5·2²³ + n).
         let bits = UInt32(bitPattern: Int32(bitPattern: t.bitPattern) &- 0x4B40_0000 &+ 127) &<< 23
-        return er * Float(bitPattern: bits)
+        return x < -87.3 ? 0 : er * Float(bitPattern: bits)
     }
 
     /// `fastExp` on 8 lanes (the same operations, so the same results lane by lane).
@@ -48,7 +49,7 @@ extension Kernels {
         p = p * r + 5.0000001201e-1
         let er = p * (r * r) + r + 1
         let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-        return er * unsafeBitCast(bits, to: SIMD8<Float>.self)
+        return (er * unsafeBitCast(bits, to: SIMD8<Float>.self)).replacing(with: 0, where: x .< lo)
     }
 }
 

@@ -54,6 +54,33 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// fastExp against expf (≤ 2 ulp-ish over the range), and exactly 0 far below it: a −∞
+    /// (masked) logit must give a masked key zero probability, in scalar and vector code alike.
+    func testFastExpMatchesExpfAndUnderflowsToExactZero() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let e = Foundation.exp(x)
+            worst = Swift.max(worst, abs(Kernels.fastExp(x) - e) / e)
+            let v = Kernels.fastExp(SIMD8<Float>(repeating: x))
+            XCTAssertEqual(v[3], Kernels.fastExp(x), "lane equals scalar at \(x)")
+            x += 0.0137
+        }
+        XCTAssertLessThan(worst, 3e-7)
+        for far: Float in [-.infinity, -1e30, -104, -90] {
+            XCTAssertEqual(Kernels.fastExp(far), 0, "\(far)")
+            XCTAssertEqual(Kernels.fastExp(SIMD8<Float>(repeating: far)), SIMD8<Float>(repeating: 0), "\(far)")
+        }
+        // A row longer than 8 with masked entries in both the vector part and the tail.
+        var row: [Float] = (0..<11).map { Float($0) * 0.3 }
+        row[2] = -.infinity; row[10] = -.infinity
+        let t = Tensor(shape: [1, 11], values: row)
+        Kernels.softmax(t)
+        XCTAssertEqual(t[0, 2], 0)
+        XCTAssertEqual(t[0, 10], 0)
+        XCTAssertEqual(Double(t.array.reduce(0, +)), 1, accuracy: 1e-6)
+    }
+
     func testSoftmaxBackwardMatchesFiniteDifferences() {
         var rng = RandomGenerator(seed: 33)
         let cols = 6
