@@ -71,15 +71,22 @@ public struct BilinearTap {
 ///
 /// (`points` may have a leading dimension of 1, shared by all maps.) The backward scatters
 /// into the maps; the points are constants (sampled without gradient, as the reference does).
+/// Shared points have their taps (`BilinearTaps`) computed once for all maps; a caller that
+/// samples the same points again (the backward of its forward) passes the taps themselves.
 public enum PointSample {
     /// maps [N, H, W], points [N or 1, P, 2] → out [N, P] (written).
     public static func forward(maps: Tensor, points: Tensor, into out: Tensor) {
         let (n, h, w, p, shared) = check(maps, points)
         precondition(out.count == n * p, "PointSample: output \(out.shape) for \(n)×\(p) points")
+        if shared {
+            forward(maps: maps, taps: BilinearTaps(points: points, width: w, height: h), into: out)
+            return
+        }
+        // One point set per map, used once: taps on the fly.
         let mp = maps.data, pp = points.data, op = out.data
         Parallel.forEach(n, grain: Swift.max(1, 4096 / Swift.max(p, 1))) { r in
             for i in r {
-                let pts = pp + (shared ? 0 : i * p * 2), m = mp + i * h * w
+                let pts = pp + i * p * 2, m = mp + i * h * w
                 for j in 0..<p {
                     op[i * p + j] = BilinearTap(x: pts[2 * j], y: pts[2 * j + 1], width: w, height: h).sample(m)
                 }
@@ -89,15 +96,30 @@ public enum PointSample {
 
     /// dMaps [N, H, W] += adjoint of `forward` applied to dOut [N, P].
     public static func backward(dOut: Tensor, points: Tensor, dMaps: Tensor) {
-        let (n, h, w, p, shared) = check(dMaps, points)
+        let (n, h, w, p, _) = check(dMaps, points)
         precondition(dOut.count == n * p, "PointSample: dOut \(dOut.shape) for \(n)×\(p) points")
-        let dm = dMaps.data, pp = points.data, g = dOut.data
+        backward(dOut: dOut, taps: BilinearTaps(points: points, width: w, height: h), dMaps: dMaps)
+    }
+
+    /// maps [N, H, W], taps of P points shared by all maps or of N·P points (map n's are
+    /// n·P ..< (n+1)·P) on [H, W] → out [N, P] (written).
+    public static func forward(maps: Tensor, taps: BilinearTaps, into out: Tensor) {
+        let (n, h, w, p, shared) = check(maps, taps, out)
+        let mp = maps.data, op = out.data
         Parallel.forEach(n, grain: Swift.max(1, 4096 / Swift.max(p, 1))) { r in
             for i in r {
-                let pts = pp + (shared ? 0 : i * p * 2), m = dm + i * h * w
-                for j in 0..<p {
-                    BilinearTap(x: pts[2 * j], y: pts[2 * j + 1], width: w, height: h).scatter(g[i * p + j], into: m)
-                }
+                taps.sample(mp + i * h * w, points: shared ? 0 : i * p, p, into: op + i * p)
+            }
+        }
+    }
+
+    /// dMaps [N, H, W] += adjoint of `forward(maps:taps:into:)` applied to dOut [N, P].
+    public static func backward(dOut: Tensor, taps: BilinearTaps, dMaps: Tensor) {
+        let (n, h, w, p, shared) = check(dMaps, taps, dOut)
+        let dm = dMaps.data, g = dOut.data
+        Parallel.forEach(n, grain: Swift.max(1, 4096 / Swift.max(p, 1))) { r in
+            for i in r {
+                taps.scatter(g + i * p, points: shared ? 0 : i * p, p, into: dm + i * h * w)
             }
         }
     }
@@ -108,5 +130,16 @@ public enum PointSample {
         let n = maps.shape[0]
         precondition(points.shape[0] == n || points.shape[0] == 1, "PointSample: points \(points.shape) for \(n) maps")
         return (n, maps.shape[1], maps.shape[2], points.shape[1], points.shape[0] == 1 && n != 1)
+    }
+
+    /// (N, H, W, P, shared) of maps [N, H, W], samples [N, P] and taps of P (shared) or N·P points.
+    private static func check(_ maps: Tensor, _ taps: BilinearTaps, _ samples: Tensor) -> (Int, Int, Int, Int, Bool) {
+        precondition(maps.rank == 3, "PointSample: maps \(maps.shape), expected [N, H, W]")
+        let (n, h, w) = (maps.shape[0], maps.shape[1], maps.shape[2])
+        precondition(taps.width == w && taps.height == h, "PointSample: taps on \(taps.height)×\(taps.width) for maps \(maps.shape)")
+        let p = n == 0 ? 0 : samples.count / n
+        precondition(samples.count == n * p && (taps.count == n * p || taps.count == p),
+                     "PointSample: \(taps.count) taps, samples \(samples.shape) for \(n) maps")
+        return (n, h, w, p, taps.count != n * p)
     }
 }

@@ -119,7 +119,9 @@ public struct Mask2FormerCriterion {
         }
         let P = points.shape[1]
         let predPts = Tensor(zeros: [N, P]), targetPts = Tensor(zeros: [N, P])
-        PointSample.forward(maps: preds, points: points, into: predPts)
+        // The taps of the loss points on the mask logits serve the forward and the backward.
+        let taps = BilinearTaps(points: points, width: w, height: h)
+        PointSample.forward(maps: preds, taps: taps, into: predPts)
         for (i, p) in pairs.enumerated() {
             let m = targets[p.b].masks, (H, W) = (m.shape[1], m.shape[2])
             PointSample.forward(maps: m.slice(p.g).reshaped([1, H, W]),
@@ -133,7 +135,7 @@ public struct Mask2FormerCriterion {
         terms.dice = ld
         if let dMask, let dPts {
             let dPreds = Tensor(zeros: [N, h, w])
-            PointSample.backward(dOut: dPts, points: points, dMaps: dPreds)
+            PointSample.backward(dOut: dPts, taps: taps, dMaps: dPreds)
             for (i, p) in pairs.enumerated() {
                 Kernels.axpy(1, dPreds.data + i * h * w, dMask.data + (p.b * Q + p.q) * h * w, count: h * w)
             }
