@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backbone
 import Data
+import Distributed
 import Foundation
 import Numerics
 import PEFT
@@ -43,7 +44,7 @@ struct FeaturesCommand: ParsableCommand {
     @Argument(help: "Input images (PNG or JPEG).") var images: [String] = []
 
     func run() throws {
-        if FeaturesCommand.nonRootRank { return }
+        if Communicator.launchedAsNonRootRank() { return }
         do {
             guard let fitMode = FeatureDumpInput.Fit(rawValue: fit) else {
                 throw CausalTuneError("--fit: '\(fit)' is not crop or stretch")
@@ -78,14 +79,5 @@ struct FeaturesCommand: ParsableCommand {
             fputs(e.message + "\n", stderr)
             throw ExitCode.failure
         }
-    }
-
-    /// Whether an MPI launcher started this process as a rank other than 0.
-    static var nonRootRank: Bool {
-        let env = ProcessInfo.processInfo.environment
-        for key in ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"] {
-            if let v = env[key], let r = Int(v) { return r != 0 }
-        }
-        return false
     }
 }

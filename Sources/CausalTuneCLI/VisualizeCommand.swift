@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Numerics
 import Visualization
@@ -15,20 +16,11 @@ struct VisualizeCommand: ParsableCommand {
     /// Under an MPI launcher only rank 0 draws (the pictures need no parallel work, so no
     /// rank initialises MPI); the others exit at once.
     static func reportingErrors(_ body: () throws -> Void) throws {
-        if nonRootRank { return }
+        if Communicator.launchedAsNonRootRank() { return }
         do { try body() } catch let e as CausalTuneError {
             fputs(e.message + "\n", stderr)
             throw ExitCode.failure
         }
-    }
-
-    /// Whether an MPI launcher started this process as a rank other than 0.
-    static var nonRootRank: Bool {
-        let env = ProcessInfo.processInfo.environment
-        for key in ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"] {
-            if let v = env[key], let r = Int(v) { return r != 0 }
-        }
-        return false
     }
 
     /// Parses `--layers 0,11` (also `0 11`).

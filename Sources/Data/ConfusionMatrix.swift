@@ -14,6 +14,7 @@
 /// pixels of non-evaluated ids, and leaves `nan` classes out of the average) and mmseg's
 /// `IoUMetric` (accumulated over the whole split, nan classes dropped by `nanmean`).
 import Foundation
+import Support
 
 public struct ConfusionMatrix: Equatable, Sendable {
     public let numClasses: Int
@@ -97,7 +98,7 @@ public struct SegmentationMetrics: Equatable, Sendable {
     /// for undefined values, classes in train-id order.
     public var jsonObjectText: String {
         func num(_ x: Double?) -> String { x.map { "\($0)" } ?? "null" }
-        let entries = zip(classNames, iou).map { "\(jsonString($0)): \(num($1))" }.joined(separator: ", ")
+        let entries = zip(classNames, iou).map { "\(JSONValue.quote($0)): \(num($1))" }.joined(separator: ", ")
         return "{\"miou\": \(num(miou)), \"iou\": {\(entries)}, \"pixels\": \(pixels)}"
     }
 
@@ -121,19 +122,3 @@ public struct SegmentationMetrics: Equatable, Sendable {
 }
 
 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-
-/// A JSON string literal.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for ch in s.unicodeScalars {
-        switch ch {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default:
-            if ch.value < 0x20 { out += String(format: "\\u%04x", ch.value) } else { out.unicodeScalars.append(ch) }
-        }
-    }
-    return out + "\""
-}

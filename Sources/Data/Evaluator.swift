@@ -21,6 +21,7 @@
 import Foundation
 import Numerics
 import Distributed
+import Support
 
 /// A segmentation network for evaluation: normalised image [1, 3, h, w] → logits [1, K, h, w].
 public typealias SegmentationModel = (Tensor) throws -> Tensor
@@ -71,7 +72,7 @@ public struct EvaluationReport: Sendable {
 
     /// `{"<domain>": {"miou": …, "iou": {…}, "pixels": n}, …, "mean_miou": m}`.
     public var json: String {
-        let parts = domains.map { "\(jsonString($0.name)): \($0.metrics.jsonObjectText)" }
+        let parts = domains.map { "\(JSONValue.quote($0.name)): \($0.metrics.jsonObjectText)" }
         return "{" + (parts + ["\"mean_miou\": \(meanMIoU.map { "\($0)" } ?? "null")"]).joined(separator: ", ") + "}"
     }
 

@@ -129,6 +129,15 @@ public class Communicator {
         ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains { environment[$0] != nil }
     }
 
+    /// Whether an MPI launcher started this process as a rank other than 0 — read from the
+    /// environment, without initialising MPI (for commands that do their work on rank 0 alone).
+    public static func launchedAsNonRootRank(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        for key in ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"] {
+            if let v = environment[key], let r = Int(v) { return r != 0 }
+        }
+        return false
+    }
+
     /// Runs `body` (the program) and ends the job: `finish()` when it returns, and when it
     /// throws prints the error (`causal-tune: <message>`, with the rank when distributed)
     /// to stderr and calls `abort(code: 1)` so the other ranks do not hang.

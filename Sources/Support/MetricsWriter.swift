@@ -48,7 +48,8 @@ public indirect enum JSONValue: Equatable, Sendable, ExpressibleByIntegerLiteral
         }
     }
 
-    static func quote(_ s: String) -> String {
+    /// `s` as a JSON string literal.
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {

@@ -21,6 +21,10 @@ final class SingleProcessCommunicatorTests: XCTestCase {
         XCTAssertTrue(Communicator.launchedByMPI(environment: ["OMPI_COMM_WORLD_SIZE": "2"]))
         XCTAssertTrue(Communicator.launchedByMPI(environment: ["PMI_SIZE": "4"]))
         XCTAssertTrue(Communicator.launchedByMPI(environment: ["PMIX_RANK": "0"]))
+        XCTAssertFalse(Communicator.launchedAsNonRootRank(environment: [:]))
+        XCTAssertFalse(Communicator.launchedAsNonRootRank(environment: ["OMPI_COMM_WORLD_RANK": "0"]))
+        XCTAssertTrue(Communicator.launchedAsNonRootRank(environment: ["OMPI_COMM_WORLD_RANK": "1"]))
+        XCTAssertTrue(Communicator.launchedAsNonRootRank(environment: ["PMI_RANK": "3"]))
     }
 
     func testCollectivesOverOneRankAreTheIdentity() {
