@@ -91,7 +91,7 @@ public struct ShardedSampler: Sendable {
 
     /// The permutation of epoch `e` (Fisher–Yates, seeded by seed and e).
     public func permutation(epoch: Int) -> [Int] {
-        var rng = RandomGenerator(seed: SyntheticBenchmark.mix(seed ^ 0x5A17_C0DE, UInt64(epoch)))
+        var rng = RandomGenerator(seed: RandomGenerator.mix(seed ^ 0x5A17_C0DE, UInt64(epoch)))
         var p = Array(0..<datasetCount)
         if datasetCount > 1 {
             for i in stride(from: datasetCount - 1, to: 0, by: -1) { p.swapAt(i, rng.integer(below: i + 1)) }
@@ -107,7 +107,7 @@ public struct ShardedSampler: Sendable {
             let p = step * batchSize + j
             let e = p / datasetCount
             if e != cachedEpoch { perm = permutation(epoch: e); cachedEpoch = e }
-            let augSeed = SyntheticBenchmark.mix(SyntheticBenchmark.mix(seed, UInt64(step)), UInt64(j) &+ 0x1000)
+            let augSeed = RandomGenerator.mix(RandomGenerator.mix(seed, UInt64(step)), UInt64(j) &+ 0x1000)
             return (j, perm[p % datasetCount], augSeed)
         }
     }

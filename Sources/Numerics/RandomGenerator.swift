@@ -8,16 +8,18 @@ public struct RandomGenerator: RandomNumberGenerator, Equatable, Sendable {
     public private(set) var state: [UInt64]
 
     public init(seed: UInt64) {
-        var x = seed
-        var s = [UInt64](repeating: 0, count: 4)
-        for i in 0..<4 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            s[i] = z ^ (z >> 31)
-        }
-        state = s
+        state = (0..<4).map { RandomGenerator.mix(seed, UInt64($0)) }
+    }
+
+    /// splitmix64's output for the (b+1)-th step from `a`: a well-mixed 64-bit value of the
+    /// pair, used to derive independent seeds from (seed, index) without a shared stream.
+    /// `init(seed:)`'s four state words are `mix(seed, 0…3)`.
+    @inline(__always)
+    public static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        var z = a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1)
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     /// Restores a generator from a saved `state`.

@@ -339,14 +339,8 @@ public final class Trainer {
     public static func pointSeeds(rngState: [UInt64], step: Int, slots: [Int]) -> [UInt64] {
         var root = RandomGenerator(state: rngState)
         let r = root.next()
-        func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
-            var z = a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1)
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        let s = mix(r, UInt64(step))
-        return slots.map { mix(s, UInt64($0)) }
+        let s = RandomGenerator.mix(r, UInt64(step))
+        return slots.map { RandomGenerator.mix(s, UInt64($0)) }
     }
 
     // MARK: checkpoints

@@ -23,17 +23,10 @@ public struct SyntheticBenchmark: Sendable {
         self.width = width; self.height = height; self.seed = seed
     }
 
-    static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
-        var z = a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1)
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
     public func sceneSeed(split: String, index: Int) -> UInt64 {
         var splitCode: UInt64 = 0xCBF2_9CE4_8422_2325  // FNV-1a of the split name (stable across runs)
         for b in split.utf8 { splitCode = (splitCode ^ UInt64(b)) &* 0x100_0000_01B3 }
-        return SyntheticBenchmark.mix(SyntheticBenchmark.mix(seed, splitCode), UInt64(index))
+        return RandomGenerator.mix(RandomGenerator.mix(seed, splitCode), UInt64(index))
     }
 
     /// Renders scene `index` of `split`: the labels and the image of every domain (RGB8).
@@ -43,7 +36,7 @@ public struct SyntheticBenchmark: Sendable {
         let scene = renderer.render()
         var images: [SyntheticDomain: RGBImage] = [:]
         for (k, d) in SyntheticDomain.allCases.enumerated() {
-            let f = Weather.apply(d, to: scene, seed: SyntheticBenchmark.mix(s0, UInt64(100 + k)))
+            let f = Weather.apply(d, to: scene, seed: RandomGenerator.mix(s0, UInt64(100 + k)))
             var img = RGBImage(width: width, height: height)
             img.pixels.withUnsafeMutableBufferPointer { p in
                 for i in 0..<f.count {
