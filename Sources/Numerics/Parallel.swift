@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 
 /// Work splitting across cores: our own loops *and* the matrix products.
@@ -11,7 +10,8 @@ import Foundation
 /// (OpenBLAS's idle workers spin in `sched_yield` while our loops run).
 ///
 /// Regions do not nest: a `forEach` (or a split product) called from inside a worker runs
-/// inline on that worker, so a body may call `BLAS.gemm` or `Kernels` freely.
+/// inline on that worker, so a body may call `BLAS.gemm` or `Kernels` freely. The workers
+/// are `WorkerPool`'s persistent threads, which spin briefly between regions.
 public enum Parallel {
     nonisolated(unsafe) private static var configuredThreads: Int = defaultThreadCount()
 
@@ -55,15 +55,16 @@ public enum Parallel {
             return
         }
         let chunk = (count + workers - 1) / workers
-        let key = regionKey, mark = marker
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        WorkerPool.shared.run(parts: workers) { w in
             let start = w * chunk
             let end = Swift.min(count, start + chunk)
-            if start < end {
-                pthread_setspecific(key, mark)
-                body(start..<end)
-                pthread_setspecific(key, nil)
-            }
+            if start < end { body(start..<end) }
         }
+    }
+
+    /// Marks (or unmarks) the calling thread as running a part of a region.
+    @inline(__always)
+    static func markRegion(_ inside: Bool) {
+        pthread_setspecific(regionKey, inside ? marker : nil)
     }
 }
