@@ -10,7 +10,7 @@ import PackageDescription
 /// On an x86-64 machine with AVX2 + FMA ("x86-64-v3", any x86 server CPU since 2013) they
 /// also target that instruction set: our elementwise kernels (GELU, softmax, LayerNorm,
 /// the Causal-Tune layer's loops) are SIMD8 code that otherwise compiles to 4-wide SSE2
-/// (measured: ViT-S step 7 % faster). The binary then needs such a CPU; to build one for
+/// (measured: ViT-S step 4–8 % faster). The binary then needs such a CPU; to build one for
 /// any x86-64 machine, add `-Xswiftc -target-cpu -Xswiftc x86-64` (the last flag wins).
 let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"] + hostVectorFlags,
                                          .when(configuration: .release))]
