@@ -126,7 +126,8 @@ final class WorkerPool: @unchecked Sendable {
             seen = current
             let parts = Int(current & 0xFFFF)
             if index < parts {
-                if let job { WorkerPool.runPart(job, index) }
+                // A participant's job is set before the generation it reads (never nil).
+                WorkerPool.runPart(job!, index)
                 pending.subtract(1, ordering: .releasing)
             }
         }

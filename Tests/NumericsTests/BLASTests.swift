@@ -20,6 +20,22 @@ final class BLASTests: XCTestCase {
         return out
     }
 
+    /// `BLAS.gemm` on arrays: returns alpha op(A) op(B) + beta C (C given row-major with `ldc`).
+    func gemm(_ tA: Bool, _ tB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int,
+              b: [Float], ldb: Int, beta: Float, c: [Float], ldc: Int) -> [Float] {
+        var got = c
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                got.withUnsafeMutableBufferPointer { cp in
+                    BLAS.gemm(transposeA: tA, transposeB: tB, m: m, n: n, k: k, alpha: alpha,
+                              a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                              beta: beta, c: cp.baseAddress!, ldc: ldc)
+                }
+            }
+        }
+        return got
+    }
+
     func testGemmMatchesNaiveLoopForEveryTransposeCaseWithPaddedLeadingDimensions() {
         var rng = RandomGenerator(seed: 21)
         let (m, n, k) = (5, 7, 3)
@@ -31,16 +47,8 @@ final class BLASTests: XCTestCase {
                 let a = (0..<(aRows * lda)).map { _ in rng.uniform(-1, 1) }
                 let b = (0..<(bRows * ldb)).map { _ in rng.uniform(-1, 1) }
                 let c = (0..<(m * ldc)).map { _ in rng.uniform(-1, 1) }
-                var got = c
-                a.withUnsafeBufferPointer { ap in
-                    b.withUnsafeBufferPointer { bp in
-                        got.withUnsafeMutableBufferPointer { cp in
-                            BLAS.gemm(transposeA: tA, transposeB: tB, m: m, n: n, k: k, alpha: 0.7,
-                                      a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
-                                      beta: 0.3, c: cp.baseAddress!, ldc: ldc)
-                        }
-                    }
-                }
+                let got = gemm(tA, tB, m: m, n: n, k: k, alpha: 0.7, a: a, lda: lda, b: b, ldb: ldb,
+                               beta: 0.3, c: c, ldc: ldc)
                 let want = naive(tA, tB, m: m, n: n, k: k, alpha: 0.7, a: a, lda: lda, b: b, ldb: ldb,
                                  beta: 0.3, c: c, ldc: ldc)
                 for i in 0..<got.count {
@@ -97,16 +105,8 @@ final class BLASTests: XCTestCase {
                     let a = (0..<((tA ? k : m) * lda)).map { _ in rng.uniform(-1, 1) }
                     let b = (0..<((tB ? n : k) * ldb)).map { _ in rng.uniform(-1, 1) }
                     let c = (0..<(m * ldc)).map { _ in rng.uniform(-1, 1) }
-                    var got = c
-                    a.withUnsafeBufferPointer { ap in
-                        b.withUnsafeBufferPointer { bp in
-                            got.withUnsafeMutableBufferPointer { cp in
-                                BLAS.gemm(transposeA: tA, transposeB: tB, m: m, n: n, k: k, alpha: 0.5,
-                                          a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
-                                          beta: 0.25, c: cp.baseAddress!, ldc: ldc)
-                            }
-                        }
-                    }
+                    let got = gemm(tA, tB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                                   beta: 0.25, c: c, ldc: ldc)
                     let want = naive(tA, tB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
                                      beta: 0.25, c: c, ldc: ldc)
                     var worst: Float = 0
