@@ -95,6 +95,7 @@ struct PredictCommand: ParsableCommand {
 
             let world = comm.size, rank = comm.rank
             let progress = comm.isRoot ? Support.Progress(label: "predict", total: images.count, unit: "img") : nil
+            progress?.update(to: 0)   // the rate counts from here
             var skipped = 0, written = 0
             var fatal: String? = nil
             for round in 0..<((images.count + world - 1) / world) {

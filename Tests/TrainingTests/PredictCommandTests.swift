@@ -109,7 +109,7 @@ final class PredictCommandTests: XCTestCase {
 
         // The val entry's scale key and predict --scale resize alike.
         let (ss, sout) = try run(["evaluate", "--config", dir + "/tiny.yaml", "--checkpoint", ckpt, "--work-dir", dir + "/ev2",
-                                  "--save-pred", dir + "/saved2", "--set", "data.val.0.scale=60x40"])
+                                  "--save-pred", dir + "/saved2", "--set", "data.val[0].scale=60x40"])
         XCTAssertEqual(ss, 0, sout)
         let (qs, qout) = try run(["predict", "--config", dir + "/tiny.yaml", "--checkpoint", ckpt, "--out", dir + "/pv2",
                                   "--save", "trainid", "--scale", "60x40", dir + "/data/images"])
@@ -136,7 +136,7 @@ final class PredictCommandTests: XCTestCase {
 
     func testBadScaleIsAConfigError() throws {
         let (s, out) = try run(["evaluate", "--config", dir + "/tiny.yaml", "--checkpoint", dir + "/none.h5",
-                                "--set", "data.val.0.scale=big"])
+                                "--set", "data.val[0].scale=big"])
         XCTAssertNotEqual(s, 0)
         XCTAssertTrue(out.contains("data.val[0].scale"), out)
     }
