@@ -34,6 +34,7 @@ final class PredictCommandTests: XCTestCase {
         // Inputs without labels: nested folders, PNG and JPEG, several sizes.
         try ImageIO.writePNG(image(50, 31, seed: 7).0, to: dir + "/own/a.png")
         try ImageIO.writePNG(image(20, 37, seed: 8).0, to: dir + "/own/city/b_rgb_anon.png")
+        try FileManager.default.createDirectory(atPath: dir + "/own/city/deep", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: tests.path + "/DataTests/Fixtures/images/photo.jpg", toPath: dir + "/own/city/deep/c.jpg")
         try Data("not an image".utf8).write(to: URL(fileURLWithPath: dir + "/bad.png"))
         let config = """
