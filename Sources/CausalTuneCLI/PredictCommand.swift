@@ -53,7 +53,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Test-time keep-ratio resize, WxH (e.g. 2048x1024) or none.", valueName: "WxH"))
     var scale: String?
     @Flag(help: "Skip unreadable images (counted at the end) instead of stopping.") var keepGoing = false
-    @Option(name: .customLong("set"), parsing: .upToNextOption, help: "Override a config key: key.path=value.")
+    @Option(name: .customLong("set"), help: "Override a config key: key.path=value (repeat --set for several).")
     var overrides: [String] = []
     @Argument(help: "Images (PNG/JPEG), folders (recursive) or quoted glob patterns.") var inputs: [String] = []
 
