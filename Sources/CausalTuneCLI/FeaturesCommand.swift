@@ -36,7 +36,7 @@ struct FeaturesCommand: ParsableCommand {
     @Option(help: "Experiment config (YAML).") var config: String
     @Option(name: .customLong("set"), help: "Override a config key: key.path=value (repeat --set for several).")
     var overrides: [String] = []
-    @Option(help: "Checkpoint (HDF5) with trained parameters.") var checkpoint: String?
+    @Option(help: "Checkpoint with trained parameters: our HDF5 file or a Rein / mmseg .pth.") var checkpoint: String?
     @Option(help: "Output HDF5 file.") var out: String
     @Option(help: "Comma-separated block indices (default: all).") var layers: String?
     @Option(help: ArgumentHelp("Non-square images: crop (the centred square) or stretch (the whole image).", valueName: "crop|stretch"))

@@ -99,6 +99,9 @@ public final class Trainer {
         parameters.scatterValues()
 
         if let path = options.resume {
+            if ReinCheckpoint.handles(path) {
+                throw CausalTuneError("--resume \(path): a PyTorch / safetensors file holds no optimizer state or step; use --init to start from its parameters")
+            }
             let reader = try Checkpoint.Reader(path: path)
             try reader.requireResumable()
             try reader.requireCompatible(with: network.signature)
