@@ -20,9 +20,9 @@ public enum CheckpointEvaluation {
         Trainer.configureThreads(comm)
         let network = try SegmentationNetwork(config: config, seed: UInt64(config.train.seed))
         let parameters = ParameterSet(network.trainableParameters)
-        let reader = try Checkpoint.Reader(path: checkpoint)
-        try reader.requireCompatible(with: network.signature)
-        try reader.loadParameters(into: parameters)
+        // Our HDF5 checkpoint or a Rein / mmseg .pth (ReinCheckpoint).
+        let loaded = try ReinCheckpoint.loadAny(checkpoint, into: parameters, signature: network.signature,
+                                                method: config.model.peft.method.rawValue, log: log)
         var selected = config.data.val
         if !datasets.isEmpty {
             selected = selected.filter { datasets.contains($0.displayName) || datasets.contains($0.dataset.rawValue) }
@@ -33,7 +33,7 @@ public enum CheckpointEvaluation {
         }
         guard !selected.isEmpty else { throw CausalTuneError("data.val: no validation datasets to evaluate") }
         let sets = try selected.map { try Trainer.openDataset($0, comm: comm, log: log) }
-        log.info("evaluating \(checkpoint) (step \(reader.metadata.step)) on \(sets.map(\.name).joined(separator: ", "))")
+        log.info("evaluating \(checkpoint) (\(loaded)) on \(sets.map(\.name).joined(separator: ", "))")
         return try Evaluator.evaluate(datasets: sets, model: { try network.logits(window: $0) },
                                       numClasses: network.head.numClasses, window: Trainer.slidingWindow(for: network),
                                       communicator: comm, predictions: predictions)

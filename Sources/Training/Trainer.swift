@@ -101,6 +101,9 @@ public final class Trainer {
         parameters.scatterValues()
 
         if let path = options.resume {
+            if ReinCheckpoint.handles(path) {
+                throw CausalTuneError("--resume \(path): a PyTorch / safetensors file holds no optimizer state or step; use --init to start from its parameters")
+            }
             let reader = try Checkpoint.Reader(path: path)
             try reader.requireResumable()
             try reader.requireCompatible(with: network.signature)
@@ -112,9 +115,9 @@ public final class Trainer {
             if reader.metadata.rngState.count == 4 { rng = RandomGenerator(state: reader.metadata.rngState) }
             log.info("resumed from \(path) at step \(step)")
         } else if let path = options.initFrom {
-            let reader = try Checkpoint.Reader(path: path)
-            try reader.requireCompatible(with: network.signature)
-            try reader.loadParameters(into: parameters)
+            // Our HDF5 checkpoint or a Rein / mmseg .pth (ReinCheckpoint).
+            try ReinCheckpoint.loadAny(path, into: parameters, signature: network.signature,
+                                       method: config.model.peft.method.rawValue, log: log)
             log.info("initialised the trainable parameters from \(path)")
         }
         if comm.isRoot && !config.model.backbone.randomWeights {
@@ -154,8 +157,10 @@ public final class Trainer {
                 }
             }
         }
-        return try Dataset(named: d.dataset.rawValue, root: d.root, split: d.split,
-                           selection: d.condition ?? d.domain, name: d.displayName)
+        var set = try Dataset(named: d.dataset.rawValue, root: d.root, split: d.split,
+                              selection: d.condition ?? d.domain, name: d.displayName)
+        if let s = d.scale { set.evalScaleOverride = .some(s.evaluatorScale) }
+        return set
     }
 
     /// The val domains to evaluate. A config that never set `data.val` gets the schema's
