@@ -7,9 +7,9 @@ Not part of CI (needs torch + timm). Run it through `launch/bench-compare`, or a
 
 The step: timm's DINOv2 architecture (VisionTransformer with LayerScale, the dims of the
 config's arch, its image size and patch size), frozen (requires_grad False: autograd
-computes input gradients only), the Causal-Tune layer of SPEC §4 after every block
+computes input gradients only), the Causal-Tune layer of reference §Causal-Tune layer after every block
 (orthonormal 2-D DCT as two matrix products, Gaussian band-pass, m tokens with a null
-sink, f_t/f_d shared Linear(C, C), learnable scale s), the linear head of SPEC §5 (per-block
+sink, f_t/f_d shared Linear(C, C), learnable scale s), the linear head of reference §Heads (per-block
 LayerNorm, one Linear over the concatenated patch tokens, bilinear upsampling to the input,
 align_corners False), pixel cross-entropy (ignore 255) and one AdamW step — on random
 images N(0, 1) and labels uniform over the classes, batch and input size of the config.

@@ -1,6 +1,6 @@
 import Numerics
 
-/// The shape of a DINOv2 ViT (SPEC §3):
+/// The shape of a DINOv2 ViT (reference §Backbone):
 ///
 /// | arch | C | blocks | heads | FFN |
 /// | --- | --- | --- | --- | --- |

@@ -2,7 +2,7 @@ import Foundation
 import Numerics
 import Support
 
-/// What `model.backbone` in the config says (SPEC §6a), and building the backbone from it.
+/// What `model.backbone` in the config says (reference §Configuration), and building the backbone from it.
 ///
 ///     model.backbone: {arch: dinov2_vitl14, weights: PATH | random, image_size: 512,
 ///                      patch_size: 14, recompute: false}
@@ -53,7 +53,7 @@ public struct BackboneSettings: Equatable, Sendable {
     }
 }
 
-/// The network input of SPEC §6: RGB bytes resized bilinearly (`align_corners=False`) to
+/// The network input of reference §Training: RGB bytes resized bilinearly (`align_corners=False`) to
 /// `size × size` and normalised with mean (123.675, 116.28, 103.53), std (58.395, 57.12, 57.375).
 public enum NetworkInput {
     public static let mean: [Float] = [123.675, 116.28, 103.53]

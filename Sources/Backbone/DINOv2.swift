@@ -2,7 +2,7 @@ import Foundation
 import Layers
 import Numerics
 
-/// The frozen DINOv2 ViT backbone (SPEC §3) with a `BlockAdapter` hook after every block.
+/// The frozen DINOv2 ViT backbone (reference §Backbone) with a `BlockAdapter` hook after every block.
 ///
 ///     p      = PatchEmbed(img)                       img [B, 3, H, W] → p [B, N, C], N = h·w
 ///     x₀     = [cls + pos₀, reg₁..reg_R, p + pos₁..N]   x₀ [B, T, C], T = 1 + R + N
@@ -108,7 +108,7 @@ public final class DINOv2: Module {
     /// How the position grid is resampled when the checkpoint's grid differs from the model's.
     public enum PositionInterpolation: Sendable {
         /// `F.interpolate(size=(h, w), mode="bicubic", align_corners=False)` — Rein's
-        /// converter and Hugging Face's `Dinov2Model` (SPEC §3; the default).
+        /// converter and Hugging Face's `Dinov2Model` (reference §Backbone; the default).
         case converter
         /// The official repository's hub forward at another resolution:
         /// `scale_factor = ((h + 0.1)/M, (w + 0.1)/M)`, no antialiasing.

@@ -2,7 +2,7 @@ import Foundation
 import Numerics
 import Support
 
-/// The feature dump of `causal-tune features` (SPEC §7), one HDF5 file:
+/// The feature dump of `causal-tune features` (reference §Files), one HDF5 file:
 ///
 ///     /                    attrs: format = "causal-tune-features", version = 1, config (YAML),
 ///                                 images (input paths), grid = [h, w]

@@ -3,7 +3,7 @@ import Numerics
 import Support
 
 /// `causal-tune features`: runs images through the backbone one at a time and writes the
-/// dump of SPEC §7 (`/image`, `/layer_<ii>/spatial`, root attributes; see
+/// dump of reference §Files (`/image`, `/layer_<ii>/spatial`, root attributes; see
 /// `FeatureDumpWriter`). `extraLayerOutputs` lets PEFT add per-layer datasets
 /// (spectrum, causal, refined, …) through the same writer.
 public enum FeatureExtraction {

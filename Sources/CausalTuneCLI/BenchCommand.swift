@@ -8,7 +8,7 @@ import Training
 /// `causal-tune bench --config FILE [--steps N] [--json FILE]`: warm-up plus N training
 /// steps of the configured model on images generated in memory; prints the median step
 /// time, its split, the GEMM FLOP rate against the sgemm peak measured in the same run and
-/// the peak RSS (SPEC §8). Under `mpirun -np N` every rank runs its share of the batch;
+/// the peak RSS (reference §Command line). Under `mpirun -np N` every rank runs its share of the batch;
 /// rank 0 prints per-rank figures and the all-reduce bytes, and alone writes `--json`.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,13 +17,13 @@ struct BenchCommand: ParsableCommand {
         discussion: "See README \"Performance\". The FLOP count is the step's GEMMs (Training/StepFLOPs.swift)."
     )
 
-    @Option(help: "Experiment config (YAML, SPEC §6a).") var config: String
+    @Option(help: "Experiment config (YAML; every key in docs/reference.md, Configuration).") var config: String
     @Option(name: .customLong("set"), parsing: .upToNextOption, help: "Override a config key: key.path=value (repeatable).")
     var overrides: [String] = []
     @Option(help: "Timed steps (the median is reported).") var steps = 5
     @Option(help: "Untimed warm-up steps.") var warmup = 1
     @Option(name: .customLong("peak-size"), help: "Side of the square sgemm that measures the peak.") var peakSize = 2048
-    @Option(help: "Write the SPEC §8 JSON here (rank 0).") var json: String?
+    @Option(help: "Write the summary as JSON here (rank 0; keys in docs/reference.md, Command line).") var json: String?
 
     func run() throws {
         let comm = Communicator.make()

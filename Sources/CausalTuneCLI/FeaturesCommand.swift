@@ -11,10 +11,10 @@ import Training
 /// `causal-tune features --config FILE [--set key.path=value ...] [--checkpoint CKPT] --out FILE.h5
 ///                      [--layers 0,11] [--fit crop|stretch] IMAGE...`
 ///
-/// Writes the feature dump of SPEC §7 for PNG/JPEG inputs (`--fit crop`, the default: the
+/// Writes the feature dump of reference §Files for PNG/JPEG inputs (`--fit crop`, the default: the
 /// centred square of side min(W, H), resized bilinearly to `model.backbone.image_size`;
 /// `--fit stretch`: the whole image resized to the square — see `FeatureDumpInput`),
-/// normalised as SPEC §6. With `model.peft.method: none` the
+/// normalised as reference §Training. With `model.peft.method: none` the
 /// bare backbone runs and the dump holds `/image` and `/layer_<ii>/spatial`; with
 /// `causal_tune` or `rein` the Causal-Tune layer runs after every block (its parameters from
 /// the checkpoint's `/params/peft/*`, else the seeded initialisation) and the dump adds
@@ -22,7 +22,7 @@ import Training
 struct FeaturesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "features",
-        abstract: "Dump per-layer features of images to HDF5 (SPEC §7).",
+        abstract: "Dump per-layer features of images to HDF5 (layout in docs/reference.md, Files).",
         discussion: """
         Layers default to every block; --layers 0,11 selects. The backbone's input is the \
         square image_size x image_size: by default (--fit crop) a non-square image gives its \

@@ -19,7 +19,7 @@ struct TrainCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Experiment config (YAML, SPEC §6a).") var config: String
+    @Option(help: "Experiment config (YAML; every key in docs/reference.md, Configuration).") var config: String
     @Option(name: .customLong("set"), parsing: .upToNextOption, help: "Override a config key: key.path=value (repeatable).")
     var overrides: [String] = []
     @Option(help: "Work directory (overrides output.work_dir).") var workDir: String?

@@ -94,7 +94,7 @@ public struct SegmentationMetrics: Equatable, Sendable {
         return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
     }
 
-    /// `{"miou": m, "iou": {"road": x, ...}, "pixels": n}` (SPEC §8), full precision, `null`
+    /// `{"miou": m, "iou": {"road": x, ...}, "pixels": n}` (reference §Command line), full precision, `null`
     /// for undefined values, classes in train-id order.
     public var jsonObjectText: String {
         func num(_ x: Double?) -> String { x.map { "\($0)" } ?? "null" }

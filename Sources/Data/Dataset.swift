@@ -1,4 +1,4 @@
-/// Segmentation datasets in their native layouts (SPEC §6), as lists of (image, label) pairs.
+/// Segmentation datasets in their native layouts (reference §Training), as lists of (image, label) pairs.
 ///
 ///   cityscapes  ROOT/leftImg8bit/SPLIT/CITY/X_leftImg8bit.png
 ///               ROOT/gtFine/SPLIT/CITY/X_gtFine_labelTrainIds.png (train ids; preferred) or

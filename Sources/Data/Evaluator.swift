@@ -1,4 +1,4 @@
-/// Evaluation (SPEC §6): keep-ratio resize, sliding-window inference, mIoU over whole splits.
+/// Evaluation (reference §Training): keep-ratio resize, sliding-window inference, mIoU over whole splits.
 ///
 /// Per image (mmseg's test pipeline of the reference configs):
 ///   x = Normalize(Resize(image, scale, keep_ratio=True))            [1, 3, h, w]

@@ -1,4 +1,4 @@
-/// The training input pipeline (SPEC §6) and its sharded, prefetched batches.
+/// The training input pipeline (reference §Training) and its sharded, prefetched batches.
 ///
 /// Per sample (mmseg order, the reference Rein configs):
 ///   load → Resize(scale) [exact size, mmseg `Resize(scale=…)` without keep_ratio: GTA5

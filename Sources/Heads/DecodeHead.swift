@@ -21,7 +21,7 @@ public protocol DecodeHead: AnyObject {
     /// The backbone blocks whose outputs the head reads.
     var outIndices: [Int] { get }
     var numClasses: Int { get }
-    /// The trainable parameters with their SPEC §7 names (`head/...`).
+    /// The trainable parameters with their reference §Files names (`head/...`).
     var parameters: [NamedParameter] { get }
 
     /// This rank's share of the loss normaliser for `labels` (for `linear`: the valid
@@ -64,7 +64,7 @@ public struct LossTerms {
     public var loss: Double { normalizer > 0 ? sum / Double(normalizer) : 0 }
 }
 
-/// The quarter-point blocks SPEC §5 uses by default: Rein's `[7, 11, 15, 23]` for 24
+/// The quarter-point blocks reference §Heads uses by default: Rein's `[7, 11, 15, 23]` for 24
 /// blocks, `[9, 19, 29, 39]` for 40, otherwise `[L/4−1, L/2−1, 3L/4−1, L−1]`.
 public func defaultOutIndices(depth: Int) -> [Int] {
     switch depth {

@@ -2,7 +2,7 @@ import Foundation
 import Numerics
 import Layers
 
-/// The linear decode head (SPEC §5), for debugging and linear probing. For the `J` blocks
+/// The linear decode head (reference §Heads), for debugging and linear probing. For the `J` blocks
 /// in `outIndices`, with patch tokens `X_j [B·N, C]` (`N = h·w`):
 ///
 ///     Y_j = LN_j(X_j)                                   LayerNorm, eps 1e-6, trainable

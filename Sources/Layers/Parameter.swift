@@ -51,7 +51,7 @@ public struct NamedParameter {
 /// parameters as `prefix + localName` and passes `prefix + childName + "."` to its children,
 /// so a DINOv2 block asked with prefix `"blocks.3."` yields timm/official checkpoint keys
 /// (`blocks.3.norm1.weight`, `blocks.3.attn.qkv.weight`, `blocks.3.mlp.fc1.bias`, …). Callers
-/// that want another separator (SPEC §7 `peft/f_t/weight`) pass their own prefix (`"peft/f_t/"`).
+/// that want another separator (reference §Files `peft/f_t/weight`) pass their own prefix (`"peft/f_t/"`).
 public protocol Module: AnyObject {
     func parameters(prefix: String) -> [NamedParameter]
 }

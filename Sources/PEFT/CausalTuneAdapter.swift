@@ -3,7 +3,7 @@ import Layers
 import Numerics
 import Support
 
-/// The Causal-Tune layer (SPEC §4), applied after every block `i` of the frozen backbone.
+/// The Causal-Tune layer (reference §Causal-Tune layer), applied after every block `i` of the frozen backbone.
 ///
 /// Tokens `x ∈ R^{B×T×C}`, `T = P + N`: the `P` cls/register tokens pass through
 /// unchanged; the `N = h·w` patch tokens of each image, `X ∈ R^{N×C}` (token `u·w + v`),
@@ -36,7 +36,7 @@ import Support
 /// weights and biases `U(−1/√C, 1/√C)` (PyTorch's `nn.Linear` default); `s = scale_init`.
 /// Drawn from one seeded generator in this order: tokens (or A, then B), W_t, b_t, W_d, b_d.
 ///
-/// Parameters (SPEC §7 names and PyTorch layouts, from `parameters(prefix: "peft/")`):
+/// Parameters (reference §Files names and PyTorch layouts, from `parameters(prefix: "peft/")`):
 /// `peft/tokens [L, m, C]` (or `peft/tokens_a [L, m, r]`, `peft/tokens_b [L, r, C]`),
 /// `peft/f_t/weight [C, C]`, `peft/f_t/bias [C]`, `peft/f_d/weight [C, C]`,
 /// `peft/f_d/bias [C]`, `peft/scale [1]` — all with gradients.
@@ -164,10 +164,10 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
 
     // MARK: parameters
 
-    /// The SPEC §7 prefix of every Causal-Tune parameter.
+    /// The reference §Files prefix of every Causal-Tune parameter.
     public static let parameterPrefix = "peft/"
 
-    /// The trainable parameters in SPEC §7 order; with `prefix: "peft/"` (or
+    /// The trainable parameters in reference §Files order; with `prefix: "peft/"` (or
     /// `trainableParameters`) the names are the checkpoint names.
     public func parameters(prefix: String) -> [NamedParameter] {
         var list: [NamedParameter] = []
@@ -182,7 +182,7 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
         return list
     }
 
-    /// `parameters(prefix: "peft/")`: SPEC §7 names (`peft/tokens`, `peft/f_t/weight`, …).
+    /// `parameters(prefix: "peft/")`: reference §Files names (`peft/tokens`, `peft/f_t/weight`, …).
     public var trainableParameters: [NamedParameter] { parameters(prefix: CausalTuneAdapter.parameterPrefix) }
 
     /// Copies parameter values from `lookup(name)` (e.g. a checkpoint's `/params/<name>`).
@@ -203,7 +203,7 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
         for c in caches { c.valid = false }
     }
 
-    /// Loads `/params/peft/*` from a SPEC §7 checkpoint (HDF5); nothing else of the file
+    /// Loads `/params/peft/*` from a reference §Files checkpoint (HDF5); nothing else of the file
     /// is needed. A missing or misshapen parameter is one error naming the file and the name.
     public func loadCheckpoint(_ path: String) throws {
         let file = try HDF5File.open(path)
@@ -461,7 +461,7 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
     /// The dump arrays of the last forward of every layer in `recordFeatures`.
     public private(set) var recordedFeatures: [Int: CausalTuneFeatures] = [:]
 
-    /// Block `layer`'s features for the feature dump (SPEC §7), computed from the block's
+    /// Block `layer`'s features for the feature dump (reference §Files), computed from the block's
     /// output tokens `input [B, T, C]` with the current parameters. Runs the layer's
     /// forward (replacing its cache). Maps are channel-first `[B, C, h, w]`.
     public func features(layer: Int, input: Tensor, prefixTokens: Int, grid: (h: Int, w: Int)) -> CausalTuneFeatures {
@@ -618,7 +618,7 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
     }
 }
 
-/// One layer's arrays for the feature dump (SPEC §7); maps `[B, C, h, w]`.
+/// One layer's arrays for the feature dump (reference §Files); maps `[B, C, h, w]`.
 public struct CausalTuneFeatures {
     /// Patch tokens after the block, before PEFT.
     public let spatial: Tensor

@@ -2,10 +2,10 @@ import Numerics
 import Support
 
 extension CausalTuneOptions {
-    /// The layer's options from the run configuration's `model.peft` section (SPEC §6a),
+    /// The layer's options from the run configuration's `model.peft` section (reference §Configuration),
     /// validated (a bad value throws a `CausalTuneError` naming its `model.peft` key).
     public init(_ peft: ExperimentConfig.PEFTOptions) throws {
-        // The configuration and the layer spell every choice the same way (SPEC §4/§6a).
+        // The configuration and the layer spell every choice the same way (reference §Causal-Tune layer, §Configuration).
         guard let method = PEFTMethod(rawValue: peft.method.rawValue),
               let transform = TransformKind(rawValue: peft.transform.rawValue),
               let mode = FilterMode(rawValue: peft.filter.mode.rawValue),

@@ -11,9 +11,9 @@ public enum PEFTMethod: String, CaseIterable, Sendable {
     case none
 }
 
-/// The configuration of the Causal-Tune layer (`model.peft` in SPEC §6a).
+/// The configuration of the Causal-Tune layer (`model.peft` in reference §Configuration).
 ///
-/// Variants are configuration (SPEC §4 table): `transform`, `filter.{mode, shape, low,
+/// Variants are configuration (reference §Causal-Tune layer table): `transform`, `filter.{mode, shape, low,
 /// high}`, `discardNoncausal`, low-rank tokens (`loraRank`), and `method`. For
 /// `method: rein` the transform is `identity` and the filter `none`, whatever the other
 /// keys say (`effectiveTransform`, `effectiveFilter`).

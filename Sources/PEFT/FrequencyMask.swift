@@ -1,7 +1,7 @@
 import Foundation
 import Numerics
 
-/// The band-pass mask `M` on the coefficient grid (SPEC §4), and the three-band weights
+/// The band-pass mask `M` on the coefficient grid (reference §Causal-Tune layer), and the three-band weights
 /// behind `band_energy`.
 ///
 /// With the normalised frequency `ρ = √(ρ_u² + ρ_v²)` of the transform (1 = Nyquist; see

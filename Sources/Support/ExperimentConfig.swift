@@ -1,4 +1,4 @@
-/// The experiment configuration (SPEC §6a): YAML files composed mmseg-style.
+/// The experiment configuration (reference §Configuration): YAML files composed mmseg-style.
 ///
 ///     resolved = defaults ◁ base_1 ◁ … ◁ base_k ◁ file ◁ --set a.b=v …
 ///
@@ -40,7 +40,7 @@ public struct ExperimentConfig: Equatable, Sendable {
     /// Synthetic benchmark domains (`domain:` of a `synthetic` dataset).
     public static let syntheticDomains = ["source", "fog", "night", "rain", "snow"]
 
-    // MARK: - Schema (SPEC §6a)
+    // MARK: - Schema (reference §Configuration)
 
     static let datasetItem: KeyValuePairs<String, ConfigSchema> = [
         "dataset": .required(.choice(DatasetName.cityscapes)),
@@ -191,7 +191,7 @@ public struct ExperimentConfig: Equatable, Sendable {
 
     public struct HeadOptions: Equatable, Sendable {
         public let type: HeadType
-        /// nil: the quarter points (SPEC §5).
+        /// nil: the quarter points (reference §Heads).
         public let outIndices: [Int]?
         public let numClasses: Int
         init(_ r: ConfigReader) {

@@ -1,4 +1,4 @@
-/// HDF5 files: checkpoints, feature dumps and HDF5 weight files (SPEC §7).
+/// HDF5 files: checkpoints, feature dumps and HDF5 weight files (reference §Files).
 ///
 /// A thin, typed layer over the serial HDF5 C library (the `CHDF5` shim). Objects are named
 /// by slash paths from the root (`params/peft/f_t/weight`, a leading `/` is optional);

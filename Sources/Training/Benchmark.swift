@@ -46,7 +46,7 @@ public final class TrainingBenchmark {
         /// Achieved GFLOP/s of one rank against the sgemm peak of one rank.
         public var gflops: Double { flops.total / 1e9 / stepSecondsMedian }
 
-        /// SPEC §8 keys plus details.
+        /// reference §Command line keys plus details.
         public var json: String {
             var fields: [(String, JSONValue)] = [
                 ("step_s_median", .double(stepSecondsMedian)), ("images_per_s", .double(imagesPerSecond)),

@@ -3,7 +3,7 @@ import Foundation
 import Numerics
 import PEFT
 
-/// The Causal-Tune part of the feature dump (SPEC §7), added to the backbone's
+/// The Causal-Tune part of the feature dump (reference §Files), added to the backbone's
 /// `/image` + `/layer_<ii>/spatial` through `FeatureExtraction.LayerHook`:
 ///
 ///     /layer_<ii>/spectrum     float32 [B, C, h, w]   T(spatial)

@@ -2,7 +2,7 @@ import Foundation
 import Numerics
 import Support
 
-/// Checkpoints (SPEC §7): one HDF5 file, written by rank 0 to a temporary name, flushed,
+/// Checkpoints (reference §Files): one HDF5 file, written by rank 0 to a temporary name, flushed,
 /// synced and renamed, so a crash never leaves a half-written file under the real name.
 ///
 ///     /                          attrs: format = "causal-tune-checkpoint", version = 1,
@@ -38,7 +38,7 @@ public enum Checkpoint {
         public var optimizerSteps: Int
         public var backboneWeights: String
         public var backboneSHA256: String
-        /// nil for a checkpoint that carries only the SPEC §7 root attributes (e.g. one
+        /// nil for a checkpoint that carries only the reference §Files root attributes (e.g. one
         /// written from PyTorch with h5py): its parameters are then matched by name and shape.
         public var signature: ModelSignature?
         /// Extra scalar attributes (e.g. `miou` of the evaluation at this step).
@@ -99,7 +99,7 @@ public enum Checkpoint {
         /// Opens and validates `path`: an HDF5 file with format "causal-tune-checkpoint"
         /// and version 1. Every failure (missing, truncated, foreign) is one clear error.
         /// Only `format` and `version` are required: a checkpoint written elsewhere (PyTorch
-        /// + h5py) with just the SPEC §7 attributes — or fewer — still loads with `--init`;
+        /// + h5py) with just the reference §Files attributes — or fewer — still loads with `--init`;
         /// `requireResumable()` is what `--resume` checks on top.
         public init(path: String) throws {
             self.path = path

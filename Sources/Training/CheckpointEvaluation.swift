@@ -4,7 +4,7 @@ import Support
 import Distributed
 import Data
 
-/// `causal-tune evaluate`: the trainer's evaluator on a checkpoint (SPEC §8).
+/// `causal-tune evaluate`: the trainer's evaluator on a checkpoint (reference §Command line).
 ///
 ///     network ← config (model.*);  θ ← CHECKPOINT /params (model signature checked)
 ///     for each val domain (all of data.val, or those named by --dataset):

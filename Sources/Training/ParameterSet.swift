@@ -7,7 +7,7 @@ import Layers
 ///     values = [ p_0 | p_1 | … | p_{n−1} ]      (flat, Float32, P = Σ count(p_i))
 ///     grads  = [ g_0 | g_1 | … | g_{n−1} ]
 ///
-/// Each parameter is a named slice (`peft/tokens`, `head/linear/weight`, … — SPEC §7
+/// Each parameter is a named slice (`peft/tokens`, `head/linear/weight`, … — reference §Files
 /// names and PyTorch layouts), so the optimiser is one loop over `values`, the
 /// data-parallel gradient average is a single all-reduce of `grads`, and a checkpoint is
 /// one dataset per slice.
@@ -21,7 +21,7 @@ import Layers
 public final class ParameterSet {
     /// One trainable parameter.
     public struct Entry {
-        /// The SPEC §7 name (`peft/f_t/weight`).
+        /// The reference §Files name (`peft/f_t/weight`).
         public let name: String
         public let shape: [Int]
         /// Where the slice starts in the flat buffers.
@@ -92,7 +92,7 @@ public final class ParameterSet {
     /// The names in buffer order.
     public var names: [String] { entries.map(\.name) }
 
-    /// Weight-decay groups by SPEC §6/§7 name: no decay for Causal-Tune tokens, the
+    /// Weight-decay groups by reference §Training, §Files name: no decay for Causal-Tune tokens, the
     /// scale `s`, normalisation layers, biases and (for query-based heads) learned
     /// query/level embeddings; decay for every other weight. Biases are recognised in both
     /// spellings: `head/linear/bias` and the Mask2Former head's module paths

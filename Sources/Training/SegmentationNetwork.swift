@@ -7,7 +7,7 @@ import PEFT
 import Heads
 
 /// The network a run trains: frozen DINOv2 → Causal-Tune adapter after every block →
-/// decode head (SPEC §3–§5), built from `model.*` of the config.
+/// decode head (reference §Backbone–§Heads), built from `model.*` of the config.
 ///
 ///     x₀ = embed(images)                           images [b, 3, S, S]
 ///     x_{i+1} = A_i(Block_i(x_i))                  tokens [b, T, C], T = 1 + R + h·w
@@ -67,7 +67,7 @@ public final class SegmentationNetwork {
         }
     }
 
-    /// Every trainable parameter (SPEC §7 names): `peft/…` then `head/…`.
+    /// Every trainable parameter (reference §Files names): `peft/…` then `head/…`.
     public var trainableParameters: [NamedParameter] {
         (adapter?.trainableParameters ?? []) + head.parameters
     }

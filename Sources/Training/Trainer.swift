@@ -8,7 +8,7 @@ import PEFT
 import Heads
 import Data
 
-/// `causal-tune train`: the data-parallel training loop (SPEC §6, §8).
+/// `causal-tune train`: the data-parallel training loop (reference §Training, §Command line).
 ///
 /// Every rank holds the whole frozen backbone and the trainable set (Causal-Tune +
 /// head) as one flat `ParameterSet`. Per update `k` (0-based; `lr_k` from the poly
@@ -27,7 +27,7 @@ import Data
 /// depend on the thread count) — so resumed and re-sharded runs continue bit for bit.
 ///
 /// Rank 0 initialises θ and broadcasts it, and alone prints and writes (metrics.jsonl,
-/// train.log, config.yaml, checkpoints, evaluation JSON). Checkpoints are SPEC §7 files
+/// train.log, config.yaml, checkpoints, evaluation JSON). Checkpoints are reference §Files files
 /// `WORK_DIR/iter_<k>.h5` (the last `keep`, 0 = all) plus `best.h5` (best mean mIoU over
 /// the val domains), each written atomically; `WORK_DIR/last_checkpoint` names the newest.
 public final class Trainer {

@@ -2,7 +2,7 @@ import Foundation
 import Numerics
 import Support
 
-/// Read access to a feature dump (SPEC §7, written by `causal-tune features`):
+/// Read access to a feature dump (reference §Files, written by `causal-tune features`):
 ///
 /// ```
 /// /                       attrs: format = "causal-tune-features", version, config, images, grid
@@ -18,7 +18,7 @@ public final class FeatureDump {
     /// The block indices that have a `/layer_<ii>` group, ascending.
     public let layers: [Int]
 
-    /// ImageNet normalisation of `/image` (SPEC §6), RGB.
+    /// ImageNet normalisation of `/image` (reference §Training), RGB.
     public static let mean: [Float] = [123.675, 116.28, 103.53]
     public static let std: [Float] = [58.395, 57.12, 57.375]
 

@@ -3,7 +3,7 @@ import Numerics
 
 /// Log-magnitude spectrum pictures with the band-pass mask contour, and the mask itself.
 ///
-/// For a spectrum `F ∈ R^{C×h×w}` (the per-channel coefficients of the transform, SPEC §4)
+/// For a spectrum `F ∈ R^{C×h×w}` (the per-channel coefficients of the transform, reference §Causal-Tune layer)
 /// the picture shows `L[u, v] = log₁₀(mean_c |F[c, u, v]| + ε)` (ε = 1e-12 times the
 /// largest mean magnitude) on the coefficient grid, coefficient `(0, 0)` top-left, painted
 /// with viridis between the 1 % and 99.9 % quantiles of L and enlarged with nearest

@@ -1,7 +1,7 @@
 import Foundation
 import Numerics
 
-/// The curves of a training run, read from `WORK_DIR/metrics.jsonl` (SPEC §8: one JSON
+/// The curves of a training run, read from `WORK_DIR/metrics.jsonl` (reference §Command line: one JSON
 /// object a line).
 ///
 /// Every line with a numeric `step` (or `iter`) contributes:

@@ -6,7 +6,7 @@ import Support
 import XCTest
 
 /// `causal-tune features` through its library entry point: PNG inputs → normalised input →
-/// the bare backbone → the SPEC §7 dump, compared with PyTorch.
+/// the bare backbone → the reference §Files dump, compared with PyTorch.
 final class FeatureDumpTests: XCTestCase {
     private func loadPNG(_ path: String) throws -> FeatureExtraction.LoadedImage {
         let image = try ImageIO.readRGB(path)

@@ -194,7 +194,7 @@ final class CausalTuneRecordingTests: XCTestCase {
     }
 }
 
-/// Loading `/params` from a SPEC §7 checkpoint written by h5py.
+/// Loading `/params` from a reference §Files checkpoint written by h5py.
 final class CausalTuneCheckpointTests: XCTestCase {
     func testLoadsPEFTParametersFromASpecCheckpoint() throws {
         let url = try XCTUnwrap(Bundle.module.url(forResource: "features_dct_checkpoint", withExtension: "h5", subdirectory: "Fixtures"))

@@ -4,7 +4,7 @@ import PEFT
 import Support
 import XCTest
 
-/// `model.peft` (SPEC §6a) → `CausalTuneOptions`.
+/// `model.peft` (reference §Configuration) → `CausalTuneOptions`.
 final class CausalTuneConfigTests: XCTestCase {
     private func options(_ peft: String) throws -> CausalTuneOptions {
         let config = try ExperimentConfig.parse(yaml: "model:\n  backbone: {weights: random}\n  peft: \(peft)\n")

@@ -4,7 +4,7 @@ import Layers
 import PEFT
 import XCTest
 
-/// Parity with an independent PyTorch implementation of SPEC §4
+/// Parity with an independent PyTorch implementation of reference §Causal-Tune layer
 /// (`Fixtures/make_fixtures.py`): outputs and the gradients of the input, tokens (or the
 /// low-rank factors), `f_t`, `f_d` and `s`, plus the dump arrays, within 1e-4 relative.
 final class CausalTuneReferenceTests: XCTestCase {

@@ -3,7 +3,7 @@ import Numerics
 import PEFT
 import XCTest
 
-/// The band-pass mask of SPEC §4 and the band weights behind `band_energy`.
+/// The band-pass mask of reference §Causal-Tune layer and the band weights behind `band_energy`.
 final class FrequencyMaskTests: XCTestCase {
     func testBandPassMaskMatchesSpecAtZeroAndCutoffs() {
         let f = FrequencyFilter()  // bandpass, gaussian, σ_L = 0.2, σ_H = 0.7

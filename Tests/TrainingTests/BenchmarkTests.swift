@@ -8,7 +8,7 @@ import PEFT
 import Training
 
 /// `causal-tune bench`'s measuring code: the FLOP count against a count done by hand, and
-/// a 2-step run of a tiny model whose JSON carries SPEC §8's keys with finite positive values.
+/// a 2-step run of a tiny model whose JSON carries reference §Command line's keys with finite positive values.
 final class BenchmarkTests: XCTestCase {
     static let yaml = """
     model:

@@ -9,7 +9,7 @@ import XCTest
 
 /// The feature dump with Causal-Tune against an independent PyTorch implementation
 /// (`Tests/PEFTTests/Fixtures/make_features_fixtures.py`): the tiny random DINOv2 of the
-/// Backbone fixtures with the PEFT parameters of a SPEC §7 checkpoint, every dataset of every
+/// Backbone fixtures with the PEFT parameters of a reference §Files checkpoint, every dataset of every
 /// layer within 1e-4 relative — for the default Causal-Tune configuration and for Rein.
 final class CausalTuneFeatureDumpTests: XCTestCase {
     private let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -56,7 +56,7 @@ final class CheckpointTests: XCTestCase {
         // The module tensors received the values too.
         XCTAssertEqual(other["peft/scale"]!.moduleValue.array, set["peft/scale"]!.value.array)
 
-        // SPEC §7 layout, readable without our reader.
+        // reference §Files layout, readable without our reader.
         let file = try HDF5File.open(path)
         XCTAssertEqual(try file.stringAttribute("format"), "causal-tune-checkpoint")
         XCTAssertEqual(try file.int64Attribute("version"), 1)

@@ -2,7 +2,7 @@ import XCTest
 import Foundation
 import Support
 
-/// Every shipped config resolves against the SPEC §6a schema (unknown keys, bad values
+/// Every shipped config resolves against the reference §Configuration schema (unknown keys, bad values
 /// and broken `_base_` paths fail here, not at the start of a 40k-step run).
 final class ConfigFilesTests: XCTestCase {
     func testEveryConfigResolves() throws {

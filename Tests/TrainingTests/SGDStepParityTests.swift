@@ -5,13 +5,13 @@ import Support
 import Distributed
 import Training
 
-/// Issue 6, "gradient parity": from a SPEC §7 `--init` checkpoint and backbone weights, one
+/// Issue 6, "gradient parity": from a reference §Files `--init` checkpoint and backbone weights, one
 /// step of `train.optimizer: sgd` (no momentum, weight_decay 0) with `augment: none` on one
 /// image/label pair of a `dataset: folder` moves every trainable parameter by −lr × PyTorch's
 /// gradient; the step-1 checkpoint (`checkpoint_every: 1`) holds the result.
 ///
 /// The reference is Fixtures/make_sgd_step_fixture.py (timm DINOv2 blocks + an independent
-/// SPEC §4 Causal-Tune + SPEC §5 linear head and loss, float64 autograd). The run goes
+/// reference §Causal-Tune layer Causal-Tune + reference §Heads linear head and loss, float64 autograd). The run goes
 /// through the same public path as `causal-tune train --config FILE --init CKPT`
 /// (`ExperimentConfig.load` → `Trainer` → `run`), and the step-1 checkpoint is read back
 /// from disk. For each trainable tensor, with Δ = θ₁ − θ₀ and g the reference gradient:

@@ -16,7 +16,7 @@ final class FeatureDumpTests: XCTestCase {
         return d
     }
 
-    /// A dump in the SPEC §7 layout for layers 0 and 3: smooth random features, their
+    /// A dump in the reference §Files layout for layers 0 and 3: smooth random features, their
     /// `kind` spectrum, the band-pass causal part, refined = spatial + 0.1·T⁻¹(causal).
     private func writeDump(_ path: String, kind: TransformKind = .dct, skip: Set<String> = [], format: String = "causal-tune-features") throws {
         let f = try HDF5File.create(path)

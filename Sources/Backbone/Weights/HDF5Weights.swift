@@ -2,7 +2,7 @@ import Foundation
 import Numerics
 import Support
 
-/// Backbone weights in our HDF5 files (SPEC §7): the datasets under `/backbone/` of a
+/// Backbone weights in our HDF5 files (reference §Files): the datasets under `/backbone/` of a
 /// checkpoint written `--with-backbone`, or, when there is no `/backbone` group, every
 /// dataset of the file. Names are the official ones (`/backbone/blocks.3.attn.qkv.weight`);
 /// nested groups are read with `.` for `/` (`/backbone/blocks/3/attn/qkv/weight` works too).

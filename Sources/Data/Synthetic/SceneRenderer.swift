@@ -1,4 +1,4 @@
-/// The synthetic street scene (SPEC §9): geometry, labels, depth and the clean image.
+/// The synthetic street scene (reference §Synthetic benchmark): geometry, labels, depth and the clean image.
 ///
 /// A pinhole camera at height h_c = 1.5 m looks down a straight street. With focal length
 /// f (pixels), horizon row y_h and vanishing column v_x, a world point at lateral offset X,

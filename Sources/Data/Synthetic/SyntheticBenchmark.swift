@@ -1,4 +1,4 @@
-/// `causal-tune synth`: writes the synthetic benchmark (SPEC §9) to disk.
+/// `causal-tune synth`: writes the synthetic benchmark (reference §Synthetic benchmark) to disk.
 ///
 ///   DIR/<domain>/images/<split>/<name>.png   RGB, domain ∈ source fog night rain snow
 ///   DIR/<domain>/labels/<split>/<name>.png   8-bit train ids (0…18, 255 ignore), the same

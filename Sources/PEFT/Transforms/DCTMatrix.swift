@@ -1,6 +1,6 @@
 import Foundation
 
-/// The orthonormal DCT-II matrix (SPEC §4):
+/// The orthonormal DCT-II matrix (reference §Causal-Tune layer):
 ///
 ///     D_n[k, j] = α_k · cos(π (2j + 1) k / (2n)),   α_0 = √(1/n),  α_k = √(2/n) (k > 0)
 ///

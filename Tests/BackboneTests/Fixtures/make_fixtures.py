@@ -26,7 +26,7 @@ Weight files (official DINOv2 names unless noted):
   s14_reg4_timm.safetensors timm names (reg_token, cls pos folded into cls_token), float16
   g14.pth                  SwiGLU (mlp.w12 / mlp.w3), float32
   g14_hf.safetensors       SwiGLU with HF names (mlp.weights_in / mlp.weights_out), float16
-  img0.png, img1.png       56x56 RGB inputs of the `s14_56` case (normalised as SPEC §6)
+  img0.png, img1.png       56x56 RGB inputs of the `s14_56` case (normalised as reference §Training)
 
 References (safetensors, float32): `ref_<case>.safetensors` with
   input      [B, 3, H, W]   the normalised network input

@@ -9,15 +9,15 @@ Backbone fixtures `Tests/BackboneTests/Fixtures/{s14.safetensors,img0.png,img1.p
 For each variant (`dct`: the default Causal-Tune configuration; `rein`) it writes, into
 `Tests/PEFTTests/Fixtures/`:
 
-  features_<variant>_checkpoint.h5   a SPEC §7 checkpoint: root attributes and /params/peft/*
+  features_<variant>_checkpoint.h5   a reference §Files checkpoint: root attributes and /params/peft/*
                                      (random PEFT parameters, s = 0.5 so the refinement shows)
   features_<variant>_expected.h5     /layer_<ii>/{spatial,spectrum,causal,refined,band_energy}
                                      and /mask, computed here in float64
 
 The model is the tiny random DINOv2 of the Backbone fixtures (C = 16, 2 blocks, 2 heads,
 patch 14, 56×56 input → 4×4 grid), run with timm's DINOv2 blocks; after every block the
-Causal-Tune layer of SPEC §4 (`causal_tune` in make_fixtures.py, written from the SPEC
-formulas) refines the patch tokens, exactly as the Swift backbone calls its adapter.
+Causal-Tune layer (`causal_tune` in make_fixtures.py, written from the
+formulas of docs/reference.md) refines the patch tokens, exactly as the Swift backbone calls its adapter.
 """
 import os
 import sys

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""PyTorch reference of the Causal-Tune layer (SPEC §4) → fixtures for Tests/PEFTTests.
+"""PyTorch reference of the Causal-Tune layer (reference §Causal-Tune layer) → fixtures for Tests/PEFTTests.
 
 Re-run (from the repository root; needs torch, numpy, scipy — CPU is enough):
 
     python3 Tests/PEFTTests/Fixtures/make_fixtures.py
 
-It rewrites Tests/PEFTTests/Fixtures/causal_tune_reference.json. Written from the SPEC
-formulas only (float64 throughout, autograd for every gradient), independent of the Swift
-code: the DCT is the SPEC's matrix (checked against scipy.fft.dctn), the Hartley transform
+It rewrites Tests/PEFTTests/Fixtures/causal_tune_reference.json. Written from the
+formulas of docs/reference.md only (float64 throughout, autograd for every gradient), independent of the Swift
+code: the DCT is the reference's matrix (checked against scipy.fft.dctn), the Hartley transform
 is Re − Im of torch.fft.fft2(norm="ortho"), the Haar transform is written with strided
 slices (Mallat layout, detail = (even − odd)/√2).
 
@@ -130,7 +130,7 @@ def factors(cfg, h, w):
     return a, b
 
 
-# ---------------------------------------------------------------- the layer (SPEC §4)
+# ---------------------------------------------------------------- the layer (reference §Causal-Tune layer)
 
 def causal_tune(x, p, cfg, layer):
     """x [B, T, C] → out [B, T, C]; also returns spectrum and causal [B, C, h, w]."""

@@ -17,14 +17,14 @@ Everything in the step is rebuilt here, independently of the Swift code:
     42×42, patch 14 → a 3×3 grid. Its weights are NOT committed (21 MB): every tensor is a
     deterministic integer-hash formula (`formula_weights`, mirrored by the Swift test, which
     writes the weights file at test time). Values are k·2⁻ⁿ, exact in float32. `pos_embed` is
-    stored for a 4×4 grid and resampled to 3×3 at load time as SPEC §3 says (bicubic,
+    stored for a 4×4 grid and resampled to 3×3 at load time as reference §Backbone says (bicubic,
     align_corners=False) — here with F.interpolate, as the backbone fixtures do.
   * Causal-Tune after every block: `causal_tune` of Tests/PEFTTests/Fixtures/make_fixtures.py
-    (written from the SPEC §4 formulas, float64).
-  * linear head + loss (SPEC §5): LayerNorm (eps 1e-6) of the post-PEFT patch tokens of each
+    (written from the reference §Causal-Tune layer formulas, float64).
+  * linear head + loss (reference §Heads): LayerNorm (eps 1e-6) of the post-PEFT patch tokens of each
     out_index (default [2, 5, 8, 11]), concat, Linear(4C, 19), bilinear upsample to 42×42
     (align_corners=False), cross-entropy with ignore_index=255, mean over the valid pixels.
-  * data (SPEC §6, `dataset: folder`, `augment: none`): the folder set has no training
+  * data (reference §Training, `dataset: folder`, `augment: none`): the folder set has no training
     resize; the deterministic centre crop of a 45×44 image to 42×42 takes x0 = (45−42)//2,
     y0 = (44−42)//2; normalisation (RGB − mean) / std with mean (123.675, 116.28, 103.53),
     std (58.395, 57.12, 57.375). The label map has several classes and an ignored (255)
@@ -36,7 +36,7 @@ Variants (each an `init_<v>.h5` + `expected_<v>.h5`):
 
 Files in sgd_step/:
   data/images/scene.png, data/labels/scene.png     the folder dataset (one pair)
-  init_<v>.h5     a SPEC §7 checkpoint with ONLY the SPEC §7 root attributes (format,
+  init_<v>.h5     a reference §Files checkpoint with ONLY the reference §Files root attributes (format,
                   version, step, world_size, config, created, rng_state) and /params/<name>
                   float32 — written by h5py the way a PyTorch user would
   expected_<v>.h5 /grad/<name> float32 (the float64 gradient, rounded) of every trainable parameter),
@@ -166,7 +166,7 @@ def backbone(sd):
     sd = dict(sd)
     pos = sd["pos_embed"]
     grid = pos[:, 1:].reshape(1, STORED_GRID, STORED_GRID, C).permute(0, 3, 1, 2)
-    # SPEC §3: the converter's resampling, in float32 as the loader does it.
+    # reference §Backbone: the converter's resampling, in float32 as the loader does it.
     grid = F.interpolate(grid.float(), size=(GRID, GRID), mode="bicubic", align_corners=False).double()
     sd["pos_embed"] = torch.cat([pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, GRID * GRID, C)], 1)
     m = timm.create_model("vit_small_patch14_dinov2", pretrained=False, embed_dim=C, depth=DEPTH, num_heads=HEADS,
