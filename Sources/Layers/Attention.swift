@@ -118,7 +118,7 @@ public final class Attention: Module {
                                tokens T: Int, rowsParallel: Bool) {
         let ld = 3 * channels
         BLAS.gemm(transposeA: false, transposeB: true, m: T, n: T, k: headDim, alpha: scale,
-                  a: q, lda: ld, b: k, ldb: ld, c: a, ldc: T)
+                  a: q, lda: ld, b: k, ldb: ld, c: a, ldc: T, whole: true)
         if rowsParallel { Kernels.softmaxRows(a, rows: T, cols: T) } else {
             for t in 0..<T { Kernels.softmaxRow(a + t * T, T) }
         }
@@ -161,7 +161,7 @@ public final class Attention: Module {
             probabilities(q: q, k: k, into: a, tokens: T, rowsParallel: rowsParallel)
             // y_h [T, D] = A v
             BLAS.gemm(transposeA: false, transposeB: false, m: T, n: D, k: T,
-                      a: a, lda: T, b: v, ldb: 3 * C, c: yP + b * T * C + h * D, ldc: C)
+                      a: a, lda: T, b: v, ldb: 3 * C, c: yP + b * T * C + h * D, ldc: C, whole: true)
         }
         proj.forward(yT, into: output)
     }
@@ -228,10 +228,10 @@ public final class Attention: Module {
             let dA = scratch.data + w * T * T
             // dv [T, D] = Aᵀ g
             BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: T,
-                      a: a, lda: T, b: g, ldb: C, c: dv, ldc: 3 * C)
+                      a: a, lda: T, b: g, ldb: C, c: dv, ldc: 3 * C, whole: true)
             // dA [T, T] = g vᵀ, then the softmax backward (and the score scale) in place
             BLAS.gemm(transposeA: false, transposeB: true, m: T, n: T, k: D,
-                      a: g, lda: C, b: v, ldb: 3 * C, c: dA, ldc: T)
+                      a: g, lda: C, b: v, ldb: 3 * C, c: dA, ldc: T, whole: true)
             if rowsParallel {
                 Parallel.forEach(T, grain: Swift.max(1, Kernels.elementGrain / Swift.max(T, 1))) { r in
                     for t in r { Kernels.softmaxRowBackwardInPlace(dA + t * T, output: a + t * T, T, scale: s) }
@@ -241,9 +241,9 @@ public final class Attention: Module {
             }
             // dq = dS k,  dk = dSᵀ q
             BLAS.gemm(transposeA: false, transposeB: false, m: T, n: D, k: T,
-                      a: dA, lda: T, b: k, ldb: 3 * C, c: dq, ldc: 3 * C)
+                      a: dA, lda: T, b: k, ldb: 3 * C, c: dq, ldc: 3 * C, whole: true)
             BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: T,
-                      a: dA, lda: T, b: q, ldb: 3 * C, c: dk, ldc: 3 * C)
+                      a: dA, lda: T, b: q, ldb: 3 * C, c: dk, ldc: 3 * C, whole: true)
         }
         return dQKVT
     }

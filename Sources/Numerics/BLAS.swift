@@ -24,6 +24,11 @@ public enum BLAS {
 
     /// `C = alpha · op(A) · op(B) + beta · C` with row-major `A` (m×k after `op`),
     /// `B` (k×n after `op`), `C` (m×n) and explicit leading dimensions.
+    ///
+    /// `whole: true` makes it one `sgemm` call, never tiled — for a call site whose products
+    /// always run one per worker inside a region of their own (attention's per-head
+    /// products), where tiles would only add packing. It is a property of the call site,
+    /// not of the thread count, so the bits stay the same for any number of threads.
     @inline(__always)
     public static func gemm(
         transposeA: Bool, transposeB: Bool,
@@ -32,7 +37,8 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        c: UnsafeMutablePointer<Float>, ldc: Int,
+        whole: Bool = false
     ) {
         if m == 0 || n == 0 { return }
         if k == 0 {
@@ -44,7 +50,7 @@ public enum BLAS {
             return
         }
         _ = singleThreaded
-        let tiling = ProductTiling(m: m, n: n, k: k)
+        let tiling = whole ? ProductTiling.single : ProductTiling(m: m, n: n, k: k)
         if tiling.count == 1 || ct_blas_get_threads() != 1 {
             // One tile, or OpenBLAS's own threading asked for (`setThreads`): one call.
             sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)

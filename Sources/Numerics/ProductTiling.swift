@@ -11,7 +11,7 @@
 /// below `minimumMACs` are one tile.
 ///
 ///     tiles  = 1                                      if m·n·k < 2^19
-///            = clamp(pow2⌊m·n·k / 2^24⌋, 2, 32)      otherwise
+///            = clamp(pow2⌊m·n·k / 2^26⌋, 2, 32)      otherwise
 ///     grid   = rowTiles × columnTiles = tiles (powers of two), chosen to pack the least:
 ///              minimise columnTiles / n + rowTiles / m   (each tile packs its A rows and B columns)
 ///     rows per tile a multiple of 4, columns a multiple of 16 (OpenBLAS's register tiles).
@@ -30,7 +30,7 @@ public struct ProductTiling: Equatable, Sendable {
     /// Products smaller than this (m·n·k) are never cut.
     public static let minimumMACs = 1 << 19
     /// The multiply-adds a tile aims at.
-    public static let tileMACs = 1 << 24
+    public static let tileMACs = 1 << 26
     /// The most tiles a product is cut into.
     public static let maximumTiles = 32
 
@@ -65,6 +65,14 @@ public struct ProductTiling: Equatable, Sendable {
     }
 
     public var count: Int { rowTiles * columnTiles }
+
+    /// One tile (the whole product).
+    public static let single = ProductTiling(rowTiles: 1, columnTiles: 1, rowsPerTile: Int.max / 2, columnsPerTile: Int.max / 2)
+
+    private init(rowTiles: Int, columnTiles: Int, rowsPerTile: Int, columnsPerTile: Int) {
+        self.rowTiles = rowTiles; self.columnTiles = columnTiles
+        self.rowsPerTile = rowsPerTile; self.columnsPerTile = columnsPerTile
+    }
 
     /// Rows and columns of C that tile `t` covers (row-major tile order).
     @inline(__always)
