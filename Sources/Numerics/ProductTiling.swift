@@ -16,11 +16,12 @@
 ///              minimise columnTiles / n + rowTiles / m   (each tile packs its A rows and B columns)
 ///     rows per tile a multiple of 4, columns a multiple of 16 (OpenBLAS's register tiles).
 ///
-/// 2^24 multiply-adds (≈ 0.3–0.5 ms on one core) keeps the per-call overhead and the extra
-/// packing small (measured with OpenBLAS's Haswell kernels: a ViT-S/14 step with tiles of
-/// 2^22 was 26 % slower than with two halves per product; ViT-L/16's fc1 runs as fast in 16
-/// column tiles as in 2) while giving the large products of a ViT-L step 32 tiles to
-/// spread over the cores.
+/// 2^26 multiply-adds (≈ 1–2 ms on one core) keeps the per-call overhead and the extra
+/// packing small — measured with OpenBLAS's Haswell kernels, a ViT-S/14 step with tiles of
+/// 2^22 was 26 % slower than with two halves per product, with 2^24 20 % — while ViT-L/16's
+/// large products still get 16–32 tiles to spread over the cores (its fc1 runs as fast in
+/// 16 column tiles as in 2). Products that always run one per worker inside a region
+/// (attention's per-head products) are not tiled at all (`BLAS.gemm(whole: true)`).
 public struct ProductTiling: Equatable, Sendable {
     public let rowTiles: Int
     public let columnTiles: Int
