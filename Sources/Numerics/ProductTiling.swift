@@ -11,16 +11,17 @@
 /// below `minimumMACs` are one tile.
 ///
 ///     tiles  = 1                                      if m·n·k < 2^19
-///            = clamp(pow2⌊m·n·k / 2^26⌋, 2, 32)      otherwise
+///            = clamp(pow2⌊m·n·k / 2^26⌋, 2, 4)       otherwise
 ///     grid   = rowTiles × columnTiles = tiles (powers of two), chosen to pack the least:
 ///              minimise columnTiles / n + rowTiles / m   (each tile packs its A rows and B columns)
 ///     rows per tile a multiple of 4, columns a multiple of 16 (OpenBLAS's register tiles).
 ///
-/// 2^26 multiply-adds (≈ 1–2 ms on one core) keeps the per-call overhead and the extra
-/// packing small — measured with OpenBLAS's Haswell kernels, a ViT-S/14 step with tiles of
-/// 2^22 was 26 % slower than with two halves per product, with 2^24 20 % — while ViT-L/16's
-/// large products still get 16–32 tiles to spread over the cores (its fc1 runs as fast in
-/// 16 column tiles as in 2). Products that always run one per worker inside a region
+/// Every extra tile repacks its operands inside OpenBLAS, so tiles are few and large: with
+/// OpenBLAS's Haswell kernels a ViT-S/14 step with tiles of 2^22 multiply-adds was 26 %
+/// slower than with two halves per product (2^24: 20 %), and a ViT-L/16 step cut into up
+/// to 32 tiles per product took 12 % more CPU time. At most 4 tiles keeps 2–4 cores busy
+/// at a few per cent of extra packing; more cores per rank need a partition that packs the
+/// shared operand once (not done). Products that always run one per worker inside a region
 /// (attention's per-head products) are not tiled at all (`BLAS.gemm(whole: true)`).
 public struct ProductTiling: Equatable, Sendable {
     public let rowTiles: Int
@@ -33,7 +34,7 @@ public struct ProductTiling: Equatable, Sendable {
     /// The multiply-adds a tile aims at.
     public static let tileMACs = 1 << 26
     /// The most tiles a product is cut into.
-    public static let maximumTiles = 32
+    public static let maximumTiles = 4
 
     public init(m: Int, n: Int, k: Int) {
         let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k)
