@@ -8,7 +8,9 @@ import Support
 /// nested groups are read with `.` for `/` (`/backbone/blocks/3/attn/qkv/weight` works too).
 /// HDF5 converts any float or integer type on disk to float32.
 public enum HDF5Weights {
-    public static func read(_ path: String) throws -> WeightFile {
+    /// Each dataset's shape is checked against `expecting` (from the dataspace, before the
+    /// data is read or memory allocated).
+    public static func read(_ path: String, expecting: WeightExpectations = .any) throws -> WeightFile {
         let file: HDF5File
         do {
             file = try HDF5File.open(path)
@@ -32,6 +34,7 @@ public enum HDF5Weights {
             case .float, .signedInteger, .unsignedInteger: break
             default: continue   // strings and other non-numeric datasets are not weights
             }
+            _ = try expecting.check(name, shape: info.shape, path: path)
             tensors[name] = try file.readTensor(dataset)
             dtypes[name] = info.elementType.description
             names.append(name)
