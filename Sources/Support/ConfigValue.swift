@@ -77,7 +77,27 @@ public indirect enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         var estimate = 0
         var atLineStart = true
         var previous: UInt8 = 0x0A
+        // Anchors (`&a`) and aliases (`*a`) are refused here, before the YAML library
+        // expands them: it copies the anchored node for every alias (and hashes the copies),
+        // so a few lines of nested aliases cost time and memory exponential in their depth.
+        var quote: UInt8 = 0          // ' or " while inside a quoted scalar
+        var comment = false
+        var lastSignificant: UInt8 = 0x0A
         for b in text.utf8 {
+            if b == 0x0A { comment = false; if quote == 0x27 || quote == 0x22 { /* multi-line quoted */ } }
+            if !comment {
+                if quote != 0 {
+                    if b == quote { quote = 0 }
+                } else if b == 0x27 || b == 0x22, [0x0A, 0x3A, 0x2D, 0x5B, 0x7B, 0x2C, 0x3F].contains(lastSignificant) {
+                    quote = b
+                } else if b == 0x23, previous == 0x20 || previous == 0x0A || previous == 0x09 {
+                    comment = true
+                } else if (b == 0x26 || b == 0x2A), [0x0A, 0x3A, 0x2D, 0x5B, 0x7B, 0x2C, 0x3F].contains(lastSignificant) {
+                    throw CausalTuneError("\(source): line \(lineNumber): YAML anchors and aliases (&name, *name) are not supported; write the value out")
+                }
+            }
+            if b != 0x20 && b != 0x09 && !comment { lastSignificant = b }
+            if b == 0x0A { lastSignificant = 0x0A }
             // A block indicator is `-`, `?` or `:` followed by a space or the line's end.
             if (b == 0x20 || b == 0x0A) && (previous == 0x2D || previous == 0x3F || previous == 0x3A) { estimate += 1 }
             switch b {

@@ -23,6 +23,15 @@ public enum CheckpointEvaluation {
         let reader = try Checkpoint.Reader(path: checkpoint)
         try reader.requireCompatible(with: network.signature)
         try reader.loadParameters(into: parameters)
+        if comm.isRoot {
+            let b = config.model.backbone
+            let sha = b.randomWeights ? "" : try SHA256.hexDigest(ofFile: b.weights)
+            if let reason = RunBookkeeping.backboneChange(recordedWeights: reader.metadata.backboneWeights,
+                                                          recordedSHA256: reader.metadata.backboneSHA256,
+                                                          currentWeights: b.weights, currentSHA256: sha) {
+                log.warning("\(checkpoint): \(reason); evaluating anyway, but the scores are not those of the trained model")
+            }
+        }
         var selected = config.data.val
         if !datasets.isEmpty {
             selected = selected.filter { datasets.contains($0.displayName) || datasets.contains($0.dataset.rawValue) }
