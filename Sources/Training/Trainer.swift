@@ -121,7 +121,11 @@ public final class Trainer {
             bestStep = reader.extra("best_step").map { Int($0) }
             if reader.metadata.rngState.count == 4 { rng = RandomGenerator(state: reader.metadata.rngState) }
             try checkBackbone(recordedIn: reader)
-            if comm.isRoot { try MetricsWriter.dropLines(after: step, in: workDir + "/metrics.jsonl") }
+            if comm.isRoot {
+                // Rewritten under the same name: the writer is reopened on the new file.
+                try MetricsWriter.dropLines(after: step, in: workDir + "/metrics.jsonl")
+                metrics = try MetricsWriter(workDir: workDir)
+            }
             log.info("resumed from \(path) at step \(step)")
         } else if let path = options.initFrom {
             let reader = try Checkpoint.Reader(path: path)
