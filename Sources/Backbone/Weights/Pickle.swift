@@ -52,25 +52,41 @@ final class PickleList {
 
 /// An insertion-ordered dict (pickled dicts keep their order).
 final class PickleDict {
-    var keys: [PickleValue] = []
+    private var storedKeys: [PickleValue] = []
+    /// The keys in order. Assigning them directly (instead of `set`) is allowed; the lookup
+    /// index is then rebuilt on the next lookup.
+    var keys: [PickleValue] {
+        get { storedKeys }
+        set { storedKeys = newValue; index = nil }
+    }
     var values: [PickleValue] = []
     /// Nesting depth of the deepest key or value + 1 (maintained by the unpickler).
     var depth = 1
     /// See `PickleList.sealed`.
     var sealed = false
-    /// String key → index, so a dict of n entries is built in O(n), not O(n²).
-    private var index: [String: Int] = [:]
+    /// String key → index of its first occurrence, so a dict of n entries is built in O(n),
+    /// not O(n²); nil after `keys` was assigned from outside.
+    private var index: [String: Int]? = [:]
+
+    private func lookup() -> [String: Int] {
+        if let index { return index }
+        var rebuilt: [String: Int] = [:]
+        for (i, k) in storedKeys.enumerated() { if let s = k.string, rebuilt[s] == nil { rebuilt[s] = i } }
+        index = rebuilt
+        return rebuilt
+    }
+
     func set(_ key: PickleValue, _ value: PickleValue) {
-        if let s = key.string, let i = index[s] {
+        if let s = key.string, let i = lookup()[s] {
             values[i] = value
         } else {
-            if let s = key.string { index[s] = keys.count }
-            keys.append(key)
+            if let s = key.string { index?[s] = storedKeys.count }
+            storedKeys.append(key)
             values.append(value)
         }
     }
     subscript(_ key: String) -> PickleValue? {
-        index[key].map { values[$0] }
+        lookup()[key].map { values[$0] }
     }
 }
 
