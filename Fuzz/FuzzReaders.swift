@@ -11,7 +11,9 @@
 //   config       the bytes as a YAML experiment config
 //
 // A target must never crash: every bad input is a thrown error. Without -DFUZZING this
-// builds a small executable that says how to use it (so `swift build` of the package works).
+// builds a small executable that says how to use it (so `swift build` of the package works,
+// in release mode too, where `@testable import` is not available).
+#if FUZZING
 @testable import Backbone
 import Data
 import Foundation
@@ -72,7 +74,6 @@ enum FuzzHarness {
     }
 }
 
-#if FUZZING
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     FuzzHarness.run(UnsafeRawBufferPointer(start: data, count: size))

@@ -100,7 +100,8 @@ public enum RunBookkeeping {
     /// Generates the synthetic benchmark into `<root>.partial-<pid>` and renames it to
     /// `root` when complete: a killed generation leaves no half-written benchmark under the
     /// real name (a stale `.partial-*` folder is removed on the next try).
-    public static func generateSynthetic(at root: String, train: Int = 200, val: Int = 30) throws {
+    public static func generateSynthetic(at root: String, benchmark: SyntheticBenchmark = SyntheticBenchmark(),
+                                         train: Int = 200, val: Int = 30) throws {
         let parent = (root as NSString).deletingLastPathComponent
         let base = (root as NSString).lastPathComponent
         if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
@@ -110,7 +111,7 @@ public enum RunBookkeeping {
         }
         let temporary = root + ".partial-\(getpid())"
         do {
-            try SyntheticBenchmark().write(to: temporary, train: train, val: val)
+            try benchmark.write(to: temporary, train: train, val: val)
             if rename(temporary, root) != 0 {
                 throw CausalTuneError("\(root): cannot move the generated benchmark into place: \(String(cString: strerror(errno)))")
             }

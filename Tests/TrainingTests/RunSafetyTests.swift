@@ -197,4 +197,21 @@ final class RunSafetyTests: XCTestCase {
         assertOneLineFailure(try train("typo", config: "typo.yaml"), [dir + "/typo-root", "causal-tune synth --out"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/typo-root"))
     }
+
+    func testBadInputsAreRefusedBeforeTheFirstStep() throws {
+        // dump_features images are checked up front, not at the first dump.
+        assertOneLineFailure(try train("dump", ["--set", "output.dump_features={every: 2, images: [\(dir)/missing.png]}"]),
+                             ["output.dump_features.images", dir + "/missing.png"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/dump/iter_1.h5"))
+        assertOneLineFailure(try train("dump2", ["--set", "output.dump_features={every: 2, images: [\(dir)/data/images/img0.png], layers: [40]}"]),
+                             ["output.dump_features.layers", "40"])
+        // A LoRA rank above the embed dim (192 for dinov2_vitt14).
+        assertOneLineFailure(try train("lora", ["--set", "model.peft.lora_rank=500"]), ["model.peft.lora_rank", "192"])
+        // An empty --set value.
+        assertOneLineFailure(try train("empty", ["--set", "train="]), ["empty value"])
+        // bench --steps 0.
+        let bench = try CommandLineRunner.run(["bench", "--config", dir + "/tiny.yaml", "--steps", "0"])
+        XCTAssertNotEqual(bench.status, 0, bench.output)
+        XCTAssertTrue(bench.output.contains("--steps"), bench.output)
+    }
 }
