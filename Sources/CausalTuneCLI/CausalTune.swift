@@ -15,6 +15,6 @@ struct CausalTune: ParsableCommand {
         version: CausalTuneVersion.string,
         subcommands: [ScoreCommand.self, SynthCommand.self, VisualizeCommand.self, SweepCommand.self,
                       FeaturesCommand.self, InspectCommand.self, BackboneBenchCommand.self, BenchCommand.self,
-                      TrainCommand.self, EvaluateCommand.self]
+                      TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self]
     )
 }

@@ -21,7 +21,7 @@ struct EvaluateCommand: ParsableCommand {
     )
 
     @Option(help: "Experiment config (YAML).") var config: String
-    @Option(help: "Checkpoint (SPEC §7 HDF5).") var checkpoint: String
+    @Option(help: "Checkpoint: our HDF5 file or a Rein / mmseg .pth.") var checkpoint: String
     @Option(name: .customLong("dataset"), parsing: .upToNextOption,
             help: "Only these val domains (display name, e.g. citys, or dataset name); repeatable.")
     var datasets: [String] = []

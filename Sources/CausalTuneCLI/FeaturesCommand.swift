@@ -36,7 +36,7 @@ struct FeaturesCommand: ParsableCommand {
     @Option(help: "Experiment config (YAML).") var config: String
     @Option(name: .customLong("set"), help: "Override a config key: key.path=value (repeat --set for several).")
     var overrides: [String] = []
-    @Option(help: "Checkpoint (HDF5) with trained parameters.") var checkpoint: String?
+    @Option(help: "Checkpoint with trained parameters: our HDF5 file or a Rein / mmseg .pth.") var checkpoint: String?
     @Option(help: "Output HDF5 file.") var out: String
     @Option(help: "Comma-separated block indices (default: all).") var layers: String?
     @Option(help: ArgumentHelp("Non-square images: crop (the centred square) or stretch (the whole image).", valueName: "crop|stretch"))
@@ -57,7 +57,7 @@ struct FeaturesCommand: ParsableCommand {
                 let hasBackbone = file.isGroup("backbone")
                 try file.close()
                 if hasBackbone { settings.weights = checkpoint }
-            } else if let checkpoint {
+            } else if let checkpoint, !ReinCheckpoint.handles(checkpoint) {
                 throw CausalTuneError("--checkpoint \(checkpoint): not an HDF5 checkpoint")
             }
             let peft = try CausalTuneOptions(cfg.model.peft)
@@ -69,7 +69,11 @@ struct FeaturesCommand: ParsableCommand {
             if let adapter = try CausalTuneAdapter.make(options: peft, layers: model.blocks.count, channels: model.channels,
                                                         patchSize: cfg.model.backbone.patchSize,
                                                         seed: UInt64(max(0, cfg.train.seed))) {
-                if let checkpoint { try adapter.loadCheckpoint(checkpoint) }
+                if let checkpoint, ReinCheckpoint.handles(checkpoint) {
+                    // A Rein / mmseg .pth: its PEFT tensors (the head's are not needed here).
+                    let values = try ReinCheckpoint.read(checkpoint, expected: adapter.trainableParameters.map { ($0.name, $0.parameter.value.shape) }, partial: true)
+                    try adapter.loadParameters(from: checkpoint) { values[$0] }
+                } else if let checkpoint { try adapter.loadCheckpoint(checkpoint) }
                 hook = CausalTuneFeatureDump.hook(adapter: adapter, model: model, layers: selected)
             }
             try FeatureExtraction.dump(model: model, images: images, layers: selected, config: cfg.yaml, to: out,

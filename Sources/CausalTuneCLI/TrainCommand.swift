@@ -25,7 +25,7 @@ struct TrainCommand: ParsableCommand {
     var overrides: [String] = []
     @Option(help: "Work directory (overrides output.work_dir).") var workDir: String?
     @Option(help: "Resume from a checkpoint: parameters, optimizer moments, step, schedule, RNG.") var resume: String?
-    @Option(name: .customLong("init"), help: "Initialise the trainable parameters from a checkpoint (parameters only).")
+    @Option(name: .customLong("init"), help: "Initialise the trainable parameters from a checkpoint (parameters only; our HDF5 file or a Rein / mmseg .pth).")
     var initFrom: String?
     @Flag(help: "Also store the frozen backbone weights (/backbone/<name>) in every checkpoint.") var withBackbone = false
     @Flag(name: .customLong("allow-backbone-change"),

@@ -91,9 +91,19 @@ public struct Dataset: Sendable {
         }
     }
 
+    /// A test-time resize chosen by the user (a val entry's `scale`): replaces `evalScale`;
+    /// `.some(nil)` evaluates at the decoded size.
+    public var evalScaleOverride: (width: Int, height: Int)?? = nil
+
     /// The evaluation keep-ratio resize (`Resize(scale=…, keep_ratio=True)`): Cityscapes,
     /// Mapillary and ACDC 1024×512, BDD100K and GTA5 1280×720; `nil` for synthetic and folder.
     public var evalScale: (width: Int, height: Int)? {
+        if let o = evalScaleOverride { return o }
+        return Dataset.evalScale(of: kind)
+    }
+
+    /// The evaluation scale of a dataset kind (what `evalScale` is without an override).
+    public static func evalScale(of kind: DatasetKind) -> (width: Int, height: Int)? {
         switch kind {
         case .cityscapes, .mapillary, .acdc: return (1024, 512)
         case .bdd100k, .gta5: return (1280, 720)

@@ -53,55 +53,53 @@ public enum PixelCrossEntropy {
         let block = 256
         let blocksPerImage = (HW + block - 1) / block
         let total = B * blocksPerImage
-        let workers = Swift.max(1, Swift.min(Parallel.threads, total))
-        let chunk = (total + workers - 1) / workers
-        var partial = [Double](repeating: 0, count: workers)
+        // One partial loss sum per block, added in block order: the same bits for any
+        // thread count.
+        var partial = [Double](repeating: 0, count: total)
         partial.withUnsafeMutableBufferPointer { part in
-            Parallel.forEach(workers) { wr in
+            Parallel.forEach(total, grain: 8) { br in
                 let mx = UnsafeMutablePointer<Float>.allocate(capacity: block)
                 let sum = UnsafeMutablePointer<Float>.allocate(capacity: block)
                 let cls = UnsafeMutablePointer<Int>.allocate(capacity: block)
                 let ex = UnsafeMutablePointer<Float>.allocate(capacity: block * Swift.max(K, 1))  // exp(logit − max)
                 defer { mx.deallocate(); sum.deallocate(); cls.deallocate(); ex.deallocate() }
-                for w in wr {
+                for blk in br {
                     var acc = 0.0
-                    for blk in (w * chunk)..<Swift.min(total, (w + 1) * chunk) {
-                        let b = blk / blocksPerImage, p0 = (blk % blocksPerImage) * block
-                        let np = Swift.min(block, HW - p0)
-                        let base = lp + b * K * HW + p0
-                        let lb = lab + b * HW + p0
+                    let b = blk / blocksPerImage, p0 = (blk % blocksPerImage) * block
+                    let np = Swift.min(block, HW - p0)
+                    let base = lp + b * K * HW + p0
+                    let lb = lab + b * HW + p0
+                    for j in 0..<np {
+                        let l = Int(lb[j])
+                        cls[j] = (l < K && l != ignore) ? l : -1
+                        mx[j] = base[j]
+                    }
+                    for k in 1..<Swift.max(K, 1) {
+                        let plane = base + k * HW
+                        for j in 0..<np { mx[j] = Swift.max(mx[j], plane[j]) }
+                    }
+                    for j in 0..<np { sum[j] = 0 }
+                    for k in 0..<K {
+                        let plane = base + k * HW, e = ex + k * block
                         for j in 0..<np {
-                            let l = Int(lb[j])
-                            cls[j] = (l < K && l != ignore) ? l : -1
-                            mx[j] = base[j]
-                        }
-                        for k in 1..<Swift.max(K, 1) {
-                            let plane = base + k * HW
-                            for j in 0..<np { mx[j] = Swift.max(mx[j], plane[j]) }
-                        }
-                        for j in 0..<np { sum[j] = 0 }
-                        for k in 0..<K {
-                            let plane = base + k * HW, e = ex + k * block
-                            for j in 0..<np {
-                                e[j] = expf(plane[j] - mx[j])
-                                sum[j] += e[j]
-                            }
-                        }
-                        for j in 0..<np where cls[j] >= 0 {
-                            acc += Double(logf(sum[j]) + mx[j] - base[cls[j] * HW + j])
-                        }
-                        if let d = dp, invN != 0 {
-                            // dlogit = p / n for every class, then −1/n at the label.
-                            for j in 0..<np { sum[j] = cls[j] >= 0 ? invN / sum[j] : 0 }
-                            let dbase = d + b * K * HW + p0
-                            for k in 0..<K {
-                                let e = ex + k * block, dplane = dbase + k * HW
-                                for j in 0..<np { dplane[j] += e[j] * sum[j] }
-                            }
-                            for j in 0..<np where cls[j] >= 0 { dbase[cls[j] * HW + j] -= invN }
+                            e[j] = expf(plane[j] - mx[j])
+                            sum[j] += e[j]
                         }
                     }
-                    part[w] = acc
+                    for j in 0..<np where cls[j] >= 0 {
+                        acc += Double(logf(sum[j]) + mx[j] - base[cls[j] * HW + j])
+                    }
+                    if let d = dp, invN != 0 {
+                        // dlogit = p / n for every class, then −1/n at the label.
+                        for j in 0..<np { sum[j] = cls[j] >= 0 ? invN / sum[j] : 0 }
+                        let dbase = d + b * K * HW + p0
+                        for k in 0..<K {
+                            let e = ex + k * block, dplane = dbase + k * HW
+                            for j in 0..<np { dplane[j] += e[j] * sum[j] }
+                        }
+                        for j in 0..<np where cls[j] >= 0 { dbase[cls[j] * HW + j] -= invN }
+                    }
+                    part[blk] = acc
                 }
             }
         }

@@ -2,12 +2,11 @@ import CBLAS
 
 /// Matrix products, all through OpenBLAS `cblas_sgemm` (row-major).
 ///
-/// Threading: OpenBLAS runs with one thread (set on the first product), and a product of
-/// at least `splitFLOPs` called outside a parallel region is split into `Parallel.threads`
-/// blocks of rows of C (or of columns, when C is wider than tall), each one single-threaded
-/// `sgemm` on a `Parallel` worker (results agree with the unsplit product to rounding).
-/// Inside a parallel region (e.g. attention's per-head products) a product runs whole on
-/// its worker.
+/// Threading: OpenBLAS runs with one thread (set on the first product). A product is cut
+/// into the tiles of `ProductTiling` — chosen from its shape alone — and the tiles run on
+/// `Parallel` workers (or one after another inside a parallel region, e.g. attention's
+/// per-head products, or with one thread). Every tile is the same single-threaded `sgemm`
+/// call whoever runs it, so C is bit-identical for any thread count.
 public enum BLAS {
     /// OpenBLAS's own thread count. Leave it at 1 (the default from the first product on)
     /// unless you call BLAS from one thread only and want OpenBLAS's threading instead of
@@ -20,9 +19,6 @@ public enum BLAS {
         _ = singleThreaded
         return Int(ct_blas_get_threads())
     }
-
-    /// Products with at least this many multiply-adds (m·n·k) are split over workers.
-    public static let splitFLOPs = 1 << 19
 
     private static let singleThreaded: Void = { ct_blas_set_threads(1) }()
 
@@ -48,32 +44,24 @@ public enum BLAS {
             return
         }
         _ = singleThreaded
-        let workers = Parallel.threads
-        if workers > 1 && m * n * k >= splitFLOPs && !Parallel.isInsideRegion && ct_blas_get_threads() == 1 {
-            // Whole register tiles of the kernel per block: 4 rows or 16 columns of C
-            // (row-major C is OpenBLAS's column-major Cᵀ, tiled 16 × 4).
-            let splitRows = m >= n
-            let extent = splitRows ? m : n, tile = splitRows ? 4 : 16
-            let parts = Swift.min(workers, Swift.max(1, extent / (2 * tile)))
-            if parts > 1 {
-                let per = ((extent + parts - 1) / parts + tile - 1) / tile * tile
-                Parallel.forEach(parts) { range in
-                    for p in range {
-                        let lo = p * per, hi = Swift.min(extent, lo + per)
-                        if lo >= hi { continue }
-                        if splitRows {
-                            sgemm(transposeA, transposeB, hi - lo, n, k, alpha,
-                                  transposeA ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc)
-                        } else {
-                            sgemm(transposeA, transposeB, m, hi - lo, k, alpha,
-                                  a, lda, transposeB ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc)
-                        }
-                    }
-                }
-                return
+        let tiling = ProductTiling(m: m, n: n, k: k)
+        if tiling.count == 1 || ct_blas_get_threads() != 1 {
+            // One tile, or OpenBLAS's own threading asked for (`setThreads`): one call.
+            sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        // Outside a region the tiles spread over the workers; inside one (or with one
+        // thread) `forEach` runs them inline, in the same tiles.
+        Parallel.forEach(tiling.count) { range in
+            for t in range {
+                let (rows, cols) = tiling.tile(t, m: m, n: n)
+                if rows.isEmpty || cols.isEmpty { continue }
+                let ap = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
+                let bp = transposeB ? b + cols.lowerBound * ldb : b + cols.lowerBound
+                sgemm(transposeA, transposeB, rows.count, cols.count, k, alpha, ap, lda, bp, ldb, beta,
+                      c + rows.lowerBound * ldc + cols.lowerBound, ldc)
             }
         }
-        sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
 
     @inline(__always)

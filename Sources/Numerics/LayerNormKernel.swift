@@ -74,32 +74,31 @@ extension Kernels {
             }
         }
         if dWeight == nil && dBias == nil { return }
-        // Parameter gradients: per-worker partial sums over row chunks, combined in order.
-        let workers = Swift.max(1, Swift.min(Parallel.threads, rows * C / elementGrain))
-        let chunk = (rows + workers - 1) / workers
-        let partial = UnsafeMutablePointer<Double>.allocate(capacity: workers * 2 * C)
-        defer { partial.deallocate() }
-        partial.initialize(repeating: 0, count: workers * 2 * C)
-        Parallel.forEach(workers) { wr in
-            for w in wr {
-                let pw = partial + w * 2 * C, pb = pw + C
-                let lo = w * chunk, hi = Swift.min(rows, lo + chunk)
-                if lo >= hi { continue }
-                for i in lo..<hi {
-                    let x = input + i * C, dy = dOutput + i * C
-                    let m = mean[i], rs = rstd[i]
-                    for c in 0..<C {
-                        pw[c] += Double(dy[c] * (x[c] - m) * rs)
-                        pb[c] += Double(dy[c])
+        // Parameter gradients: column blocks over the workers, each column summed over all
+        // rows in row order (Double) — the same bits for any thread count.
+        let block = 64
+        let blocks = (C + block - 1) / block
+        Parallel.forEach(blocks, grain: Swift.max(1, elementGrain / Swift.max(rows * block, 1))) { br in
+            var sums = [Double](repeating: 0, count: 2 * block)
+            sums.withUnsafeMutableBufferPointer { acc in
+                let sw = acc.baseAddress!, sb = sw + block
+                for bi in br {
+                    let c0 = bi * block, w = Swift.min(block, C - c0)
+                    for j in 0..<w { sw[j] = 0; sb[j] = 0 }
+                    for i in 0..<rows {
+                        let x = input + i * C + c0, dy = dOutput + i * C + c0
+                        let m = mean[i], rs = rstd[i]
+                        for j in 0..<w {
+                            sw[j] += Double(dy[j] * (x[j] - m) * rs)
+                            sb[j] += Double(dy[j])
+                        }
+                    }
+                    for j in 0..<w {
+                        dWeight?[c0 + j] += Float(sw[j])
+                        dBias?[c0 + j] += Float(sb[j])
                     }
                 }
             }
-        }
-        for c in 0..<C {
-            var sw = 0.0, sb = 0.0
-            for w in 0..<workers { sw += partial[w * 2 * C + c]; sb += partial[w * 2 * C + C + c] }
-            dWeight?[c] += Float(sw)
-            dBias?[c] += Float(sb)
         }
     }
 }

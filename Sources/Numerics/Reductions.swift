@@ -1,4 +1,5 @@
-/// Reductions, accumulated in `Double` (sums) so results do not depend on the split:
+/// Reductions, accumulated in `Double` (sums) over chunks whose size does not depend on the
+/// thread count, so results are bit-identical however many workers run them:
 ///
 ///     sum(x)     = Σ_i x_i
 ///     max(x)     = max_i x_i
@@ -7,7 +8,7 @@
 ///     rowMax     r[i] = max_j x[i, j]
 ///     columnSums r[j] += Σ_i x[i, j]      (accumulates: the bias gradient of a Linear)
 extension Kernels {
-    /// Σ x (Double accumulation, partial sums per worker combined in a fixed order).
+    /// Σ x (Double accumulation, partial sums per fixed chunk combined in chunk order).
     public static func sum(_ x: UnsafePointer<Float>, count n: Int) -> Double {
         partialSums(n) { r in
             var s = 0.0
@@ -94,22 +95,25 @@ extension Kernels {
     public static func l2Norm(_ x: Tensor) -> Double { l2Norm(x.data, count: x.count) }
     public static func max(_ x: Tensor) -> Float { max(x.data, count: x.count) }
 
-    /// Sums `body(range)` over fixed chunks of `0..<n`, in chunk order (deterministic for a
-    /// given thread count and `n`).
+    /// The chunk a reduction sums on its own before the chunks are combined — a constant,
+    /// so a sum's value does not depend on the thread count.
+    public static let reductionChunk = 1 << 14
+
+    /// Sums `body(range)` over chunks of `reductionChunk` elements of `0..<n`, combined in
+    /// chunk order: the same bits for any thread count.
     static func partialSums(_ n: Int, _ body: (Range<Int>) -> Double) -> Double {
-        let workers = Swift.max(1, Swift.min(Parallel.threads, n / elementGrain))
-        if workers == 1 { return body(0..<n) }
-        let chunk = (n + workers - 1) / workers
-        let parts = UnsafeMutablePointer<Double>.allocate(capacity: workers)
+        let chunks = (n + reductionChunk - 1) / reductionChunk
+        if chunks <= 1 { return n > 0 ? body(0..<n) : 0 }
+        let parts = UnsafeMutablePointer<Double>.allocate(capacity: chunks)
         defer { parts.deallocate() }
-        Parallel.forEach(workers) { wr in
-            for w in wr {
-                let lo = w * chunk, hi = Swift.min(n, lo + chunk)
-                parts[w] = lo < hi ? body(lo..<hi) : 0
+        Parallel.forEach(chunks, grain: Swift.max(1, elementGrain / reductionChunk)) { cr in
+            for ch in cr {
+                let lo = ch * reductionChunk
+                parts[ch] = body(lo..<Swift.min(n, lo + reductionChunk))
             }
         }
         var s = 0.0
-        for w in 0..<workers { s += parts[w] }
+        for ch in 0..<chunks { s += parts[ch] }
         return s
     }
 }

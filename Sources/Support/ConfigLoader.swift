@@ -152,6 +152,9 @@ extension ExperimentConfig {
                     throw CausalTuneError("config key '\(path).condition' must be one of \(acdcConditions.joined(separator: "|")), got '\(condition.flow)' in \(origin)")
                 }
             }
+            if let scale = item.value(at: "scale"), scale != .null {
+                _ = try TestScale.parse(scale.flow, what: "config key '\(path).scale' in \(origin)")
+            }
             if let domain = item.value(at: "domain"), domain != .null {
                 guard dataset == DatasetName.synthetic.rawValue else {
                     throw CausalTuneError("config key '\(path).domain' applies only to dataset synthetic (this is \(dataset)) in \(origin)")

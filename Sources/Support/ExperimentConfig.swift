@@ -63,6 +63,7 @@ public struct ExperimentConfig: Equatable, Sendable {
         "name": .string(nil),        // null: the dataset name (plus condition/domain)
         "condition": .string(nil),   // acdc only: fog | night | rain | snow
         "domain": .string(nil),      // synthetic only: source | fog | night | rain | snow
+        "scale": .string(nil),       // val only: test-time resize WxH or none; null: the dataset's own
     ]
 
     /// Every key, its type, default and allowed values.
@@ -106,7 +107,7 @@ public struct ExperimentConfig: Equatable, Sendable {
             ]),
             "val": .mapList(item: datasetItem, default: [.map(ConfigMap([
                 ("dataset", .string("cityscapes")), ("root", .string("data/cityscapes")), ("split", .string("val")),
-                ("name", .string("citys")), ("condition", .null), ("domain", .null),
+                ("name", .string("citys")), ("condition", .null), ("domain", .null), ("scale", .null),
             ]))]),
             "crop_size": .int(512, min: 1, max: ExperimentConfig.maxImageSize),
             "augment": .choice(Augment.full),
@@ -235,6 +236,9 @@ public struct ExperimentConfig: Equatable, Sendable {
         public let name: String?
         public let condition: String?
         public let domain: String?
+        /// Test-time resize of a val entry (`scale: 2048x1024` or `none`); nil: the dataset's
+        /// own evaluation scale. Always nil for `data.train`.
+        public let scale: TestScale?
         /// The name used in tables and metrics: `name`, else the dataset name with its
         /// condition or domain (`acdc_night`, `synthetic_fog`).
         public var displayName: String {
@@ -249,6 +253,7 @@ public struct ExperimentConfig: Equatable, Sendable {
             name = r.optionalString("name")
             condition = r.optionalString("condition")
             domain = r.optionalString("domain")
+            scale = r.has("scale") ? r.optionalString("scale").flatMap { try? TestScale.parse($0, what: "scale") } : nil
         }
     }
 
@@ -328,6 +333,8 @@ struct ConfigReader {
         guard case .map(let m) = value else { preconditionFailure("config section is not a mapping: \(value)") }
         map = m
     }
+
+    func has(_ key: String) -> Bool { map[key] != nil }
 
     private func get(_ key: String) -> ConfigValue {
         guard let v = map[key] else { preconditionFailure("config key '\(key)' missing after resolution") }

@@ -9,7 +9,7 @@ import PEFT
 /// `causal-tune bench`: the real training step of a configured model, timed.
 ///
 ///     per step  data → forward (backbone, PEFT, head) → backward (head, PEFT, backbone)
-///               → one all-reduce of the flat gradient → AdamW
+///               (each image on its own) → one all-gather of the gradients (SlotGradientSum) → AdamW
 ///     step_s    median over `steps` timed steps after `warmup` untimed ones
 ///     gflops    StepFLOPs.total / step_s (GEMM FLOPs only, see StepFLOPs)
 ///     peak      best of `peakRepeats` square cblas_sgemm of `peakSize`³ in the same process
@@ -143,6 +143,7 @@ public final class TrainingBenchmark {
         var times: [Double] = []
         var cpuTimes: [Double] = []
         var splits: [[Double]] = []
+        let slotSum = SlotGradientSum(globalBatch: config.train.batchSize, count: parameters.count, communicator: comm)
         let names = ["data", "backbone_forward", "peft_forward", "head_forward", "head_backward", "peft_backward",
                      "backbone_backward", "allreduce", "optimizer"]
         // The peak is measured before and after the steps and the better kept: on a shared
@@ -158,12 +159,13 @@ public final class TrainingBenchmark {
             let t1 = DispatchTime.now().uptimeNanoseconds
             let localValid = network.head.lossNormalizer(labels: labels)
             let globalValid = Int(comm.allReduceSum(Int64(localValid)))
-            parameters.zeroGradients()
             timer?.reset()
-            _ = network.forwardBackward(images: images, labels: labels, normalizer: globalValid)
-            parameters.gatherGradients()
+            slotSum.begin()
+            let timings = network.accumulateImageGradients(images: images, labels: labels, normalizer: globalValid,
+                                                           pointSeeds: nil, parameters: parameters, into: slotSum,
+                                                           beforeImage: { timer?.nextImage() })
             let t2 = DispatchTime.now().uptimeNanoseconds
-            comm.allReduceSum(parameters.grads)
+            _ = slotSum.finish(into: parameters.grads)
             let t3 = DispatchTime.now().uptimeNanoseconds
             optimizer.step(lr: config.train.lr)
             parameters.scatterValues()
@@ -173,8 +175,8 @@ public final class TrainingBenchmark {
             cpuTimes.append(c4 - c0)
             let s = { (a: UInt64, b: UInt64) in Double(b - a) / 1e9 }
             let pf = timer?.forwardSeconds ?? 0, pb = timer?.backwardSeconds ?? 0
-            let fwd = network.forwardSeconds, bwd = s(t1, t2) - fwd
-            let hf = network.headForwardSeconds, hb = network.headBackwardSeconds
+            let fwd = timings.forward, bwd = s(t1, t2) - fwd
+            let hf = timings.headForward, hb = timings.headBackward
             times.append(s(t0, t4))
             // The adapter's recompute forward happens inside the backward: charge it there.
             let pfForward = timer?.forwardInForwardSeconds ?? 0
@@ -275,6 +277,12 @@ final class TimingAdapter: BlockAdapter {
 
     func reset() {
         forwardSeconds = 0; forwardInForwardSeconds = 0; backwardSeconds = 0; seen.removeAll(keepingCapacity: true)
+    }
+
+    /// A new image's forward follows: its first forward of each layer is a forward again,
+    /// not a recompute.
+    func nextImage() {
+        seen.removeAll(keepingCapacity: true)
     }
 
     func forward(layer: Int, input: Tensor, output: Tensor, prefixTokens: Int, grid: (h: Int, w: Int)) {

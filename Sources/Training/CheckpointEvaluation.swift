@@ -20,10 +20,11 @@ public enum CheckpointEvaluation {
         Trainer.configureThreads(comm)
         let network = try SegmentationNetwork(config: config, seed: UInt64(config.train.seed))
         let parameters = ParameterSet(network.trainableParameters)
-        let reader = try Checkpoint.Reader(path: checkpoint)
-        try reader.requireCompatible(with: network.signature)
-        try reader.loadParameters(into: parameters)
-        if comm.isRoot {
+        // Our HDF5 checkpoint or a Rein / mmseg .pth (ReinCheckpoint).
+        let loaded = try ReinCheckpoint.loadAny(checkpoint, into: parameters, signature: network.signature,
+                                                method: config.model.peft.method.rawValue, log: log)
+        // Our checkpoints record the backbone they were trained on: warn when it differs.
+        if comm.isRoot, let reader = try? Checkpoint.Reader(path: checkpoint) {
             let b = config.model.backbone
             let sha = b.randomWeights ? "" : try SHA256.hexDigest(ofFile: b.weights)
             if let reason = RunBookkeeping.backboneChange(recordedWeights: reader.metadata.backboneWeights,
@@ -42,7 +43,7 @@ public enum CheckpointEvaluation {
         }
         guard !selected.isEmpty else { throw CausalTuneError("data.val: no validation datasets to evaluate") }
         let sets = try selected.map { try Trainer.openDataset($0, comm: comm, log: log) }
-        log.info("evaluating \(checkpoint) (step \(reader.metadata.step)) on \(sets.map(\.name).joined(separator: ", "))")
+        log.info("evaluating \(checkpoint) (\(loaded)) on \(sets.map(\.name).joined(separator: ", "))")
         return try Evaluator.evaluate(datasets: sets, model: { try network.logits(window: $0) },
                                       numClasses: network.head.numClasses, window: Trainer.slidingWindow(for: network),
                                       communicator: comm, predictions: predictions)

@@ -16,13 +16,15 @@ import Data
 ///
 ///     batch_k^r     = rank r's slots of global batch k      (pure function of seed, k, r, world)
 ///     n_k           = Σ_r valid pixels of batch_k^r          (all-reduce of one integer)
-///     g^r           = ∂/∂θ [ Σ_{pixels of batch_k^r} CE ] / n_k
-///     g             = Σ_r g^r                                 (ONE all-reduce of the flat gradient)
+///     g_j           = ∂/∂θ [ Σ_{pixels of image j} CE ] / n_k   (image j's forward and backward alone)
+///     g             = Σ_j g_j along one fixed tree over the slots (SlotGradientSum: ONE all-gather)
 ///     θ             ← AdamW(θ, g, lr_k)                      (identical on every rank)
 ///
-/// Normalising by the *global* valid-pixel count makes the summed gradient equal to the
-/// single-process gradient of the mean loss over the whole global batch, for any world
-/// size — which is what makes resumed and re-sharded runs agree.
+/// Normalising by the *global* valid-pixel count makes the summed gradient the gradient of
+/// the mean loss over the whole global batch, and computing every image alone and adding
+/// them in one canonical order makes it the same bits for any world size dividing the
+/// batch and any thread count (every reduction below is split into chunks that do not
+/// depend on the thread count) — so resumed and re-sharded runs continue bit for bit.
 ///
 /// Rank 0 initialises θ and broadcasts it, and alone prints and writes (metrics.jsonl,
 /// train.log, config.yaml, checkpoints, evaluation JSON). Checkpoints are SPEC §7 files
@@ -110,6 +112,9 @@ public final class Trainer {
         parameters.scatterValues()
 
         if let path = options.resume {
+            if ReinCheckpoint.handles(path) {
+                throw CausalTuneError("--resume \(path): a PyTorch / safetensors file holds no optimizer state or step; use --init to start from its parameters")
+            }
             let reader = try Checkpoint.Reader(path: path)
             try reader.requireResumable()
             try reader.requireCompatible(with: network.signature)
@@ -128,9 +133,9 @@ public final class Trainer {
             }
             log.info("resumed from \(path) at step \(step)")
         } else if let path = options.initFrom {
-            let reader = try Checkpoint.Reader(path: path)
-            try reader.requireCompatible(with: network.signature)
-            try reader.loadParameters(into: parameters)
+            // Our HDF5 checkpoint or a Rein / mmseg .pth (ReinCheckpoint).
+            try ReinCheckpoint.loadAny(path, into: parameters, signature: network.signature,
+                                       method: config.model.peft.method.rawValue, log: log)
             log.info("initialised the trainable parameters from \(path)")
         }
         if comm.isRoot && !config.model.backbone.randomWeights && backboneSHA256.isEmpty {
@@ -201,8 +206,10 @@ public final class Trainer {
                 }
             }
         }
-        return try Dataset(named: d.dataset.rawValue, root: d.root, split: d.split,
-                           selection: d.condition ?? d.domain, name: d.displayName)
+        var set = try Dataset(named: d.dataset.rawValue, root: d.root, split: d.split,
+                              selection: d.condition ?? d.domain, name: d.displayName)
+        if let s = d.scale { set.evalScaleOverride = .some(s.evaluatorScale) }
+        return set
     }
 
     /// The val domains to evaluate. A config that never set `data.val` gets the schema's
@@ -274,6 +281,7 @@ public final class Trainer {
                                      rank: comm.rank, worldSize: comm.size)
         let loader = BatchLoader(dataset: trainSet, options: pipe, sampler: sampler, startStep: step)
         defer { loader.stop() }
+        let slotSum = SlotGradientSum(globalBatch: t.batchSize, count: parameters.count, communicator: comm)
 
         try checkFeatureDumpInputs()
         let firstStep = step, skippedBefore = skipped
@@ -288,15 +296,14 @@ public final class Trainer {
             let t1 = Date()
             let localValid = network.head.lossNormalizer(labels: labels)
             let globalValid = Int(comm.allReduceSum(Int64(localValid)))
-            parameters.zeroGradients()
-            let terms = network.forwardBackward(images: batch.images, labels: labels, normalizer: globalValid,
-                                                pointSeeds: Trainer.pointSeeds(rngState: rng.state, step: k, slots: batch.slots))
-            parameters.gatherGradients()
+            slotSum.begin()
+            let timings = network.accumulateImageGradients(
+                images: batch.images, labels: labels, normalizer: globalValid,
+                pointSeeds: Trainer.pointSeeds(rngState: rng.state, step: k, slots: batch.slots),
+                parameters: parameters, into: slotSum)
             let t2 = Date()
-            comm.allReduceSum(parameters.grads)
-            var lossSums = [terms.sum]
-            comm.allReduceSum(&lossSums)
-            let loss = globalValid > 0 ? lossSums[0] / Double(globalValid) : 0
+            let lossSum = slotSum.finish(into: parameters.grads)
+            let loss = globalValid > 0 ? lossSum / Double(globalValid) : 0
             let t3 = Date()
             let finite = loss.isFinite && ParameterSet.allFinite(parameters.grads)
             if !finite {
@@ -320,8 +327,8 @@ public final class Trainer {
             step += 1
 
             window.data += t1.timeIntervalSince(t0)
-            window.forward += network.forwardSeconds
-            window.backward += t2.timeIntervalSince(t1) - network.forwardSeconds
+            window.forward += timings.forward
+            window.backward += t2.timeIntervalSince(t1) - timings.forward
             window.allreduce += t3.timeIntervalSince(t2)
             window.optimizer += t4.timeIntervalSince(t3)
             window.total += t4.timeIntervalSince(t0)

@@ -2,6 +2,7 @@ import Data
 import Foundation
 import Numerics
 import XCTest
+import ChildProcesses
 
 final class ScoreTests: XCTestCase {
     /// The fixture's expected values come from cityscapesScripts' evalPixelLevelSemanticLabeling.
@@ -80,33 +81,22 @@ final class ScoreTests: XCTestCase {
         }
     }
 
-    /// Runs the built `causal-tune score` binary (release build) when it exists.
+    /// Runs the release `causal-tune score` binary (built by launch/test; missing = failure).
     func testCommandLineScoreWritesJSON() throws {
-        let bin = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".build/release/causal-tune").path
-        guard FileManager.default.isExecutableFile(atPath: bin) else { throw XCTSkip("no release binary at \(bin)") }
+        try ChildProcess.requireBinary("causal-tune")
+        let bin = ChildProcess.binary("causal-tune")
         let dir = try makeTempDir(self)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = ["score", "--pred", fixture("score/pred"), "--gt", fixture("score/gt"), "--gt-format", "labelid",
-                       "--json", dir + "/s.json"]
-        p.standardOutput = FileHandle.nullDevice
-        try p.run(); p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0)
+        let ok = try ChildProcess.run(bin, ["score", "--pred", fixture("score/pred"), "--gt", fixture("score/gt"),
+                                            "--gt-format", "labelid", "--json", dir + "/s.json"], timeout: 120)
+        XCTAssertEqual(ok.status, 0, ok.output)
         let j = try loadJSON(dir + "/s.json")
         let exp = try loadJSON(fixture("score/expected.json"))
         XCTAssertEqual(j["miou"] as! Double, exp["miou"] as! Double, accuracy: 1e-6)
         XCTAssertEqual(j["pixels"] as! Int, exp["pixels"] as! Int)
         XCTAssertTrue((j["iou"] as! [String: Any])["train"] is NSNull)
-        let bad = Process()
-        bad.executableURL = URL(fileURLWithPath: bin)
-        bad.arguments = ["score", "--pred", dir + "/nope", "--gt", fixture("score/gt")]
-        let err = Pipe()
-        bad.standardError = err
-        bad.standardOutput = FileHandle.nullDevice
-        try bad.run(); bad.waitUntilExit()
-        XCTAssertNotEqual(bad.terminationStatus, 0)
-        let msg = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let bad = try ChildProcess.run(bin, ["score", "--pred", dir + "/nope", "--gt", fixture("score/gt")], timeout: 120)
+        XCTAssertNotEqual(bad.status, 0)
+        let msg = bad.output
         XCTAssertTrue(msg.contains("nope"), msg)
     }
 }

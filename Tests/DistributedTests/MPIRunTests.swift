@@ -1,71 +1,17 @@
 import Foundation
 import XCTest
+import ChildProcesses
 
 /// Runs the `communicator-check` program under `mpirun -np 2` (built by `launch/test`
 /// before the tests) and checks both ranks' lines.
 final class MPIRunTests: XCTestCase {
-    /// The package root, from this file's path (Tests/DistributedTests/<file>).
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-
-    /// `communicator-check` beside the test bundle, else in `.build/release`.
-    static func checkProgram() -> String? {
-        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var candidates: [URL] = []
-        var dir = testBinary.deletingLastPathComponent()
-        for _ in 0..<4 {
-            candidates.append(dir.appendingPathComponent("communicator-check"))
-            dir = dir.deletingLastPathComponent()
-        }
-        candidates.append(packageRoot.appendingPathComponent(".build/release/communicator-check"))
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }?.path
-    }
-
-    static func findMPIRun() -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        let dirs = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"]
-        return dirs.map { $0 + "/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    /// Runs `mpirun -np 2 --oversubscribe communicator-check ARGS`; returns (status, output).
+    /// Runs `mpirun -np 2 communicator-check ARGS` (environment and deadline from
+    /// `ChildProcess`); returns (status, output). A missing program or mpirun fails the test.
     func runUnderMPI(_ arguments: [String], timeout: TimeInterval = 60) throws -> (Int32, String)? {
-        guard let mpirun = MPIRunTests.findMPIRun() else {
-            XCTFail("mpirun not found on PATH: install openmpi-bin (launch/setup does) to run the MPI tests")
-            return nil
-        }
-        guard let program = MPIRunTests.checkProgram() else {
-            XCTFail("communicator-check not built: run `swift build -c release --product communicator-check` (launch/test does)")
-            return nil
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: mpirun)
-        process.arguments = ["-np", "2", "--oversubscribe", program] + arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-        environment["OPENBLAS_NUM_THREADS"] = "1"
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let finished = DispatchSemaphore(value: 0)
-        let output = OutputBox()
-        DispatchQueue.global().async {
-            output.data = pipe.fileHandleForReading.readDataToEndOfFile()
-            finished.signal()
-        }
-        if finished.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
-            XCTFail("mpirun did not finish within \(Int(timeout)) s (a rank hangs?)")
-            return nil
-        }
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output.data, as: UTF8.self))
+        try ChildProcess.requireBinary("communicator-check")
+        let r = try ChildProcess.run(ChildProcess.binary("communicator-check"), arguments, ranks: 2, timeout: timeout)
+        return (r.status, r.output)
     }
-
-    final class OutputBox: @unchecked Sendable { var data = Data() }
 
     func testAllReduceAndBroadcastAgreeOnBothRanks() throws {
         guard let (status, output) = try runUnderMPI([]) else { return }

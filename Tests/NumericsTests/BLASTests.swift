@@ -92,13 +92,13 @@ final class BLASTests: XCTestCase {
     }
 
     func testProductsSplitOverWorkersMatchTheNaiveLoopInBothSplitDirections() {
-        // Large enough to be split (m·n·k ≥ BLAS.splitFLOPs): tall C splits rows, wide C columns.
+        // Large enough to be cut into tiles (m·n·k ≥ ProductTiling.minimumMACs): tall C, wide C.
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
         Parallel.threads = 3
         var rng = RandomGenerator(seed: 23)
         for (m, n, k) in [(203, 37, 90), (29, 301, 70)] {
-            XCTAssertGreaterThanOrEqual(m * n * k, BLAS.splitFLOPs)
+            XCTAssertGreaterThan(ProductTiling(m: m, n: n, k: k).count, 1)
             for tA in [false, true] {
                 for tB in [false, true] {
                     let lda = (tA ? m : k) + 1, ldb = (tB ? k : n) + 2, ldc = n + 3
@@ -136,5 +136,66 @@ final class BLASTests: XCTestCase {
         }
         XCTAssertFalse(Parallel.isInsideRegion)
         XCTAssertTrue((0..<(64 * 50)).allSatisfy { hits[$0] == 1 })
+    }
+
+    func testProductTilingCoversEveryElementOnceAndDependsOnTheShapeAlone() {
+        for (m, n, k) in [(1, 1, 1), (7, 3, 5), (257, 1152, 384), (1025, 4096, 1024), (16, 384, 1536), (99, 384, 256),
+                          (2, 9000, 64), (9000, 2, 64), (1025, 1025, 64)] {
+            let tiling = ProductTiling(m: m, n: n, k: k)
+            XCTAssertLessThanOrEqual(tiling.count, ProductTiling.maximumTiles)
+            XCTAssertEqual(tiling.rowsPerTile % 4, 0)
+            XCTAssertEqual(tiling.columnsPerTile % 16, 0)
+            var hits = [Int](repeating: 0, count: m * n)
+            for t in 0..<tiling.count {
+                let (rows, cols) = tiling.tile(t, m: m, n: n)
+                XCTAssertFalse(rows.isEmpty || cols.isEmpty, "\(m)×\(n)×\(k): tile \(t) is empty")
+                for i in rows { for j in cols { hits[i * n + j] += 1 } }
+            }
+            XCTAssertTrue(hits.allSatisfy { $0 == 1 }, "\(m)×\(n)×\(k): tiles overlap or leave gaps")
+        }
+        XCTAssertEqual(ProductTiling(m: 100, n: 50, k: 50).count, 1)          // below the minimum: whole
+        XCTAssertEqual(ProductTiling(m: 1025, n: 4096, k: 1024).count, ProductTiling.maximumTiles)
+    }
+
+    /// The determinism guarantee at its root: the same product gives the same bits with 1 … 8
+    /// workers and inside a parallel region (where the tiles run inline), for shapes of a ViT
+    /// step (qkv, fc2, weight gradients with k = tokens, thin token products) and every
+    /// transpose case, with beta 0 and 1.
+    func testProductsGiveIdenticalBitsForEveryThreadCountAndInsideARegion() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        var rng = RandomGenerator(seed: 29)
+        for (m, n, k) in [(257, 1152, 384), (257, 384, 1536), (384, 384, 256), (99, 384, 256), (17, 1152, 384), (203, 37, 90)] {
+            for tA in [false, true] {
+                for tB in [false, true] {
+                    let lda = tA ? m : k, ldb = tB ? k : n, ldc = n
+                    let a = (0..<((tA ? k : m) * lda)).map { _ in rng.uniform(-1, 1) }
+                    let b = (0..<((tB ? n : k) * ldb)).map { _ in rng.uniform(-1, 1) }
+                    let c = (0..<(m * ldc)).map { _ in rng.uniform(-1, 1) }
+                    for (alpha, beta): (Float, Float) in [(1, 0), (0.125, 1)] {
+                        Parallel.threads = 1
+                        let reference = gemm(tA, tB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                             beta: beta, c: c, ldc: ldc)
+                        for threads in 2...8 {
+                            Parallel.threads = threads
+                            let got = gemm(tA, tB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                           beta: beta, c: c, ldc: ldc)
+                            XCTAssertTrue(got.elementsEqual(reference) { $0.bitPattern == $1.bitPattern },
+                                          "\(m)×\(n)×\(k) tA \(tA) tB \(tB) alpha \(alpha): \(threads) threads differ from 1")
+                        }
+                        Parallel.threads = 4
+                        var inside: [Float] = []
+                        Parallel.forEach(2) { r in
+                            if r.contains(0) {
+                                inside = self.gemm(tA, tB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                                   beta: beta, c: c, ldc: ldc)
+                            }
+                        }
+                        XCTAssertTrue(inside.elementsEqual(reference) { $0.bitPattern == $1.bitPattern },
+                                      "\(m)×\(n)×\(k) tA \(tA) tB \(tB): inside a region differs")
+                    }
+                }
+            }
+        }
     }
 }

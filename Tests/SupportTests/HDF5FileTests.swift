@@ -2,6 +2,7 @@ import Foundation
 import Numerics
 import Support
 import XCTest
+import ChildProcesses
 
 final class HDF5FileTests: XCTestCase {
     var directory: URL!
@@ -27,22 +28,10 @@ final class HDF5FileTests: XCTestCase {
     /// Runs a command-line tool and returns its standard output (fails the test when the
     /// tool is missing or fails).
     func runTool(_ name: String, _ arguments: [String]) throws -> String {
-        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
-        guard let tool = dirs.map({ $0 + "/" + name }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            XCTFail("\(name) not found on PATH: install hdf5-tools (launch/setup does)")
-            return ""
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = Pipe()
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "\(name) \(arguments) failed")
-        return String(decoding: data, as: UTF8.self)
+        let tool = try ChildProcess.tool(name, package: "hdf5-tools")
+        let r = try ChildProcess.run(tool, arguments, timeout: 120, includeStandardError: false)
+        XCTAssertEqual(r.status, 0, "\(name) \(arguments) failed")
+        return r.output
     }
 
     // MARK: - Datasets

@@ -4,6 +4,7 @@ import Numerics
 import Support
 import Data
 import Training
+import ChildProcesses
 
 /// End-to-end runs of `.build/release/causal-tune train` (built by `launch/test`): a tiny
 /// random ViT on a 4-image `folder` dataset, single process and under `mpirun -np 2`.
@@ -85,13 +86,12 @@ final class TrainingRunTests: XCTestCase {
         return worst
     }
 
-    /// 3 steps with total batch 4 on 2 ranks = 3 steps in one process (augment none).
+    /// 3 steps with total batch 4 on 2 ranks = 3 steps in one process, bit for bit (augment none).
     func testTwoRanksMatchOneProcess() throws {
         _ = try train("single")
         _ = try train("mpi", ranks: 2)
-        let a = try params(dir + "/single/iter_3.h5"), b = try params(dir + "/mpi/iter_3.h5")
-        let d = maxRelativeDifference(a, b)
-        XCTAssertLessThan(d, 1e-5, "max relative difference \(d)")
+        let a = try params(dir + "/single/iter_3.h5")
+        XCTAssertEqual(try CheckpointComparison.differingDatasets(dir + "/single/iter_3.h5", dir + "/mpi/iter_3.h5"), [])
         // The run trained something.
         let a0 = try params(dir + "/single/iter_1.h5")
         XCTAssertGreaterThan(maxRelativeDifference(a0, a), 1e-6)
@@ -100,51 +100,6 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertTrue(metrics.contains("\"allreduce\""), metrics)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/single/config.yaml"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/single/best.h5"))
-    }
-
-    /// Stop at step 1, resume to 3: bit-identical in the same world size, within 1e-6
-    /// when resumed on 2 ranks.
-    func testResumeContinuesExactly() throws {
-        _ = try train("full")
-        _ = try train("part", extra: ["--set", "train.iters=1"])
-        _ = try train("resumed", extra: ["--resume", dir + "/part/iter_1.h5"])
-        let full = try params(dir + "/full/iter_3.h5")
-        XCTAssertEqual(try params(dir + "/resumed/iter_3.h5"), full)
-        _ = try train("resumed2", ranks: 2, extra: ["--resume", dir + "/part/iter_1.h5"])
-        let d = maxRelativeDifference(try params(dir + "/resumed2/iter_3.h5"), full)
-        XCTAssertLessThan(d, 1e-6, "max relative difference \(d)")
-        // Moments and step travel too.
-        let f = try HDF5File.open(dir + "/resumed/iter_3.h5")
-        XCTAssertEqual(try f.int64Attribute("step"), 3)
-        XCTAssertTrue(f.isDataset("optimizer/exp_avg_sq/head/linear/weight"))
-    }
-
-    /// Mask2Former: its point sampling (uniform points for the matching, importance sampling
-    /// for the losses) is seeded per image from the checkpointed rng state, the step and the
-    /// image's slot in the global batch. Stop at step 1 and resume to 3: bit-identical. One
-    /// step on 2 ranks equals one step in one process within 1e-6 (the same points are drawn
-    /// for each image whichever rank holds it). The test uses SGD there: over several AdamW
-    /// steps two world sizes drift apart beyond rounding — AdamW turns the rounding noise of
-    /// exactly-zero gradients (attention key biases) into ±lr updates, and importance sampling's
-    /// ranking of |logit| flips at near ties once the parameters differ by rounding.
-    func testMask2FormerResumeIsExactAndPointsDoNotDependOnWorldSize() throws {
-        let start = try train("m2f-full", config: "tiny-m2f.yaml")
-        XCTAssertTrue(start.contains("trainable parameters: "), start)
-        XCTAssertTrue(start.contains("the token → query link"), start)
-        _ = try train("m2f-part", config: "tiny-m2f.yaml", extra: ["--set", "train.iters=1"])
-        _ = try train("m2f-resumed", config: "tiny-m2f.yaml", extra: ["--resume", dir + "/m2f-part/iter_1.h5"])
-        let full = try params(dir + "/m2f-full/iter_3.h5")
-        XCTAssertEqual(try params(dir + "/m2f-resumed/iter_3.h5"), full)
-        XCTAssertGreaterThan(maxRelativeDifference(try params(dir + "/m2f-part/iter_1.h5"), full), 1e-6)
-        let log = try String(contentsOfFile: dir + "/m2f-full/train.log", encoding: .utf8)
-        XCTAssertTrue(log.contains("trainable parameters: "), log)
-
-        let sgd = ["--set", "train.iters=1", "train.optimizer=sgd", "train.lr=0.01"]
-        _ = try train("m2f-sgd-1", config: "tiny-m2f.yaml", extra: sgd)
-        _ = try train("m2f-sgd-2", ranks: 2, config: "tiny-m2f.yaml", extra: sgd)
-        let one = try params(dir + "/m2f-sgd-1/iter_1.h5"), two = try params(dir + "/m2f-sgd-2/iter_1.h5")
-        let d = maxRelativeDifference(one, two)
-        XCTAssertLessThan(d, 1e-6, "max relative difference \(d)")
     }
 
     func testBatchNotDivisibleByRanksIsOneClearError() throws {
@@ -162,7 +117,7 @@ final class TrainingRunTests: XCTestCase {
     /// kill -9 of one rank mid-run: every checkpoint left is complete, and --resume goes on.
     func testKilledRankLeavesLastCheckpointIntact() throws {
         let work = dir + "/killed"
-        let p = CommandLineRunner.process(["train", "--config", dir + "/tiny.yaml", "--work-dir", work,
+        let p = try CommandLineRunner.process(["train", "--config", dir + "/tiny.yaml", "--work-dir", work,
                                            "--set", "train.iters=100000", "train.keep=2", "data.val=[]"], ranks: 2)
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
@@ -174,17 +129,14 @@ final class TrainingRunTests: XCTestCase {
             guard Date() < deadline, p.isRunning else { return XCTFail("no checkpoints appeared") }
             usleep(100_000)
         }
-        let pgrep = Process()
-        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        pgrep.arguments = ["pgrep", "-P", "\(p.processIdentifier)"]
-        let out = Pipe()
-        pgrep.standardOutput = out
-        try pgrep.run()
-        pgrep.waitUntilExit()
-        let children = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .split(separator: "\n").compactMap { Int32($0) }
+        let pgrep = try ChildProcess.run(try ChildProcess.tool("pgrep", package: "procps"), ["-P", "\(p.processIdentifier)"],
+                                         timeout: 30, includeStandardError: false)
+        let children = pgrep.output.split(separator: "\n").compactMap { Int32($0) }
         guard let victim = children.last else { return XCTFail("no rank processes found") }
         kill(victim, SIGKILL)
+        let ended = Date().addingTimeInterval(60)
+        while p.isRunning && Date() < ended { usleep(100_000) }
+        XCTAssertFalse(p.isRunning, "mpirun still runs 60 s after a rank was killed")
         p.waitUntilExit()
         XCTAssertNotEqual(p.terminationStatus, 0)
         // Every checkpoint under a real name is complete; the newest resumes.
