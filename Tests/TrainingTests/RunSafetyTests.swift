@@ -5,6 +5,7 @@ import Support
 import Backbone
 import Data
 import Training
+import ChildProcesses
 
 /// Nothing is lost in a run: the work directory lock, metrics on resume, pruning next to
 /// stale checkpoints, best.h5 bookkeeping, skipped non-finite steps, a changed backbone on
@@ -174,7 +175,7 @@ final class RunSafetyTests: XCTestCase {
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = ["-c", "trap '' XFSZ; ulimit -f 300; exec \"$0\" \"$@\"", CommandLineRunner.binary,
                        "train", "--config", dir + "/tiny.yaml", "--work-dir", dir + "/full"]
-        p.environment = CommandLineRunner.environment
+        p.environment = ChildProcess.environment()
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe
