@@ -23,8 +23,13 @@ public enum HDF5Weights {
         var tensors: [String: Tensor] = [:]
         var dtypes: [String: String] = [:]
         var metadata: [String: String] = [:]
-        for attribute in (try? file.attributeNames(of: "/")) ?? [] {
-            if let value = try? file.attribute(attribute, of: "/") { metadata[attribute] = value.description }
+        // Root attributes are only shown by `inspect`; a model load (an architecture to check
+        // against) skips them: HDF5 1.10's attribute iteration is where the fuzzer found the
+        // library crashing on a corrupt file.
+        if expecting.consumer.isEmpty {
+            for attribute in (try? file.attributeNames(of: "/")) ?? [] {
+                if let value = try? file.attribute(attribute, of: "/") { metadata[attribute] = value.description }
+            }
         }
         for dataset in try file.datasetPaths(under: root) {
             let relative = root == "/" ? dataset : String(dataset.dropFirst(root.count + 1))
