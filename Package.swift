@@ -79,6 +79,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast),
+        // The libFuzzer harness of the file readers; `launch/fuzz` builds it with the fuzzer
+        // and address sanitizers (a plain build gives a stub that says so).
+        .executableTarget(name: "fuzz-readers", dependencies: ["Backbone", "Data", "Support", "Training", "Numerics"],
+                          path: "Fuzz", exclude: ["corpus", "make_corpus.py"]),
         // A tiny MPI program the tests start under `mpirun -np 2`.
         .executableTarget(name: "communicator-check", dependencies: ["Distributed", "Numerics"],
                           path: "Sources/CommunicatorCheck", swiftSettings: fast),

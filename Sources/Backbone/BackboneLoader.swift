@@ -47,7 +47,7 @@ public struct BackboneSettings: Equatable, Sendable {
         if weights == "random" {
             model.randomize(seed: seed)
         } else {
-            try model.load(DINOv2Weights.read(weights))
+            try model.load(DINOv2Weights.read(weights, for: architecture))
         }
         return model
     }

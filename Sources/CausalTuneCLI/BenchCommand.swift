@@ -25,6 +25,12 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("peak-size"), help: "Side of the square sgemm that measures the peak.") var peakSize = 2048
     @Option(help: "Write the summary as JSON here (rank 0; keys in docs/reference.md, Command line).") var json: String?
 
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (the median of no steps is undefined), got \(steps)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more, got \(warmup)") }
+        guard peakSize >= 1 && peakSize <= 16384 else { throw ValidationError("--peak-size must be 1…16384, got \(peakSize)") }
+    }
+
     func run() throws {
         let comm = Communicator.make()
         comm.run {

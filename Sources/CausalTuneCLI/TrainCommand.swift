@@ -15,7 +15,8 @@ struct TrainCommand: ParsableCommand {
         discussion: """
         Writes WORK_DIR/config.yaml (resolved), metrics.jsonl, train.log, iter_<k>.h5 checkpoints \
         (the last train.keep) and best.h5, and eval_iter_<k>.json. The synthetic benchmark is \
-        generated when a synthetic dataset root does not exist.
+        generated when a synthetic dataset root is data/synthetic and does not exist. The work \
+        directory is locked (WORK_DIR/.lock) while the run lasts.
         """
     )
 
@@ -27,6 +28,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("init"), help: "Initialise the trainable parameters from a checkpoint (parameters only; our HDF5 file or a Rein / mmseg .pth).")
     var initFrom: String?
     @Flag(help: "Also store the frozen backbone weights (/backbone/<name>) in every checkpoint.") var withBackbone = false
+    @Flag(name: .customLong("allow-backbone-change"),
+          help: "With --resume: continue even if the backbone weights differ (SHA-256) from those the checkpoint was trained on.")
+    var allowBackboneChange = false
 
     func run() throws {
         let comm = Communicator.make()
@@ -34,7 +38,8 @@ struct TrainCommand: ParsableCommand {
             var sets = overrides
             if let w = workDir { sets.append("output.work_dir=\(w)") }
             let cfg = try ExperimentConfig.load(path: config, overrides: sets)
-            let trainer = try Trainer(config: cfg, options: .init(resume: resume, initFrom: initFrom, withBackbone: withBackbone),
+            let trainer = try Trainer(config: cfg, options: .init(resume: resume, initFrom: initFrom, withBackbone: withBackbone,
+                                                                   allowBackboneChange: allowBackboneChange),
                                       communicator: comm)
             let report = try trainer.run()
             if comm.isRoot {

@@ -76,6 +76,7 @@ public struct Dataset: Sendable {
         guard img.width == lab.width, img.height == lab.height else {
             throw CausalTuneError("\(s.label): label size \(lab.width)x\(lab.height) differs from image \(s.image) (\(img.width)x\(img.height))")
         }
+        LabelValueReport.check(lab, encoding: s.encoding, file: s.label)
         s.encoding.toTrainIds(&lab)
         return (img, lab)
     }
@@ -257,5 +258,48 @@ public struct Dataset: Sendable {
             try checkNoOrphans(labels: files(under: labDir, suffixes: [".png"]), used: samples, labelDir: labDir)
             return samples
         }
+    }
+}
+
+/// Label values that the encoding does not define (train ids 19…254, label ids 34…254)
+/// become ignore (255); each file holding such values is reported once, with the count, so
+/// a dataset in the wrong encoding does not train silently on nothing.
+public enum LabelValueReport {
+    nonisolated(unsafe) private static var reported: Set<String> = []
+    nonisolated(unsafe) private static var sinkFunction: @Sendable (String) -> Void = { message in
+        FileHandle.standardError.write(Data(("warning: " + message + "\n").utf8))
+    }
+    private static let lock = NSLock()
+
+    /// Where the one-line reports go (default: stderr; the trainer sends them to its log).
+    public static var sink: @Sendable (String) -> Void {
+        get { lock.lock(); defer { lock.unlock() }; return sinkFunction }
+        set { lock.lock(); sinkFunction = newValue; lock.unlock() }
+    }
+
+    /// The first undefined value and how many pixels hold undefined values, or nil.
+    public static func undefinedValues(_ map: LabelMap, encoding: LabelEncoding) -> (first: UInt8, count: Int)? {
+        let limit: UInt8 = encoding == .trainId ? UInt8(Cityscapes.numClasses) : 34
+        var count = 0
+        var first: UInt8 = 0
+        map.labels.withUnsafeBufferPointer { p in
+            for v in p where v >= limit && v != 255 {
+                if count == 0 { first = v }
+                count += 1
+            }
+        }
+        return count > 0 ? (first, count) : nil
+    }
+
+    /// Reports `file` once when it holds undefined values.
+    public static func check(_ map: LabelMap, encoding: LabelEncoding, file: String) {
+        guard let (first, count) = undefinedValues(map, encoding: encoding) else { return }
+        lock.lock()
+        let isNew = reported.insert(file).inserted
+        let sink = sinkFunction
+        lock.unlock()
+        guard isNew else { return }
+        let range = encoding == .trainId ? "train ids 0…18 and 255" : "Cityscapes label ids 0…33 and 255"
+        sink("\(file): \(count) of \(map.labels.count) pixels hold values outside \(range) (first: \(first)); they are ignored as 255 — is the dataset's label encoding right?")
     }
 }

@@ -64,7 +64,29 @@ public struct LabelMap: Equatable, Sendable {
 }
 
 /// File I/O for `RGBImage` and `LabelMap`.
+///
+/// Every decoder reads the header first and refuses an image with more than `maxPixels`
+/// pixels before allocating anything for it: a few hundred bytes of PNG or JPEG can claim
+/// 100 000 × 100 000 pixels (a 30 GB allocation).
 public enum ImageIO {
+    /// The most pixels (width × height) an image may have: `CAUSAL_TUNE_MAX_IMAGE_PIXELS`
+    /// when set to a positive integer, else 2^28 (268 M pixels, e.g. 16 384 × 16 384 — far
+    /// above any driving dataset's frames).
+    public static var maxPixels: Int {
+        if let v = ProcessInfo.processInfo.environment["CAUSAL_TUNE_MAX_IMAGE_PIXELS"], let n = Int(v), n > 0 { return n }
+        return 1 << 28
+    }
+
+    /// Refuses `width × height` above `maxPixels` (or non-positive) with one line naming the file.
+    static func checkDimensions(_ path: String, width: Int, height: Int) throws {
+        guard width > 0, height > 0 else { throw CausalTuneError("\(path): image header gives an empty size \(width)×\(height)") }
+        let limit = maxPixels
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        guard !overflow, pixels <= limit else {
+            throw CausalTuneError("\(path): image header claims \(width)×\(height) pixels, more than the limit of \(limit) (corrupt file? raise CAUSAL_TUNE_MAX_IMAGE_PIXELS for really large images)")
+        }
+    }
+
     /// Reads a PNG or JPEG (chosen by the file's magic bytes, not its name) as RGB.
     public static func readRGB(_ path: String) throws -> RGBImage {
         let kind = try sniff(path)
@@ -78,6 +100,11 @@ public enum ImageIO {
     public static func readLabels(_ path: String) throws -> LabelMap {
         guard FileManager.default.fileExists(atPath: path) else {
             throw CausalTuneError("\(path): label file not found")
+        }
+        // The size from the header first: the decoder below allocates what the header says.
+        if (try? sniff(path)) == .png {
+            let (hw, hh) = try size(path)
+            try checkDimensions(path, width: hw, height: hh)
         }
         var w: UInt32 = 0, h: UInt32 = 0
         var out: UnsafeMutablePointer<UInt8>? = nil
@@ -162,6 +189,10 @@ public enum ImageIO {
             throw CausalTuneError("\(path): not a readable PNG: \(pngMessage(&image))")
         }
         let w = Int(image.width), h = Int(image.height)
+        do { try checkDimensions(path, width: w, height: h) } catch {
+            png_image_free(&image)
+            throw error
+        }
         if image.format & 0x04 != 0 {
             // 16-bit file: the simplified API treats 16-bit data as linear light and would
             // gamma-encode it to 8 bits; read the 16-bit values unchanged and round to 8 bits.
@@ -201,6 +232,7 @@ public enum ImageIO {
         guard rc == 0, w > 0, h > 0 else {
             throw CausalTuneError("\(path): not a readable JPEG: \(String(cString: tjGetErrorStr2(handle)))")
         }
+        try checkDimensions(path, width: Int(w), height: Int(h))
         var pixels = [UInt8](repeating: 0, count: Int(w) * Int(h) * 3)
         let rc2 = bytes.withUnsafeBufferPointer { src in
             pixels.withUnsafeMutableBufferPointer { dst in

@@ -122,15 +122,33 @@ public struct Tensor: CustomStringConvertible, @unchecked Sendable {
 
     public var description: String { "Tensor\(shape)" }
 
-    /// The product of the dimensions.
+    /// The product of the dimensions. A shape from a file goes through `checkedElementCount`
+    /// first; here a negative or overflowing shape is a programming error.
     public static func elementCount(_ shape: [Int]) -> Int {
-        var n = 1
-        for d in shape {
-            precondition(d >= 0, "negative dimension in \(shape)")
-            n *= d
+        guard let n = checkedElementCount(shape) else {
+            preconditionFailure("shape \(shape) has a negative dimension or more elements than memory can hold")
         }
         return n
     }
+
+    /// The product of the dimensions, or nil when a dimension is negative, the product
+    /// overflows, or it exceeds `limit` elements (readers call this before allocating).
+    public static func checkedElementCount(_ shape: [Int], limit: Int = Tensor.maxElements) -> Int? {
+        var n = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow else { return nil }
+            n = p
+        }
+        // A zero dimension makes the product 0 whatever came before; the check above
+        // already refused an overflowing prefix.
+        return n <= limit ? n : nil
+    }
+
+    /// The most elements one tensor may have: 2^40 floats (4 TiB) keeps byte counts
+    /// (`count * 4`) and every offset within `Int` and is far beyond any real tensor.
+    public static let maxElements = 1 << 40
 }
 
 /// 64-byte aligned Float storage owned by one or more `Tensor` values.
@@ -139,6 +157,7 @@ public final class TensorStorage: @unchecked Sendable {
     public let count: Int
 
     public init(count: Int) {
+        precondition(count >= 0 && count <= Tensor.maxElements, "TensorStorage of \(count) elements")
         self.count = count
         let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)

@@ -112,8 +112,13 @@ extension ExperimentConfig {
             let key = String(override[..<equals]).trimmingCharacters(in: .whitespaces)
             let components = ConfigValue.components(key)
             guard !components.isEmpty else { throw CausalTuneError("\(label): expected key.path=value") }
-            let value = try ConfigValue.parse(overrideValue: String(override[override.index(after: equals)...]),
-                                              source: label)
+            let text = String(override[override.index(after: equals)...])
+            // `--set train=` would reset a whole section to its defaults (a 40 000-iteration
+            // run); an empty value is a typo, `null` says it on purpose.
+            guard !text.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw CausalTuneError("\(label): empty value for '\(key)' (write \(key)=null to reset it to its default)")
+            }
+            let value = try ConfigValue.parse(overrideValue: text, source: label)
             let changed: ConfigValue
             do {
                 changed = try withWorkDir(try resolved.setting(value, at: components[...], fullPath: key))

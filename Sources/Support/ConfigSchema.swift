@@ -14,19 +14,21 @@ import Foundation
 import Numerics
 
 public indirect enum ConfigSchema {
-    /// An integer; `nil` default means null is the default and allowed.
-    case int(Int?, min: Int? = nil)
-    /// A number (integers accepted); `nil` default as for `int`.
-    case float(Double?, min: Double? = nil, exclusiveMin: Bool = false)
+    /// An integer in `min…max`; `nil` default means null is the default and allowed.
+    case int(Int?, min: Int? = nil, max: Int? = nil)
+    /// A number (integers accepted) above `min` (or at it unless `exclusiveMin`) and below
+    /// `max` (or at it unless `exclusiveMax`); `nil` default as for `int`.
+    case float(Double?, min: Double? = nil, exclusiveMin: Bool = false, max: Double? = nil, exclusiveMax: Bool = false)
     case bool(Bool)
     /// A string; `nil` default as for `int`.
     case string(String?)
     /// One of `allowed`, default `default`.
     case choice([String], default: String)
-    /// A list of integers (`nil`: null default), each at least `min`.
-    case ints([Int]?, min: Int? = nil)
-    /// A list of numbers with an optional fixed length.
-    case floats([Double], count: Int? = nil)
+    /// A list of integers (`nil`: null default), each in `min…max`.
+    case ints([Int]?, min: Int? = nil, max: Int? = nil)
+    /// A list of numbers with an optional fixed length, each in `min..<max` (`exclusiveMax`)
+    /// or `min…max`.
+    case floats([Double], count: Int? = nil, min: Double? = nil, max: Double? = nil, exclusiveMax: Bool = false)
     /// A list of strings.
     case strings([String])
     /// A key that must be given (no default).
@@ -44,13 +46,13 @@ public indirect enum ConfigSchema {
     /// The default value (`nil` when required).
     var defaultValue: ConfigValue? {
         switch self {
-        case .int(let d, _): return d.map { .int($0) } ?? .null
-        case .float(let d, _, _): return d.map { .float($0) } ?? .null
+        case .int(let d, _, _): return d.map { .int($0) } ?? .null
+        case .float(let d, _, _, _, _): return d.map { .float($0) } ?? .null
         case .bool(let b): return .bool(b)
         case .string(let s): return s.map { .string($0) } ?? .null
         case .choice(_, let d): return .string(d)
-        case .ints(let d, _): return d.map { .list($0.map { .int($0) }) } ?? .null
-        case .floats(let d, _): return .list(d.map { .float($0) })
+        case .ints(let d, _, _): return d.map { .list($0.map { .int($0) }) } ?? .null
+        case .floats(let d, _, _, _, _): return .list(d.map { .float($0) })
         case .strings(let d): return .list(d.map { .string($0) })
         case .required: return nil
         case .map: return nil
@@ -129,11 +131,12 @@ public indirect enum ConfigSchema {
             throw fail("cannot be null")
         }
         switch self {
-        case .int(_, let min):
+        case .int(_, let min, let max):
             guard case .int(let i) = value else { throw fail("must be an integer, got \(describe(value))") }
             if let min, i < min { throw fail("must be at least \(min), got \(i)") }
+            if let max, i > max { throw fail("must be at most \(max), got \(i)") }
             return value
-        case .float(_, let min, let exclusive):
+        case .float(_, let min, let exclusive, let max, let exclusiveMax):
             let d: Double
             switch value {
             case .int(let i): d = Double(i)
@@ -143,6 +146,9 @@ public indirect enum ConfigSchema {
             if !d.isFinite { throw fail("must be finite, got \(describe(value))") }
             if let min, exclusive ? d <= min : d < min {
                 throw fail("must be \(exclusive ? "greater than" : "at least") \(ConfigValue.formatFloat(min)), got \(ConfigValue.formatFloat(d))")
+            }
+            if let max, exclusiveMax ? d >= max : d > max {
+                throw fail("must be \(exclusiveMax ? "below" : "at most") \(ConfigValue.formatFloat(max)), got \(ConfigValue.formatFloat(d))")
             }
             return .float(d)
         case .bool:
@@ -165,22 +171,30 @@ public indirect enum ConfigSchema {
                 throw fail("must be one of \(allowed.joined(separator: "|")), got '\(text)'")
             }
             return .string(text)
-        case .ints(_, let min):
+        case .ints(_, let min, let max):
             guard case .list(let items) = value else { throw fail("must be a list of integers, got \(describe(value))") }
             for item in items {
                 guard case .int(let i) = item else { throw fail("must be a list of integers, got \(describe(item)) in it") }
                 if let min, i < min { throw fail("entries must be at least \(min), got \(i)") }
+                if let max, i > max { throw fail("entries must be at most \(max), got \(i)") }
             }
             return value
-        case .floats(_, let count):
+        case .floats(_, let count, let min, let max, let exclusiveMax):
             guard case .list(let items) = value else { throw fail("must be a list of numbers, got \(describe(value))") }
             if let count, items.count != count { throw fail("must have \(count) entries, got \(items.count)") }
             return .list(try items.map { item in
+                let d: Double
                 switch item {
-                case .int(let i): return .float(Double(i))
-                case .float: return item
+                case .int(let i): d = Double(i)
+                case .float(let f): d = f
                 default: throw fail("must be a list of numbers, got \(describe(item)) in it")
                 }
+                if !d.isFinite { throw fail("entries must be finite, got \(ConfigValue.formatFloat(d))") }
+                if let min, d < min { throw fail("entries must be at least \(ConfigValue.formatFloat(min)), got \(ConfigValue.formatFloat(d))") }
+                if let max, exclusiveMax ? d >= max : d > max {
+                    throw fail("entries must be \(exclusiveMax ? "below" : "at most") \(ConfigValue.formatFloat(max)), got \(ConfigValue.formatFloat(d))")
+                }
+                return .float(d)
             })
         case .strings:
             guard case .list(let items) = value else { throw fail("must be a list of strings, got \(describe(value))") }

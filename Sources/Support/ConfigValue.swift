@@ -46,6 +46,7 @@ public indirect enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
 
     /// Parses YAML text (`source` names it in errors). An empty document is an empty map.
     public static func parse(yaml text: String, source: String) throws -> ConfigValue {
+        try checkBeforeParsing(text, source: source)
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -58,6 +59,66 @@ public indirect enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         return try ConfigValue(node: node, source: source)
     }
 
+    /// The largest config text (1 MiB; real configs are a few kB).
+    public static let maxTextBytes = 1 << 20
+    /// The deepest nesting we let the YAML parser see: its reader recurses once per level.
+    public static let maxNestingEstimate = 200
+
+    /// Cheap checks on the raw text before the YAML library sees it: size, and an upper
+    /// estimate of the nesting depth (per line: indentation + block indicators `- `, `? `,
+    /// `: ` + open flow brackets), so a file of a million `[` or `- - - …` is one line, not
+    /// a stack overflow.
+    static func checkBeforeParsing(_ text: String, source: String) throws {
+        guard text.utf8.count <= maxTextBytes else {
+            throw CausalTuneError("\(source): \(text.utf8.count) bytes is too large for a config file (at most \(maxTextBytes))")
+        }
+        var brackets = 0
+        var lineNumber = 1
+        var estimate = 0
+        var atLineStart = true
+        var previous: UInt8 = 0x0A
+        // Anchors (`&a`) and aliases (`*a`) are refused here, before the YAML library
+        // expands them: it copies the anchored node for every alias (and hashes the copies),
+        // so a few lines of nested aliases cost time and memory exponential in their depth.
+        var quote: UInt8 = 0          // ' or " while inside a quoted scalar
+        var comment = false
+        var lastSignificant: UInt8 = 0x0A
+        for b in text.utf8 {
+            if b == 0x0A { comment = false; if quote == 0x27 || quote == 0x22 { /* multi-line quoted */ } }
+            if !comment {
+                if quote != 0 {
+                    if b == quote { quote = 0 }
+                } else if b == 0x27 || b == 0x22, [0x0A, 0x3A, 0x2D, 0x5B, 0x7B, 0x2C, 0x3F].contains(lastSignificant) {
+                    quote = b
+                } else if b == 0x23, previous == 0x20 || previous == 0x0A || previous == 0x09 {
+                    comment = true
+                } else if (b == 0x26 || b == 0x2A), [0x0A, 0x3A, 0x2D, 0x5B, 0x7B, 0x2C, 0x3F].contains(lastSignificant) {
+                    throw CausalTuneError("\(source): line \(lineNumber): YAML anchors and aliases (&name, *name) are not supported; write the value out")
+                }
+            }
+            if b != 0x20 && b != 0x09 && !comment { lastSignificant = b }
+            if b == 0x0A { lastSignificant = 0x0A }
+            // A block indicator is `-`, `?` or `:` followed by a space or the line's end.
+            if (b == 0x20 || b == 0x0A) && (previous == 0x2D || previous == 0x3F || previous == 0x3A) { estimate += 1 }
+            switch b {
+            case 0x0A:
+                lineNumber += 1; estimate = 0; atLineStart = true
+            case 0x20 where atLineStart:
+                estimate += 1
+            case 0x5B, 0x7B:
+                brackets += 1; atLineStart = false
+            case 0x5D, 0x7D:
+                brackets = max(0, brackets - 1); atLineStart = false
+            default:
+                atLineStart = false
+            }
+            previous = b
+            if estimate + brackets > maxNestingEstimate {
+                throw CausalTuneError("\(source): line \(lineNumber) nests too deeply for a config file")
+            }
+        }
+    }
+
     /// Parses a `--set` value: a YAML scalar or flow collection (`0.5`, `[1, 2]`, `{a: 1}`).
     public static func parse(overrideValue text: String, source: String) throws -> ConfigValue {
         if text.trimmingCharacters(in: .whitespaces).isEmpty { return .null }
@@ -65,6 +126,11 @@ public indirect enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
     }
 
     init(node: Node, source: String) throws {
+        // The YAML library expands an alias into a copy of its anchored node, so a few lines
+        // of nested aliases become billions of nodes; anchors are refused where they appear.
+        if let anchor = node.anchor {
+            throw CausalTuneError("\(source): YAML anchors and aliases are not supported (anchor '&\(anchor.rawValue)'\(ConfigValue.line(node)))")
+        }
         switch node {
         case .scalar(let scalar):
             self = scalar.style == .plain ? ConfigValue.plain(scalar.string) : .string(scalar.string)

@@ -40,6 +40,20 @@ public struct ExperimentConfig: Equatable, Sendable {
     /// Synthetic benchmark domains (`domain:` of a `synthetic` dataset).
     public static let syntheticDomains = ["source", "fog", "night", "rain", "snow"]
 
+    // MARK: - Limits
+
+    /// The largest `image_size` / `crop_size` (pixels per side).
+    public static let maxImageSize = 8192
+    /// The most Causal-Tune tokens per layer (`model.peft.tokens`): the paper uses 100; 4096
+    /// is already 4096 × C values per layer.
+    public static let maxTokens = 4096
+    /// The largest `model.peft.lora_rank`; it must also not exceed the embed dim C, which
+    /// the network checks when it knows the architecture.
+    public static let maxLoRARank = 4096
+    /// The most classes: predictions and label maps are 8-bit with 255 = ignore, so class
+    /// indices are 0…254.
+    public static let maxClasses = 255
+
     // MARK: - Schema (reference §Configuration)
 
     static let datasetItem: KeyValuePairs<String, ConfigSchema> = [
@@ -58,28 +72,28 @@ public struct ExperimentConfig: Equatable, Sendable {
             "backbone": .map([
                 "arch": .string("dinov2_vitl14"),
                 "weights": .required(.string(nil)),       // a file, or `random`
-                "image_size": .int(512, min: 1),
-                "patch_size": .int(14, min: 1),
+                "image_size": .int(512, min: 1, max: ExperimentConfig.maxImageSize),
+                "patch_size": .int(14, min: 1, max: 64),
                 "recompute": .bool(false),
             ]),
             "peft": .map([
                 "method": .choice(PEFTMethod.causalTune),
-                "tokens": .int(100, min: 2),
-                "lora_rank": .int(nil, min: 1),
-                "scale_init": .float(0.001),
+                "tokens": .int(100, min: 2, max: ExperimentConfig.maxTokens),
+                "lora_rank": .int(nil, min: 1, max: ExperimentConfig.maxLoRARank),   // also ≤ the embed dim C
+                "scale_init": .float(0.001, min: -1000, max: 1000),
                 "transform": .choice(Transform.dct),
                 "discard_noncausal": .bool(false),
                 "filter": .map([
                     "mode": .choice(FilterMode.bandpass),
                     "shape": .choice(FilterShape.gaussian),
-                    "low": .float(0.2, min: 0),
-                    "high": .float(0.7, min: 0),
+                    "low": .float(0.2, min: 0, max: 1),
+                    "high": .float(0.7, min: 0, max: 1),
                 ]),
             ]),
             "head": .map([
                 "type": .choice(HeadType.linear),
-                "out_indices": .ints(nil, min: 0),
-                "num_classes": .int(19, min: 1),
+                "out_indices": .ints(nil, min: 0, max: 255),
+                "num_classes": .int(19, min: 1, max: ExperimentConfig.maxClasses),
             ]),
         ]),
         "data": .map([
@@ -95,33 +109,33 @@ public struct ExperimentConfig: Equatable, Sendable {
                 ("dataset", .string("cityscapes")), ("root", .string("data/cityscapes")), ("split", .string("val")),
                 ("name", .string("citys")), ("condition", .null), ("domain", .null), ("scale", .null),
             ]))]),
-            "crop_size": .int(512, min: 1),
+            "crop_size": .int(512, min: 1, max: ExperimentConfig.maxImageSize),
             "augment": .choice(Augment.full),
         ]),
         "train": .map([
-            "seed": .int(0, min: 0),
-            "iters": .int(40000, min: 1),
-            "batch_size": .int(4, min: 1),
+            "seed": .int(0, min: 0),            // any non-negative 64-bit integer
+            "iters": .int(40000, min: 1, max: 1_000_000_000),
+            "batch_size": .int(4, min: 1, max: 4096),
             "optimizer": .choice(Optimizer.adamw),
-            "lr": .float(0.0001, min: 0, exclusiveMin: true),
-            "weight_decay": .float(0.05, min: 0),
-            "betas": .floats([0.9, 0.999], count: 2),
-            "eps": .float(1.0e-8, min: 0, exclusiveMin: true),
+            "lr": .float(0.0001, min: 0, exclusiveMin: true, max: 10),
+            "weight_decay": .float(0.05, min: 0, max: 10),
+            "betas": .floats([0.9, 0.999], count: 2, min: 0, max: 1, exclusiveMax: true),
+            "eps": .float(1.0e-8, min: 0, exclusiveMin: true, max: 1),
             "schedule": .choice(Schedule.poly),
-            "poly_power": .float(0.9, min: 0),
-            "grad_clip": .float(nil, min: 0, exclusiveMin: true),
-            "log_every": .int(50, min: 1),
-            "eval_every": .int(10000, min: 0),
-            "checkpoint_every": .int(4000, min: 0),
-            "keep": .int(3, min: 0),
+            "poly_power": .float(0.9, min: 0, max: 100),
+            "grad_clip": .float(nil, min: 0, exclusiveMin: true, max: 1e12),
+            "log_every": .int(50, min: 1, max: 1_000_000_000),
+            "eval_every": .int(10000, min: 0, max: 1_000_000_000),
+            "checkpoint_every": .int(4000, min: 0, max: 1_000_000_000),
+            "keep": .int(3, min: 0, max: 1_000_000),
             "skip_nonfinite": .bool(false),
         ]),
         "output": .map([
             "work_dir": .string(nil),   // null: runs/<config file stem>
             "dump_features": .map([
-                "every": .int(0, min: 0),
+                "every": .int(0, min: 0, max: 1_000_000_000),
                 "images": .strings([]),
-                "layers": .ints([], min: 0),
+                "layers": .ints([], min: 0, max: 255),
             ]),
         ]),
     ])

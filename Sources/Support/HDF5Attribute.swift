@@ -117,6 +117,10 @@ extension HDF5File {
     }
 
     /// Whether the object at `objectPath` has attribute `name`.
+    /// The most elements (or string bytes) one attribute may hold: 16 M, far above any
+    /// attribute we write (the resolved config is a few kB).
+    public static let maxAttributeElements = 1 << 24
+
     public func hasAttribute(_ name: String, on objectPath: String = "/") -> Bool {
         (try? withObject(objectPath) { H5Aexists($0, name) > 0 }) ?? false
     }
@@ -133,7 +137,10 @@ extension HDF5File {
             defer { H5Sclose(space) }
             let shape = try shapeOf(space: space, objectPath: objectPath)
             let scalar = shape.isEmpty
-            let count = shape.reduce(1, *)
+            // Attributes are small metadata; a huge dataspace can only come from a crafted file.
+            guard let count = Tensor.checkedElementCount(shape, limit: HDF5File.maxAttributeElements) else {
+                throw error("attribute '\(name)' has \(shape) elements, more than \(HDF5File.maxAttributeElements) (corrupt file?)", object: objectPath)
+            }
             let type = H5Aget_type(attribute)
             if type < 0 { throw error("cannot read the type of attribute '\(name)'", object: objectPath) }
             defer { H5Tclose(type) }
@@ -182,6 +189,7 @@ extension HDF5File {
         }
         // Fixed-length: `size` bytes per element, NUL- or space-padded.
         let size = Int(H5Tget_size(type))
+        guard size > 0, size <= HDF5File.maxAttributeElements / max(count, 1) else { throw failure }
         let memoryType = H5Tcopy(type)
         if memoryType < 0 { throw failure }
         defer { H5Tclose(memoryType) }

@@ -216,6 +216,9 @@ extension HDF5File {
         try withDataset(objectPath) { dataset in
             let shape = try shapeOf(dataset: dataset, objectPath: objectPath)
             try requireNumeric(dataset, objectPath)
+            guard Tensor.checkedElementCount(shape) != nil else {
+                throw error("shape \(shape) has more elements than a tensor may hold", object: objectPath)
+            }
             let tensor = Tensor(zeros: shape)
             if tensor.count > 0,
                H5Dread(dataset, ct_h5t_native_float(), ct_h5s_all(), ct_h5s_all(), ct_h5p_default(), tensor.data) < 0 {
@@ -245,7 +248,9 @@ extension HDF5File {
         try withDataset(objectPath) { dataset in
             let shape = try shapeOf(dataset: dataset, objectPath: objectPath)
             try requireNumeric(dataset, objectPath)
-            let count = shape.reduce(1, *)
+            guard let count = Tensor.checkedElementCount(shape) else {
+                throw error("shape \(shape) has more elements than an array may hold", object: objectPath)
+            }
             var values = [T]()
             if count > 0 {
                 values = try [T](unsafeUninitializedCapacity: count) { buffer, initialised in
@@ -292,6 +297,11 @@ extension HDF5File {
         }
         var dims = [hsize_t](repeating: 0, count: Int(rank))
         if H5Sget_simple_extent_dims(space, &dims, nil) < 0 { throw error("cannot read dataspace", object: objectPath) }
+        // Sizes from the file: refuse any whose element count does not fit an Int.
+        guard dims.allSatisfy({ $0 <= hsize_t(Int.max) }),
+              Tensor.checkedElementCount(dims.map { Int($0) }, limit: Int.max) != nil else {
+            throw error("dataspace \(dims) is larger than memory can hold (corrupt file?)", object: objectPath)
+        }
         return dims.map { Int($0) }
     }
 

@@ -189,8 +189,14 @@ public final class HDF5File {
 }
 
 /// One-time library set-up: open the library and silence its error printing.
+///
+/// HDF5's own exit handler is switched off (`H5dont_atexit`): after a failed write (disk
+/// full) a file whose close failed stays half-open inside the library, and the handler would
+/// try to flush and close it again at exit and crash. Every file we write is closed
+/// explicitly (atomic writes close before the rename), so there is nothing for it to do.
 enum HDF5Library {
     private static let ready: Bool = {
+        H5dont_atexit()
         H5open()
         ct_h5_silence_errors()
         return true

@@ -80,16 +80,33 @@ public final class MetricsWriter {
         } catch {
             throw CausalTuneError("\(url.deletingLastPathComponent().path): cannot create directory")
         }
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw CausalTuneError("\(path): cannot create file")
+        // O_APPEND: every write lands at the end of the file as one unit, whatever else
+        // writes to it, so lines never overwrite or interleave with each other.
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw CausalTuneError("\(path): cannot open for appending: \(String(cString: strerror(errno)))")
+        }
+        self.handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
+
+    /// Drops the lines whose `"step"` is above `step` (a resumed run continues from there;
+    /// the lines of the abandoned steps would draw two histories). The file is rewritten
+    /// atomically; lines without a step, or that do not parse, are kept.
+    public static func dropLines(after step: Int, in path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
+        var kept: [Substring] = []
+        var dropped = 0
+        for line in lines {
+            if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+               let s = object["step"] as? Int, s > step {
+                dropped += 1
+                continue
             }
+            kept.append(line)
         }
-        guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw CausalTuneError("\(path): cannot open for writing")
-        }
-        handle.seekToEndOfFile()
-        self.handle = handle
+        guard dropped > 0 else { return }
+        try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: path)
     }
 
     /// `WORK_DIR/metrics.jsonl`.

@@ -71,6 +71,17 @@ public final class RunLog: @unchecked Sendable {
         if let handle { try? handle.write(contentsOf: Data(text.utf8)); try? handle.synchronize() }
     }
 
+    /// Writes one line to the log file only (not echoed): the fatal error that the command
+    /// line prints itself, so `train.log` ends with why the run stopped.
+    public func recordInFile(_ message: String) {
+        guard let handle else { return }
+        let text = "\(RunLog.timestamp())  \(message.replacingOccurrences(of: "\n", with: " "))\n"
+        lock.lock()
+        defer { lock.unlock() }
+        try? handle.write(contentsOf: Data(text.utf8))
+        try? handle.synchronize()
+    }
+
     /// Writes a warning line (`warning: …`).
     public func warning(_ message: String) { info("warning: " + message) }
 

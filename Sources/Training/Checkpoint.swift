@@ -116,16 +116,46 @@ public enum Checkpoint {
             guard ver == Checkpoint.version else {
                 throw CausalTuneError("\(path): checkpoint version \(ver) is not supported (expected \(Checkpoint.version))")
             }
+            // An attribute may be absent (a checkpoint written elsewhere), but one that is
+            // present must have its type and range: a wrong one is an error, never a default.
+            let file = self.file
+            func optional<T>(_ name: String, _ read: (String) throws -> T) throws -> T? {
+                guard file.hasAttribute(name) else { return nil }
+                do { return try read(name) } catch let e as CausalTuneError {
+                    throw CausalTuneError("\(e.message) — damaged or foreign checkpoint")
+                }
+            }
+            func invalid(_ name: String, _ why: String) -> CausalTuneError {
+                CausalTuneError("\(path): root attribute '\(name)' \(why) — damaged or foreign checkpoint")
+            }
+            let step = try optional("step") { try file.int64Attribute($0) } ?? 0
+            guard step >= 0 else { throw invalid("step", "is \(step), expected a step count ≥ 0") }
+            let worldSize = try optional("world_size") { try file.int64Attribute($0) } ?? 1
+            guard worldSize >= 1 && worldSize <= 1 << 20 else { throw invalid("world_size", "is \(worldSize), expected ≥ 1") }
+            let rng = try optional("rng_state") { try file.uint64ArrayAttribute($0) } ?? []
+            guard !file.hasAttribute("rng_state") || rng.count == 4 else {
+                throw invalid("rng_state", "holds \(rng.count) values, expected 4")
+            }
+            let optimizerSteps = try optional("optimizer_steps") { try file.int64Attribute($0) }
+            if let o = optimizerSteps, o < 0 || o > step {
+                throw invalid("optimizer_steps", "is \(o), expected 0…\(step) (the step)")
+            }
+            let optimizer = try optional("optimizer") { try file.stringAttribute($0) } ?? "adamw"
+            for name in ["best_miou", "best_step", "miou", "skipped"] {
+                if let v = try optional(name, { try file.float64Attribute($0) }), !v.isFinite {
+                    throw invalid(name, "is \(v), expected a finite number")
+                }
+            }
             metadata = Metadata(
-                step: Int((try? file.int64Attribute("step")) ?? 0),
-                worldSize: Int((try? file.int64Attribute("world_size")) ?? 1),
-                config: (try? file.stringAttribute("config")) ?? "",
-                created: (try? file.stringAttribute("created")) ?? "",
-                rngState: (try? file.uint64ArrayAttribute("rng_state")) ?? [],
-                optimizer: (try? file.stringAttribute("optimizer")) ?? "adamw",
-                optimizerSteps: (try? file.int64Attribute("optimizer_steps")).map { Int($0) },
-                backboneWeights: (try? file.stringAttribute("backbone_weights")) ?? "",
-                backboneSHA256: (try? file.stringAttribute("backbone_sha256")) ?? "",
+                step: Int(step),
+                worldSize: Int(worldSize),
+                config: try optional("config") { try file.stringAttribute($0) } ?? "",
+                created: try optional("created") { try file.stringAttribute($0) } ?? "",
+                rngState: rng,
+                optimizer: optimizer,
+                optimizerSteps: optimizerSteps.map { Int($0) },
+                backboneWeights: try optional("backbone_weights") { try file.stringAttribute($0) } ?? "",
+                backboneSHA256: try optional("backbone_sha256") { try file.stringAttribute($0) } ?? "",
                 // Partial or absent signature attributes: match by name and shape instead.
                 signature: try? ModelSignature(file: file),
                 extra: [:])

@@ -23,6 +23,16 @@ public enum CheckpointEvaluation {
         // Our HDF5 checkpoint or a Rein / mmseg .pth (ReinCheckpoint).
         let loaded = try ReinCheckpoint.loadAny(checkpoint, into: parameters, signature: network.signature,
                                                 method: config.model.peft.method.rawValue, log: log)
+        // Our checkpoints record the backbone they were trained on: warn when it differs.
+        if comm.isRoot, let reader = try? Checkpoint.Reader(path: checkpoint) {
+            let b = config.model.backbone
+            let sha = b.randomWeights ? "" : try SHA256.hexDigest(ofFile: b.weights)
+            if let reason = RunBookkeeping.backboneChange(recordedWeights: reader.metadata.backboneWeights,
+                                                          recordedSHA256: reader.metadata.backboneSHA256,
+                                                          currentWeights: b.weights, currentSHA256: sha) {
+                log.warning("\(checkpoint): \(reason); evaluating anyway, but the scores are not those of the trained model")
+            }
+        }
         var selected = config.data.val
         if !datasets.isEmpty {
             selected = selected.filter { datasets.contains($0.displayName) || datasets.contains($0.dataset.rawValue) }

@@ -37,6 +37,11 @@ public final class SegmentationNetwork {
     public init(config: ExperimentConfig, seed: UInt64) throws {
         self.config = config
         let m = config.model
+        // Checked before the backbone weights are read: a rank above C adds nothing but values.
+        if m.peft.method != .none, let r = m.peft.loraRank, let a = try? DINOv2Architecture.named(m.backbone.arch),
+           r > a.channels {
+            throw CausalTuneError("model.peft.lora_rank: \(r) exceeds the embed dim C = \(a.channels) of \(a.name) (a rank above C only adds values)")
+        }
         let settings = BackboneSettings(arch: m.backbone.arch, weights: m.backbone.weights, imageSize: m.backbone.imageSize,
                                         patchSize: m.backbone.patchSize, recompute: m.backbone.recompute, seed: seed)
         backbone = try settings.makeBackbone()

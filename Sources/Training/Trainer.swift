@@ -37,8 +37,13 @@ public final class Trainer {
         public var initFrom: String?
         public var withBackbone: Bool
         public var quiet: Bool
-        public init(resume: String? = nil, initFrom: String? = nil, withBackbone: Bool = false, quiet: Bool = false) {
+        /// `--allow-backbone-change`: resume even when the backbone weights differ from the
+        /// checkpoint's (SHA-256).
+        public var allowBackboneChange: Bool
+        public init(resume: String? = nil, initFrom: String? = nil, withBackbone: Bool = false, quiet: Bool = false,
+                    allowBackboneChange: Bool = false) {
             self.resume = resume; self.initFrom = initFrom; self.withBackbone = withBackbone; self.quiet = quiet
+            self.allowBackboneChange = allowBackboneChange
         }
     }
 
@@ -55,7 +60,11 @@ public final class Trainer {
     /// Non-finite steps skipped (`train.skip_nonfinite`).
     public private(set) var skipped = 0
     public private(set) var bestMIoU: Double?
+    /// The step of `bestMIoU` (travels in every checkpoint with it).
+    public private(set) var bestStep: Int?
     public private(set) var lastReport: EvaluationReport?
+    /// Rank 0's lock on the work directory, held for the trainer's lifetime.
+    private var workLock: WorkDirectoryLock?
     private var rng: RandomGenerator
     private let log: RunLog
     private var metrics: MetricsWriter?
@@ -79,6 +88,8 @@ public final class Trainer {
             do { try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true) } catch {
                 throw CausalTuneError("\(workDir): cannot create the work directory (output.work_dir): \(error.localizedDescription)")
             }
+            workLock = try WorkDirectoryLock(workDir: workDir)
+            RunBookkeeping.removeStaleTemporaries(in: workDir)
             log = options.quiet ? RunLog.silent() : try RunLog(path: workDir + "/train.log")
             metrics = try MetricsWriter(workDir: workDir)
         } else {
@@ -112,7 +123,14 @@ public final class Trainer {
             step = reader.metadata.step
             skipped = Int(reader.extra("skipped") ?? 0)
             bestMIoU = reader.extra("best_miou")
+            bestStep = reader.extra("best_step").map { Int($0) }
             if reader.metadata.rngState.count == 4 { rng = RandomGenerator(state: reader.metadata.rngState) }
+            try checkBackbone(recordedIn: reader)
+            if comm.isRoot {
+                // Rewritten under the same name: the writer is reopened on the new file.
+                try MetricsWriter.dropLines(after: step, in: workDir + "/metrics.jsonl")
+                metrics = try MetricsWriter(workDir: workDir)
+            }
             log.info("resumed from \(path) at step \(step)")
         } else if let path = options.initFrom {
             // Our HDF5 checkpoint or a Rein / mmseg .pth (ReinCheckpoint).
@@ -120,9 +138,35 @@ public final class Trainer {
                                        method: config.model.peft.method.rawValue, log: log)
             log.info("initialised the trainable parameters from \(path)")
         }
-        if comm.isRoot && !config.model.backbone.randomWeights {
+        if comm.isRoot && !config.model.backbone.randomWeights && backboneSHA256.isEmpty {
             backboneSHA256 = try SHA256.hexDigest(ofFile: config.model.backbone.weights)
         }
+        // best.h5 only ever improves: an existing one (e.g. from the history a resume leaves
+        // behind) sets the bar.
+        if comm.isRoot, let recorded = RunBookkeeping.recordedBest(in: workDir), recorded.miou > (bestMIoU ?? -.infinity) {
+            bestMIoU = recorded.miou
+            bestStep = recorded.step
+            log.info(String(format: "best.h5 in the work dir holds mean mIoU %.2f (step %d); it is replaced only by a better model", recorded.miou * 100, recorded.step))
+        }
+    }
+
+    /// `--resume`: refuses a backbone other than the checkpoint's (weights file SHA-256, or
+    /// random vs. file) unless `allowBackboneChange`; rank 0 decides, every rank stops.
+    private func checkBackbone(recordedIn reader: Checkpoint.Reader) throws {
+        var reason: String?
+        if comm.isRoot {
+            let b = config.model.backbone
+            if !b.randomWeights { backboneSHA256 = try SHA256.hexDigest(ofFile: b.weights) }
+            reason = RunBookkeeping.backboneChange(recordedWeights: reader.metadata.backboneWeights,
+                                                   recordedSHA256: reader.metadata.backboneSHA256,
+                                                   currentWeights: b.weights, currentSHA256: backboneSHA256)
+        }
+        guard comm.any(reason != nil) else { return }
+        if options.allowBackboneChange {
+            log.warning("\(reason ?? "the backbone differs from the checkpoint's"); resuming anyway (--allow-backbone-change)")
+            return
+        }
+        throw CausalTuneError("\(reader.path): \(reason ?? "the backbone differs from the checkpoint's") — refusing to resume (pass --allow-backbone-change to resume anyway)")
     }
 
     /// The thread budget (`Parallel.threads`, which also splits the matrix products; OpenBLAS
@@ -145,10 +189,15 @@ public final class Trainer {
             var isDir: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: d.root, isDirectory: &isDir) && isDir.boolValue
             if !exists {
+                // Generated on demand only at the default location: a typo'd root is an
+                // error, not a new benchmark in an unexpected place.
+                guard RunBookkeeping.mayGenerateSynthetic(at: d.root) else {
+                    throw CausalTuneError("\(d.root): synthetic benchmark root not found (generated on demand only at \(RunBookkeeping.defaultSyntheticRoot); write this one with causal-tune synth --out \(d.root))")
+                }
                 var failure: String?
                 if comm.isRoot {
                     log.info("generating the synthetic benchmark in \(d.root) (as causal-tune synth --out \(d.root) --train 200 --val 30)")
-                    do { try SyntheticBenchmark().write(to: d.root, train: 200, val: 30) } catch {
+                    do { try RunBookkeeping.generateSynthetic(at: d.root, train: 200, val: 30) } catch {
                         failure = "\(error)"
                     }
                 }
@@ -201,9 +250,19 @@ public final class Trainer {
 
     // MARK: the loop
 
-    /// Trains from `step` to `train.iters`; returns the last evaluation report.
+    /// Trains from `step` to `train.iters`; returns the last evaluation report. A failure
+    /// is also recorded at the end of `train.log` before it is rethrown.
     @discardableResult
     public func run() throws -> EvaluationReport? {
+        do {
+            return try trainSteps()
+        } catch {
+            log.recordInFile("causal-tune: \(error)")
+            throw error
+        }
+    }
+
+    private func trainSteps() throws -> EvaluationReport? {
         let t = config.train
         if comm.isRoot {
             try AtomicFile.write(config.yaml, to: workDir + "/config.yaml")
@@ -224,6 +283,8 @@ public final class Trainer {
         defer { loader.stop() }
         let slotSum = SlotGradientSum(globalBatch: t.batchSize, count: parameters.count, communicator: comm)
 
+        try checkFeatureDumpInputs()
+        let firstStep = step, skippedBefore = skipped
         let progress: Support.Progress? = comm.isRoot && !options.quiet ? Support.Progress(label: "train", total: t.iters, startingAt: step) : nil
         var window = (data: 0.0, forward: 0.0, backward: 0.0, allreduce: 0.0, optimizer: 0.0, total: 0.0, loss: 0.0, n: 0)
         while step < t.iters {
@@ -250,6 +311,8 @@ public final class Trainer {
                     skipped += 1
                     log.warning("step \(k + 1): non-finite loss or gradient, step skipped (\(skipped) so far; train.skip_nonfinite)")
                     step += 1
+                    progress?.update(to: step, extra: "step skipped (non-finite)")
+                    try afterStep(valSets)   // its scheduled evaluation and checkpoint still happen
                     continue
                 }
                 let last = lastCheckpoint.map { "; the last good checkpoint is \($0)" } ?? "; no checkpoint was written yet"
@@ -294,28 +357,66 @@ public final class Trainer {
                 }
                 window = (0, 0, 0, 0, 0, 0, 0, 0)
             }
-            let last = step == t.iters
-            var report: EvaluationReport? = nil
-            if !valSets.isEmpty && ((t.evalEvery > 0 && step % t.evalEvery == 0) || last) {
-                report = try evaluateAndLog(valSets)
-            }
-            if (t.checkpointEvery > 0 && step % t.checkpointEvery == 0) || last {
-                try saveCheckpoint(miou: report?.meanMIoU)
-            }
-            if let r = report, let m = r.meanMIoU, bestMIoU.map({ m > $0 }) ?? true {
-                bestMIoU = m
-                if comm.isRoot {
-                    try writeCheckpoint(to: workDir + "/best.h5", extra: ["miou": m])
-                    log.info(String(format: "new best mean mIoU %.2f at step %d → %@/best.h5", m * 100, step, workDir))
-                }
-            }
-            let dump = config.output.dumpFeatures
-            if dump.every > 0 && step % dump.every == 0 && !dump.images.isEmpty {
-                try dumpFeatures(step: step)
-            }
+            try afterStep(valSets)
         }
         progress?.finish()
+        let attempted = step - firstStep
+        if attempted > 0 && skipped - skippedBefore == attempted {
+            throw CausalTuneError("all \(attempted) steps of this run were skipped as non-finite (train.skip_nonfinite): nothing was trained; the last checkpoint is \(lastCheckpoint ?? "none") — lower train.lr or check the data")
+        }
         return lastReport
+    }
+
+    /// What follows update `step` (taken or skipped): the scheduled evaluation, then the
+    /// best-score bookkeeping, then the checkpoint — so a checkpoint written at an evaluation
+    /// step records the best score *including* that evaluation, and a resume from it never
+    /// lets a worse model replace best.h5 — then best.h5 and the feature dump.
+    private func afterStep(_ valSets: [Dataset]) throws {
+        let t = config.train
+        let last = step == t.iters
+        var report: EvaluationReport? = nil
+        if !valSets.isEmpty && ((t.evalEvery > 0 && step % t.evalEvery == 0) || last) {
+            report = try evaluateAndLog(valSets)
+        }
+        var improved: Double? = nil
+        if let r = report, let m = r.meanMIoU, m.isFinite, bestMIoU.map({ m > $0 }) ?? true {
+            bestMIoU = m
+            bestStep = step
+            improved = m
+        }
+        if (t.checkpointEvery > 0 && step % t.checkpointEvery == 0) || last {
+            try saveCheckpoint(miou: report?.meanMIoU)
+        }
+        if let m = improved, comm.isRoot {
+            try writeCheckpoint(to: workDir + "/best.h5", extra: ["miou": m])
+            log.info(String(format: "new best mean mIoU %.2f at step %d → %@/best.h5", m * 100, step, workDir))
+        }
+        let dump = config.output.dumpFeatures
+        if dump.every > 0 && step % dump.every == 0 && !dump.images.isEmpty {
+            try dumpFeatures(step: step)
+        }
+    }
+
+    /// `output.dump_features` checked before the first step: layers are blocks of the
+    /// backbone and every image exists and decodes to a sane size (not at the first dump,
+    /// hours into the run).
+    private func checkFeatureDumpInputs() throws {
+        let d = config.output.dumpFeatures
+        guard d.every > 0 else { return }
+        let depth = network.backbone.architecture.depth
+        for l in d.layers where l >= depth {
+            throw CausalTuneError("output.dump_features.layers: \(l) is not a block of \(network.backbone.architecture.name) (0…\(depth - 1))")
+        }
+        for image in d.images {
+            do {
+                let (w, h) = try ImageIO.size(image)
+                guard w > 0 && h > 0 && w.multipliedReportingOverflow(by: h).partialValue <= ImageIO.maxPixels else {
+                    throw CausalTuneError("\(image): image of \(w)×\(h) pixels cannot be dumped")
+                }
+            } catch let e as CausalTuneError {
+                throw CausalTuneError("output.dump_features.images: \(e.message)")
+            }
+        }
     }
 
     private func evaluateAndLog(_ sets: [Dataset]) throws -> EvaluationReport {
@@ -356,6 +457,7 @@ public final class Trainer {
         var e = extra
         e["skipped"] = Double(skipped)
         if let b = bestMIoU { e["best_miou"] = b }
+        if let s = bestStep { e["best_step"] = Double(s) }
         return Checkpoint.Metadata(step: step, worldSize: comm.size, config: config.yaml, rngState: rng.state,
                                    optimizer: config.train.optimizer.rawValue, optimizerSteps: optimizer.stepCount,
                                    backboneWeights: config.model.backbone.weights, backboneSHA256: backboneSHA256,
@@ -376,10 +478,12 @@ public final class Trainer {
             try writeCheckpoint(to: path, extra: miou.map { ["miou": $0] } ?? [:])
             try AtomicFile.write(path + "\n", to: workDir + "/last_checkpoint")
             log.info("checkpoint \(path)")
-            let keep = config.train.keep
-            if keep > 0 {
-                let old = Trainer.iterationCheckpoints(in: workDir).filter { $0.step != step }.dropLast(max(0, keep - 1))
-                for c in old { try? FileManager.default.removeItem(atPath: c.path) }
+            // Only checkpoints up to this step compete for `keep`: newer ones in the directory
+            // are from an abandoned history (a resume from an older checkpoint) and are neither
+            // counted nor deleted in favour of this run's.
+            for c in RunBookkeeping.checkpointsToPrune(Trainer.iterationCheckpoints(in: workDir), step: step,
+                                                       keep: config.train.keep) {
+                try? FileManager.default.removeItem(atPath: c.path)
             }
         }
         lastCheckpoint = path

@@ -151,7 +151,7 @@ final class ExperimentConfigTests: XCTestCase {
         XCTAssertEqual(c.output.dumpFeatures.images, ["a.png"])
         XCTAssertEqual(c.output.dumpFeatures.layers, [0, 11])
         // Back to null, and overriding an existing config.
-        let d = try c.overriding(["model.peft.lora_rank=null", "train.grad_clip="])
+        let d = try c.overriding(["model.peft.lora_rank=null", "train.grad_clip=null"])
         XCTAssertNil(d.model.peft.loraRank)
         XCTAssertNil(d.train.gradClip)
         XCTAssertEqual(d.train.lr, 3e-4)

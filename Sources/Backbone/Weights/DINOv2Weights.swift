@@ -273,3 +273,47 @@ public struct DINOv2Weights {
         }
     }
 }
+
+extension DINOv2Weights {
+    /// Reads `path` for `arch`: tensors with a fixed shape in the architecture (under their
+    /// official names, bare or with a `backbone.` / `module.` / `teacher.` prefix) must have
+    /// it, and no tensor may exceed the architecture's largest plausible tensor — both
+    /// checked before the tensor is read, so a foreign or crafted file cannot make us
+    /// allocate more than the model itself needs.
+    public static func read(_ path: String, for arch: DINOv2Architecture) throws -> DINOv2Weights {
+        try canonical(WeightFile.read(path, expecting: expectations(for: arch)))
+    }
+
+    /// The shapes of `arch` that do not depend on the grid or patch size, and an element
+    /// bound: the largest of those, a position embedding of up to a 128 × 128 grid, and a
+    /// patch kernel of up to 64 × 64.
+    public static func expectations(for arch: DINOv2Architecture) -> WeightExpectations {
+        let c = arch.channels
+        var fixed: [String: [Int]] = ["cls_token": [1, 1, c], "patch_embed.proj.bias": [c],
+                                      "norm.weight": [c], "norm.bias": [c], "mask_token": [1, c]]
+        if arch.registers > 0 { fixed["register_tokens"] = [1, arch.registers, c] }
+        for i in 0..<arch.depth {
+            let p = "blocks.\(i)."
+            for (n, s) in [("norm1.weight", [c]), ("norm1.bias", [c]), ("attn.qkv.weight", [3 * c, c]),
+                           ("attn.qkv.bias", [3 * c]), ("attn.proj.weight", [c, c]), ("attn.proj.bias", [c]),
+                           ("ls1.gamma", [c]), ("norm2.weight", [c]), ("norm2.bias", [c]), ("ls2.gamma", [c])] {
+                fixed[p + n] = s
+            }
+            switch arch.feedForward {
+            case .mlp(let h):
+                for (n, s) in [("mlp.fc1.weight", [h, c]), ("mlp.fc1.bias", [h]), ("mlp.fc2.weight", [c, h]),
+                               ("mlp.fc2.bias", [c])] { fixed[p + n] = s }
+            case .swiglu(let h):
+                for (n, s) in [("mlp.w12.weight", [2 * h, c]), ("mlp.w12.bias", [2 * h]), ("mlp.w3.weight", [c, h]),
+                               ("mlp.w3.bias", [c])] { fixed[p + n] = s }
+            }
+        }
+        var shapes = fixed
+        for prefix in ["backbone.", "module.", "teacher.", "module.backbone.", "teacher.backbone."] {
+            for (n, s) in fixed { shapes[prefix + n] = s }
+        }
+        let largestFixed = fixed.values.map { $0.reduce(1, *) }.max() ?? 0
+        let bound = max(largestFixed, c * (1 + 128 * 128), c * 3 * 64 * 64)
+        return WeightExpectations(shapes: shapes, maxElements: bound, consumer: arch.name)
+    }
+}

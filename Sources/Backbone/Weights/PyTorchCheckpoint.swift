@@ -13,7 +13,8 @@ import ZIPFoundation
 /// `model_state_dict`, `student` that does (DINOv2 training checkpoints nest it under
 /// `teacher`). Only tensors with string keys are kept.
 public enum PyTorchCheckpoint {
-    public static func read(_ path: String) throws -> WeightFile {
+    public static func read(_ path: String, expecting: WeightExpectations = .any) throws -> WeightFile {
+        let fileLength = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
         let archive: Archive
         do {
             archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
@@ -25,14 +26,14 @@ public enum PyTorchCheckpoint {
         }
         let prefix = String(pickleEntry.path.dropLast("data.pkl".count))
         if let order = archive[prefix + "byteorder"] {
-            let bytes = try extract(archive, order, path)
+            let bytes = try extract(archive, order, path, fileLength: fileLength)
             if String(decoding: bytes, as: UTF8.self).hasPrefix("big") {
                 throw CausalTuneError("weights file \(path): big-endian PyTorch checkpoints are not supported")
             }
         }
         let root: PickleValue
         do {
-            var unpickler = Unpickler(try extract(archive, pickleEntry, path))
+            var unpickler = Unpickler(try extract(archive, pickleEntry, path, fileLength: fileLength))
             root = try unpickler.load()
         } catch let e as PickleError {
             throw CausalTuneError("weights file \(path): cannot read the pickled state dict (\(e.message))")
@@ -51,15 +52,18 @@ public enum PyTorchCheckpoint {
         var dtypes: [String: String] = [:]
         for (key, value) in zip(stateDict.keys, stateDict.values) {
             guard let name = key.string, case .tensor(let ref) = value else { continue }
+            // Shape first: nothing is read or allocated for a tensor the model cannot use.
+            _ = try expecting.check(name, shape: ref.shape, path: path)
             if storages[ref.storage.key] == nil {
                 guard let entry = archive[prefix + "data/" + ref.storage.key] else {
                     throw CausalTuneError("weights file \(path): storage data/\(ref.storage.key) of tensor '\(name)' is missing (truncated?)")
                 }
-                storages[ref.storage.key] = try extract(archive, entry, path)
+                storages[ref.storage.key] = try extract(archive, entry, path, fileLength: fileLength)
             }
             let raw = storages[ref.storage.key]!
-            guard raw.count >= ref.storage.count * ref.storage.type.byteSize else {
-                throw CausalTuneError("weights file \(path): storage of tensor '\(name)' is truncated")
+            let (storageBytes, overflow) = ref.storage.count.multipliedReportingOverflow(by: ref.storage.type.byteSize)
+            guard !overflow, raw.count >= storageBytes else {
+                throw CausalTuneError("weights file \(path): storage of tensor '\(name)' is truncated (\(raw.count) bytes for \(ref.storage.count) \(ref.storage.type.rawValue) elements)")
             }
             tensors[name] = try gather(ref, raw, name: name, path: path)
             remainingUses[ref.storage.key, default: 1] -= 1
@@ -79,11 +83,32 @@ public enum PyTorchCheckpoint {
         return nil
     }
 
-    private static func extract(_ archive: Archive, _ entry: Entry, _ path: String) throws -> [UInt8] {
+    /// Deflate cannot expand data by more than 1032:1; an entry claiming more is corrupt.
+    static let maxCompressionRatio: UInt64 = 1032
+
+    /// The bytes of one archive entry. The sizes in the zip headers are checked against the
+    /// file's length before anything is reserved, and extraction stops at the declared size.
+    private static func extract(_ archive: Archive, _ entry: Entry, _ path: String, fileLength: Int) throws -> [UInt8] {
+        let declared = entry.uncompressedSize
+        let length = UInt64(max(fileLength, 0))
+        let bound = entry.type == .file && entry.compressedSize < declared
+            ? min(length.multipliedReportingOverflow(by: maxCompressionRatio).partialValue, UInt64(Int.max))
+            : length
+        guard declared <= bound, entry.compressedSize <= length else {
+            throw CausalTuneError("weights file \(path): entry \(entry.path) claims \(declared) bytes, more than a file of \(fileLength) bytes can hold (corrupt archive)")
+        }
+        let limit = Int(declared)
         var out: [UInt8] = []
-        out.reserveCapacity(Int(entry.uncompressedSize))
+        out.reserveCapacity(min(limit, fileLength))
         do {
-            _ = try archive.extract(entry, bufferSize: 1 << 22, skipCRC32: true) { chunk in out.append(contentsOf: chunk) }
+            _ = try archive.extract(entry, bufferSize: 1 << 22, skipCRC32: true) { chunk in
+                guard chunk.count <= limit - out.count else {
+                    throw CausalTuneError("weights file \(path): entry \(entry.path) holds more than its declared \(limit) bytes (corrupt archive)")
+                }
+                out.append(contentsOf: chunk)
+            }
+        } catch let e as CausalTuneError {
+            throw e
         } catch {
             throw CausalTuneError("weights file \(path): entry \(entry.path) cannot be read (truncated or corrupt archive)")
         }
@@ -91,15 +116,27 @@ public enum PyTorchCheckpoint {
     }
 
     /// Copies the (possibly strided) tensor out of its storage bytes as float32.
+    ///
+    /// Checked before allocating, with overflow-checked arithmetic: offset, sizes and strides
+    /// ≥ 0, the last element `offset + Σ (n − 1)·stride` inside the storage, and no more
+    /// elements than the storage holds (a state dict has no broadcast views, so a larger
+    /// count can only come from a crafted file).
     private static func gather(_ ref: PickleTensor, _ raw: [UInt8], name: String, path: String) throws -> Tensor {
         let shape = ref.shape
-        let t = Tensor(zeros: shape)
+        let outside = CausalTuneError("weights file \(path): tensor '\(name)' \(shape) (offset \(ref.offset), strides \(ref.strides)) reaches past its storage of \(ref.storage.count) elements")
+        guard ref.offset >= 0, ref.strides.allSatisfy({ $0 >= 0 }), shape.count == ref.strides.count,
+              let count = Tensor.checkedElementCount(shape) else { throw outside }
+        if count == 0 { return Tensor(zeros: shape) }
         var last = ref.offset
-        for (n, s) in zip(shape, ref.strides) where n > 0 { last += (n - 1) * s }
-        guard ref.offset >= 0, t.count == 0 || last < ref.storage.count else {
-            throw CausalTuneError("weights file \(path): tensor '\(name)' \(shape) reaches past its storage")
+        for (n, s) in zip(shape, ref.strides) {
+            let (step, o1) = (n - 1).multipliedReportingOverflow(by: s)
+            let (sum, o2) = last.addingReportingOverflow(step)
+            guard !o1, !o2 else { throw outside }
+            last = sum
         }
-        if t.count == 0 { return t }
+        guard last < ref.storage.count, count <= ref.storage.count,
+              ref.storage.count <= raw.count / ref.storage.type.byteSize else { throw outside }
+        let t = Tensor(zeros: shape)
         let type = ref.storage.type
         let size = type.byteSize
         raw.withUnsafeBytes { bytes in

@@ -8,7 +8,11 @@ import Numerics
 /// the optional `"__metadata__"` holds string pairs. Data is little-endian and contiguous.
 /// The file is memory-mapped; every tensor is converted to float32.
 public enum SafeTensors {
-    public static func read(_ path: String) throws -> WeightFile {
+    ///
+    /// Every entry is checked before any tensor is allocated: dtype known, shape within
+    /// `expecting`, `end − begin` equal to the element count × element size, and the byte
+    /// range inside the file — all with overflow-checked arithmetic.
+    public static func read(_ path: String, expecting: WeightExpectations = .any) throws -> WeightFile {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
@@ -39,11 +43,13 @@ public enum SafeTensors {
             guard let type = safetensorsType(dtype) else {
                 throw CausalTuneError("weights file \(path): tensor '\(name)' has unsupported dtype \(dtype)")
             }
-            let count = shape.reduce(1, *)
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] - offsets[0] == count * type.byteSize,
-                  dataStart + offsets[1] <= data.count
+            let count = try expecting.check(name, shape: shape, path: path)
+            let (bytes, o1) = count.multipliedReportingOverflow(by: type.byteSize)
+            let (end, o2) = dataStart.addingReportingOverflow(offsets[1])
+            guard !o1, !o2, offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == bytes,
+                  end <= data.count
             else {
-                throw CausalTuneError("weights file \(path): tensor '\(name)' \(shape) lies outside the file (truncated?)")
+                throw CausalTuneError("weights file \(path): tensor '\(name)' \(shape) at bytes \(offsets) does not fit the file of \(data.count) bytes (truncated or corrupt)")
             }
             entries.append((name, offsets[0], type, type.rawValue, shape, offsets[1]))
         }

@@ -38,13 +38,14 @@ public struct WeightFile {
         self.metadata = metadata
     }
 
-    /// Reads `path`, detecting the format from its content.
-    public static func read(_ path: String) throws -> WeightFile {
+    /// Reads `path`, detecting the format from its content. Every tensor's shape is checked
+    /// against `expecting` before its memory is allocated.
+    public static func read(_ path: String, expecting: WeightExpectations = .any) throws -> WeightFile {
         let format = try detectFormat(path)
         switch format {
-        case .pytorch: return try PyTorchCheckpoint.read(path)
-        case .safetensors: return try SafeTensors.read(path)
-        case .hdf5: return try HDF5Weights.read(path)
+        case .pytorch: return try PyTorchCheckpoint.read(path, expecting: expecting)
+        case .safetensors: return try SafeTensors.read(path, expecting: expecting)
+        case .hdf5: return try HDF5Weights.read(path, expecting: expecting)
         }
     }
 
@@ -71,6 +72,43 @@ public struct WeightFile {
 
     /// Total number of elements over all tensors.
     public var parameterCount: Int { tensors.values.reduce(0) { $0 + $1.count } }
+}
+
+/// What a weights reader checks about each tensor's shape *before* allocating it, so a
+/// crafted or foreign file is one clear error instead of a huge allocation.
+///
+/// * every dimension ≥ 0 and the element count computed without overflow;
+/// * at most `maxElements` elements (default 2^28 = 1 GiB of float32, far above the largest
+///   DINOv2 tensor, ViT-g's 12.6 M-element `w12`; `BackboneLoader` passes the bound of the
+///   architecture being built);
+/// * for a name listed in `shapes`, exactly that shape.
+public struct WeightExpectations: Sendable {
+    public var shapes: [String: [Int]]
+    public var maxElements: Int
+    /// Who wants the tensors (named in the error), e.g. "dinov2_vitl14".
+    public var consumer: String
+
+    public init(shapes: [String: [Int]] = [:], maxElements: Int = WeightExpectations.defaultMaxElements,
+                consumer: String = "") {
+        self.shapes = shapes
+        self.maxElements = maxElements
+        self.consumer = consumer
+    }
+
+    public static let defaultMaxElements = 1 << 28
+    /// No expectations beyond the default size bound (`inspect`).
+    public static let any = WeightExpectations()
+
+    /// The element count of tensor `name` of shape `shape` in `path`, or one clear error.
+    public func check(_ name: String, shape: [Int], path: String) throws -> Int {
+        if let expected = shapes[name], expected != shape {
+            throw CausalTuneError("weights file \(path): tensor '\(name)' has shape \(shape), \(consumer.isEmpty ? "the model" : consumer) expects \(expected)")
+        }
+        guard let count = Tensor.checkedElementCount(shape, limit: maxElements) else {
+            throw CausalTuneError("weights file \(path): tensor '\(name)' has shape \(shape), more than the \(maxElements) elements \(consumer.isEmpty ? "a weights tensor may have" : consumer + " can use") (corrupt or foreign file?)")
+        }
+        return count
+    }
 }
 
 /// Element types found in weight files, converted to float32 on read.
