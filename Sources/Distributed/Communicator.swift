@@ -1,11 +1,9 @@
 /// Data-parallel communication: the collective operations the trainer needs.
 ///
 /// Every rank holds the whole frozen backbone and the small trainable set; after each
-/// backward pass the trainable gradients are averaged across ranks:
-///
-///     g ← (1/P) Σ_p g_p            allReduceMean(gradients)      (in place)
-///
-/// Evaluation sums confusion matrices (`allReduceSum` over Int64/Double buffers); rank 0
+/// step's backward passes the ranks gather each other's gradient subtree sums
+/// (`allGatherRaw`, see the trainer's `SlotGradientSum`) so that every rank adds them in one
+/// fixed order. Evaluation sums confusion matrices (`allReduceSum` over Int64/Double buffers); rank 0
 /// broadcasts configuration text and RNG state. `Communicator.make()` picks
 /// `MPICommunicator` when the process was started by `mpirun`/`srun` (environment
 /// `OMPI_COMM_WORLD_SIZE`, `PMI_SIZE` or `PMIX_RANK` present) and
