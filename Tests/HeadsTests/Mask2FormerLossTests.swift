@@ -128,4 +128,32 @@ final class Mask2FormerLossTests: XCTestCase {
         XCTAssertGreaterThan(terms.classification, 0)
         XCTAssertEqual(Kernels.l2Norm(dMask), 0)
     }
+
+    /// More classes in an image than queries (e.g. 4 PEFT tokens, 19 classes): every query is
+    /// matched to a distinct target, the cheapest such choice (brute force over all of them),
+    /// the rest stay unmatched, and the loss is finite instead of a trap.
+    func testMoreTargetsThanQueriesMatchesEveryQueryAndLeavesTheRestUnmatched() {
+        var rng = RandomGenerator(seed: 5)
+        let (Q, G) = (2, 4)
+        let cost = (0..<(Q * G)).map { _ in rng.uniform(0, 1) }
+        let a = Mask2FormerCriterion.match(cost: cost, queries: Q, targets: G)
+        XCTAssertEqual(a.filter { $0 >= 0 }.sorted(), [0, 1])
+        var best = Float.infinity
+        for g0 in 0..<G { for g1 in 0..<G where g1 != g0 { best = min(best, cost[0 * G + g0] + cost[1 * G + g1]) } }
+        var got: Float = 0
+        for (g, q) in a.enumerated() where q >= 0 { got += cost[q * G + g] }
+        XCTAssertEqual(got, best, accuracy: 1e-6)
+
+        // Through the criterion: 4 classes present, 2 queries.
+        var labels = [UInt8](repeating: 0, count: 16)
+        for i in 0..<16 { labels[i] = UInt8(i / 4) }
+        let t = labels.withUnsafeBufferPointer { MaskTargets(labels: $0, height: 4, width: 4, numClasses: 4) }
+        let cls = randomTensor([1, Q, 5], &rng), masks = randomTensor([1, Q, 4, 4], &rng)
+        let dMask = Tensor(zeros: masks.shape), dClass = Tensor(zeros: cls.shape)
+        let terms = Mask2FormerCriterion(numClasses: 4).loss(classLogits: cls, maskLogits: masks, targets: [t],
+                                                              normalizer: 4, rng: &rng, dClass: dClass, dMask: dMask)
+        XCTAssertEqual(terms.assignments.first?.filter { $0 >= 0 }.count, Q)
+        XCTAssertTrue(terms.total.isFinite && terms.mask > 0)
+        XCTAssertGreaterThan(Kernels.l2Norm(dMask), 0)
+    }
 }

@@ -25,8 +25,23 @@ public struct Mask2FormerCriterion {
     public struct Terms {
         public var classification = 0.0, mask = 0.0, dice = 0.0
         public var total: Double { classification + mask + dice }
-        /// For each image, the matched query of each target (in the targets' order).
+        /// For each image, the matched query of each target (in the targets' order); −1 for a
+        /// target left unmatched because the image has more targets than there are queries.
         public var assignments: [[Int]] = []
+    }
+
+    /// The matched query of each target for a cost [Q, G] (row-major), as scipy's
+    /// `linear_sum_assignment`: with G ≤ Q every target gets a distinct query; with more
+    /// targets than queries (more classes in an image than the head has queries) every query
+    /// gets a distinct target and the other targets stay unmatched (−1, no mask loss).
+    public static func match(cost: [Float], queries Q: Int, targets G: Int) -> [Int] {
+        if G <= Q { return Assignment.solve(cost: cost, queries: Q, targets: G) }
+        var transposed = [Float](repeating: 0, count: G * Q)
+        for q in 0..<Q { for g in 0..<G { transposed[g * Q + q] = cost[q * G + g] } }
+        let targetOfQuery = Assignment.solve(cost: transposed, queries: G, targets: Q)
+        var queryOfTarget = [Int](repeating: -1, count: G)
+        for (q, g) in targetOfQuery.enumerated() { queryOfTarget[g] = q }
+        return queryOfTarget
     }
 
     /// classLogits [B, Q, K+1], maskLogits [B, Q, h, w], one `MaskTargets` per image,
@@ -77,10 +92,10 @@ public struct Mask2FormerCriterion {
             PointSample.forward(maps: t.masks, points: pts, into: targetPts)
             let cost = Mask2FormerLoss.matchingCost(classLogits: classLogits.slice(b), maskPoints: maskPts,
                                                     targetPoints: targetPts, classes: t.classes, settings: settings)
-            let assignment = Assignment.solve(cost: cost, queries: Q, targets: G)
+            let assignment = Mask2FormerCriterion.match(cost: cost, queries: Q, targets: G)
             terms.assignments.append(assignment)
             var imagePairs: [(b: Int, q: Int, g: Int)] = []
-            for (g, q) in assignment.enumerated() {
+            for (g, q) in assignment.enumerated() where q >= 0 {
                 classTargets[b * Q + q] = t.classes[g]
                 imagePairs.append((b, q, g))
             }
