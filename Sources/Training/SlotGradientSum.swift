@@ -40,6 +40,9 @@ public final class SlotGradientSum {
     /// All-slots mode: this rank's slot vectors, in slot order.
     private var leaves: [Tensor] = []
     private var losses: [Double] = []
+    /// All-gather buffers, reused across steps.
+    private var gathered = Tensor(zeros: [0])
+    private var packed = Tensor(zeros: [0])
 
     public init(globalBatch: Int, count: Int, communicator: Communicator) {
         precondition(globalBatch > 0 && globalBatch % communicator.size == 0,
@@ -111,8 +114,11 @@ public final class SlotGradientSum {
             return lossSum
         }
         let per = mine.count
-        let gathered = Tensor(zeros: [comm.size * per * count])
-        let send = per == 1 ? mine[0] : Tensor(zeros: [per * count])
+        // The gather (and, with several vectors per rank, send) buffers are the same size every
+        // step: allocated once, not per step on the hot path.
+        if gathered.count != comm.size * per * count { gathered = Tensor(zeros: [comm.size * per * count]) }
+        if per > 1 && packed.count != per * count { packed = Tensor(zeros: [per * count]) }
+        let send = per == 1 ? mine[0] : packed
         if per > 1 { for (i, v) in mine.enumerated() { send.rows((i * count)..<((i + 1) * count)).copy(from: v) } }
         comm.allGatherRaw(UnsafeRawPointer(send.data), UnsafeMutableRawPointer(gathered.data), count: per * count,
                           element: .float32)
