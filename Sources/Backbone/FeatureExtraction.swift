@@ -38,8 +38,9 @@ public enum FeatureExtraction {
     }
 
     /// Writes the dump of `images` to `path` (atomically). `config` is the resolved YAML text.
-    public static func dump(model: DINOv2, images: [String], layers: [Int], config: String, to path: String,
-                            load: (String) throws -> LoadedImage, hook: LayerHook? = nil) throws {
+    public static func dump(model: VisionTransformer, images: [String], layers: [Int], config: String, to path: String,
+                            load: (String) throws -> LoadedImage, hook: LayerHook? = nil,
+                            normalization: ImageNormalization = .imagenet) throws {
         guard !images.isEmpty else { throw CausalTuneError("features: no input images given") }
         let size = model.imageHeight, C = model.channels
         try HDF5File.writeAtomically(to: path) { file in
@@ -53,7 +54,7 @@ public enum FeatureExtraction {
             for (n, imagePath) in images.enumerated() {
                 let image = try load(imagePath)
                 NetworkInput.write(pixels: image.pixels, width: image.width, height: image.height, size: size,
-                                   into: input.reshaped([3, size, model.imageWidth]))
+                                   into: input.reshaped([3, size, model.imageWidth]), normalization: normalization)
                 try writer.write("image", rows: input, first: n)
                 var failure: Error?
                 model.forward(input, forBackward: false) { layer, tokens in

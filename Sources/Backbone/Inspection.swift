@@ -32,10 +32,14 @@ public enum Inspection {
         var lines = ["file:        \(file.path)", "format:      \(file.format.rawValue)"]
         lines.append("tensors:     \(file.names.count), \(file.parameterCount) values")
         lines.append("dtypes:      \(dtypeSummary(file.dtypes, file.tensors))")
-        if let weights = try? DINOv2Weights.canonical(file), let arch = try? weights.inferArchitecture() {
+        if let weights = try? BackboneWeights.canonical(file), let arch = try? weights.inferArchitecture() {
             lines.append("naming:      \(weights.naming)")
-            var ffn = "MLP \(arch.feedForward.hidden), GELU"
-            if case .swiglu(let h) = arch.feedForward { ffn = "SwiGLU, hidden \(h)" }
+            let ffn: String
+            switch arch.feedForward {
+            case .mlp(let h, let activation): ffn = "MLP \(h), \(activation == .gelu ? "GELU" : "QuickGELU")"
+            case .swiglu(let h, let subNorm): ffn = "SwiGLU, hidden \(h)\(subNorm ? ", sub-LayerNorm" : "")"
+            }
+            lines.append("family:      \(arch.family.rawValue)")
             lines.append("arch:        \(arch.name) (C \(arch.channels), \(arch.depth) blocks, \(arch.heads) heads, \(ffn), \(arch.registers) registers)")
             if let p = weights.patchSize, let g = weights.positionGrid {
                 lines.append("patch:       \(p)")
@@ -49,7 +53,7 @@ public enum Inspection {
                 lines.append("warning:     \(error.message)")
             }
         } else {
-            lines.append("arch:        not a DINOv2 backbone")
+            lines.append("arch:        not a DINOv2, EVA02 or CLIP backbone")
         }
         return lines
     }
@@ -88,7 +92,7 @@ public enum Inspection {
             lines.append("\(group):".padding(toLength: 13, withPad: " ", startingAt: 0) + "\(count) values")
             params += count
         }
-        if file.isGroup("backbone"), let weights = try? DINOv2Weights.canonical(HDF5Weights.read(path)),
+        if file.isGroup("backbone"), let weights = try? BackboneWeights.canonical(HDF5Weights.read(path)),
            let arch = try? weights.inferArchitecture() {
             lines.append("arch:        \(arch.name)")
         }

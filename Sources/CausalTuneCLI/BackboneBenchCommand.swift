@@ -11,7 +11,7 @@ import Numerics
 struct BackboneBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backbone-bench",
-        abstract: "Time the frozen DINOv2 forward and backward (random weights).",
+        abstract: "Time the frozen backbone forward and backward (random weights).",
         shouldDisplay: false
     )
 
@@ -24,8 +24,8 @@ struct BackboneBenchCommand: ParsableCommand {
     @Flag(help: "Forward only.") var forwardOnly = false
 
     func run() throws {
-        let architecture = try DINOv2Architecture.named(arch)
-        let model = DINOv2(architecture: architecture, imageSize: imageSize, patchSize: patchSize, recompute: recompute)
+        let architecture = try BackboneArchitecture.named(arch)
+        let model = VisionTransformer(architecture: architecture, imageSize: imageSize, patchSize: patchSize, recompute: recompute)
         model.randomize(seed: 0)
         let images = Tensor(zeros: [batch, 3, imageSize, imageSize])
         var rng = RandomGenerator(seed: 1)

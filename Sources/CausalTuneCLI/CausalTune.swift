@@ -7,7 +7,7 @@ import Numerics
 struct CausalTune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "causal-tune",
-        abstract: "Causal-Tune: frequency-domain PEFT of a frozen DINOv2 for domain-generalized segmentation.",
+        abstract: "Causal-Tune: frequency-domain PEFT of a frozen vision foundation model (DINOv2, EVA02, CLIP) for domain-generalized segmentation.",
         discussion: """
         Train data-parallel with `mpirun -np N causal-tune train --config FILE`; debug in one \
         process with the same command without mpirun. See README.md and configs/.

@@ -11,7 +11,7 @@ import Training
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train Causal-Tune + decode head on a frozen DINOv2 (data-parallel under mpirun).",
+        abstract: "Train Causal-Tune + decode head on a frozen vision foundation model (DINOv2, EVA02, CLIP; data-parallel under mpirun).",
         discussion: """
         Writes WORK_DIR/config.yaml (resolved), metrics.jsonl, train.log, iter_<k>.h5 checkpoints \
         (the last train.keep) and best.h5, and eval_iter_<k>.json. The synthetic benchmark is \

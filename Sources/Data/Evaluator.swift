@@ -32,8 +32,12 @@ public typealias SegmentationModel = (Tensor) throws -> Tensor
 public typealias PredictionSink = (_ dataset: Dataset, _ index: Int, _ image: RGBImage, _ groundTruth: LabelMap,
                                    _ prediction: LabelMap) throws -> Void
 
+/// How an evaluation image becomes network inputs: windows of the network's input size
+/// (mmseg's `slide` mode) over the image normalised with the backbone's statistics.
 public struct SlidingWindow: Sendable {
     public var cropWidth: Int, cropHeight: Int, strideWidth: Int, strideHeight: Int
+    /// `model.backbone.normalize`.
+    public var normalization: ImageNormalization = .imagenet
     /// The reference: 512×512 windows, stride 341.
     public init(crop: Int = 512, stride: Int = 341) {
         cropWidth = crop; cropHeight = crop; strideWidth = stride; strideHeight = stride
@@ -151,7 +155,7 @@ public enum Evaluator {
             x = Transforms.resize(image, width: t.width, height: t.height)
         }
         let input = Tensor(zeros: [1, 3, x.height, x.width])
-        Transforms.normalize(x, into: input, batch: 0)
+        Transforms.normalize(x, into: input, batch: 0, mean: window.normalization.mean, std: window.normalization.std)
         var logits = try slideInference(input, numClasses: K, window: window, model: model)
         if x.width != image.width || x.height != image.height {
             let full = Tensor(zeros: [1, K, image.height, image.width])

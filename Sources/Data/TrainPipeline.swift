@@ -28,6 +28,8 @@ public struct PipelineOptions: Sendable {
     public var ratioRange: (Float, Float)?
     public var catMaxRatio: Float
     public var flipProbability: Float
+    /// `model.backbone.normalize`.
+    public var normalization: ImageNormalization = .imagenet
 
     public init(cropWidth: Int = 512, cropHeight: Int = 512, augment: Bool = true, scale: (width: Int, height: Int)? = nil,
                 ratioRange: (Float, Float)? = nil, catMaxRatio: Float = 0.75, flipProbability: Float = 0.5) {
@@ -161,7 +163,7 @@ public final class BatchLoader: @unchecked Sendable {
             let (img0, lab0) = try dataset.load(a.index)
             var rng = RandomGenerator(seed: a.seed)
             let (img, lab) = TrainPipeline.apply(image: img0, labels: lab0, options: options, rng: &rng)
-            Transforms.normalize(img, into: images, batch: row)
+            Transforms.normalize(img, into: images, batch: row, mean: options.normalization.mean, std: options.normalization.std)
             for y in 0..<min(H, lab.height) {
                 for x in 0..<min(W, lab.width) { labels[(row * H + y) * W + x] = lab.labels[y * lab.width + x] }
             }

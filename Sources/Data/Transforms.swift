@@ -20,8 +20,8 @@ import Foundation
 import Numerics
 
 public enum Transforms {
-    public static let mean: [Float] = [123.675, 116.28, 103.53]
-    public static let std: [Float] = [58.395, 57.12, 57.375]
+    public static let mean: [Float] = ImageNormalization.imagenet.mean
+    public static let std: [Float] = ImageNormalization.imagenet.std
 
     /// mmcv `rescale_size` with `keep_ratio=True`.
     public static func keepRatioSize(width w: Int, height h: Int, scale: (width: Int, height: Int)) -> (width: Int, height: Int) {

@@ -49,6 +49,10 @@ public final class Attention: Module {
     /// block's attention cache from ~83 MB to ~16 MB.
     public var storesProbabilities = true
 
+    /// EVA02's rotary position embedding, applied to q and k of the patch tokens right after
+    /// the qkv projection (the cached qkv holds the rotated q and k); nil for DINOv2 and CLIP.
+    public var rotary: RotaryPositionEmbedding?
+
     public init(channels: Int, heads: Int) {
         precondition(heads > 0 && channels % heads == 0, "Attention: \(channels) channels over \(heads) heads")
         self.channels = channels
@@ -152,6 +156,7 @@ public final class Attention: Module {
         yCache = yT
         attCache = storesProbabilities ? probs : Tensor(zeros: [0])
         qkv.forward(input, into: qkvT)
+        rotary?.rotate(qkvT, channels: C)
         probabilitiesStored = storesProbabilities
         let qkvP = qkvT.data, probP = probs.data, yP = yT.data, stores = storesProbabilities
         forEachPair(pairs, workers: workers) { pair, w, rowsParallel in
@@ -245,6 +250,8 @@ public final class Attention: Module {
             BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: T,
                       a: dA, lda: T, b: q, ldb: 3 * C, c: dk, ldc: 3 * C, whole: true)
         }
+        // Back through the rotation: ∂L/∂(q, k before it) = Rᵀ ∂L/∂(rotated q, k).
+        rotary?.rotate(dQKVT, channels: C, inverse: true)
         return dQKVT
     }
 }

@@ -1,20 +1,30 @@
 import Numerics
 
-/// The ViT feed-forward block (timm `Mlp`, DINOv2 ViT-S/B/L), exact GELU:
+/// The ViT feed-forward block (timm `Mlp`): exact GELU (DINOv2 ViT-S/B/L) or QuickGELU
+/// (CLIP, `x·σ(1.702x)`):
 ///
-///     h = x W1ᵀ + b1,   a = gelu(h),   y = a W2ᵀ + b2
+///     h = x W1ᵀ + b1,   a = act(h),   y = a W2ᵀ + b2
 ///     x [N, C], W1 [H, C] (`fc1`), W2 [C, H] (`fc2`), H = 4C
 ///
 /// The bias add and GELU are fused after the first GEMM. Backward:
 ///
-///     da = dy W2  (fc2),   dh = gelu'(h) ⊙ da,   dx += dh W1  (fc1)
+///     da = dy W2  (fc2),   dh = act'(h) ⊙ da,   dx += dh W1  (fc1)
 ///
 /// Caches of the last forward: h and a ([N, H] each; a not with `inputGradientsOnly`, as
 /// only fc2's weight gradient reads it); backward uses one [N, H] scratch. With an `arena`
 /// the scratch (and a with `inputGradientsOnly`) is borrowed from it, with `cachesInArena`
 /// h too (see `Attention`).
 public final class MLP: Module {
+    /// The nonlinearity between the two products.
+    public enum Activation: String, Equatable, Sendable {
+        /// Exact (erf) GELU, `torch.nn.GELU()`.
+        case gelu
+        /// CLIP's `x · σ(1.702 x)`.
+        case quickGELU
+    }
+
     public let channels: Int        // C
+    public let activation: Activation
     public let hiddenChannels: Int  // H
     public let fc1: Linear          // [H, C]
     public let fc2: Linear          // [C, H]
@@ -28,8 +38,9 @@ public final class MLP: Module {
     /// Only `backwardInput` will follow (frozen weights): a goes to the arena, not the cache.
     public var inputGradientsOnly = false
 
-    public init(channels: Int, hiddenChannels: Int) {
+    public init(channels: Int, hiddenChannels: Int, activation: Activation = .gelu) {
         self.channels = channels
+        self.activation = activation
         self.hiddenChannels = hiddenChannels
         fc1 = Linear(inputDimensions: channels, outputDimensions: hiddenChannels)
         fc2 = Linear(inputDimensions: hiddenChannels, outputDimensions: channels)
@@ -66,8 +77,14 @@ public final class MLP: Module {
         BLAS.gemm(transposeA: false, transposeB: true, m: n, n: hiddenChannels, k: channels,
                   a: input.data, lda: channels, b: fc1.weight.value.data, ldb: channels,
                   c: h.data, ldc: hiddenChannels)
-        Kernels.biasGELUForward(preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
-                                rows: n, cols: hiddenChannels)
+        switch activation {
+        case .gelu:
+            Kernels.biasGELUForward(preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
+                                    rows: n, cols: hiddenChannels)
+        case .quickGELU:
+            Kernels.biasQuickGELUForward(preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
+                                         rows: n, cols: hiddenChannels)
+        }
         fc2.forward(a, into: output)
     }
 
@@ -97,7 +114,7 @@ public final class MLP: Module {
         preCache = Tensor(zeros: [0]); actCache = Tensor(zeros: [0])
     }
 
-    /// dh = gelu'(h) ⊙ (dy W2), plus fc2's parameter gradients unless frozen.
+    /// dh = act'(h) ⊙ (dy W2), plus fc2's parameter gradients unless frozen.
     private func hiddenGradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
         let n = rowCount(input, channels)
         precondition(dOutput.count == input.count, "MLP: dOutput \(dOutput.shape) for input \(input.shape)")
@@ -105,7 +122,10 @@ public final class MLP: Module {
         let da = arena?.tensor("mlp.dAct", [n, hiddenChannels]) ?? dAct.ensure([n, hiddenChannels])
         if !frozen { fc2.backward(dOutput: dOutput, input: actCache, dInput: nil) }
         fc2.inputGradient(dOutput: dOutput, into: da, accumulate: false)
-        Kernels.geluBackwardInPlace(da.data, preActivation: preCache.data, count: da.count)
+        switch activation {
+        case .gelu: Kernels.geluBackwardInPlace(da.data, preActivation: preCache.data, count: da.count)
+        case .quickGELU: Kernels.quickGELUBackwardInPlace(da.data, preActivation: preCache.data, count: da.count)
+        }
         return da
     }
 }

@@ -1,7 +1,7 @@
 import Numerics
 
 /// Patch embedding: `Conv2d(3, C, kernel = stride = P)` as one GEMM over unfolded patches
-/// (DINOv2 `PatchEmbed`, keys `proj.weight` [C, 3, P, P], `proj.bias` [C]):
+/// (DINOv2 `PatchEmbed`, keys `proj.weight` [C, 3, P, P], `proj.bias` [C]; CLIP's has no bias):
 ///
 ///     cols[b·h·w + i·w + j, c·P·P + ky·P + kx] = img[b, c, i·P + ky, j·P + kx]
 ///     out = cols Wᵀ + bias          img [B, 3, H, W] → out [B, h·w, C], h = ⌊H/P⌋, w = ⌊W/P⌋
@@ -17,28 +17,28 @@ public final class PatchEmbed: Module {
     public let inChannels: Int      // 3
     public let embedDim: Int        // C
     public let weight: Parameter    // [C, 3, P, P]
-    public let bias: Parameter      // [C]
+    public let bias: Parameter?     // [C]
     private var cols = CacheBuffer(), dCols = CacheBuffer()
     private var imageShape: [Int] = []
 
-    public init(patchSize: Int, inChannels: Int = 3, embedDim: Int) {
+    public init(patchSize: Int, inChannels: Int = 3, embedDim: Int, bias hasBias: Bool = true) {
         self.patchSize = patchSize
         self.inChannels = inChannels
         self.embedDim = embedDim
         weight = Parameter(zeros: [embedDim, inChannels, patchSize, patchSize])
-        bias = Parameter(zeros: [embedDim])
+        bias = hasBias ? Parameter(zeros: [embedDim]) : nil
     }
 
     public func parameters(prefix: String) -> [NamedParameter] {
-        [NamedParameter(name: prefix + "proj.weight", parameter: weight),
-         NamedParameter(name: prefix + "proj.bias", parameter: bias)]
+        [NamedParameter(name: prefix + "proj.weight", parameter: weight)]
+            + (bias.map { [NamedParameter(name: prefix + "proj.bias", parameter: $0)] } ?? [])
     }
 
     /// PyTorch's Conv2d default: W, b ~ U(−1/√fanIn, 1/√fanIn), fanIn = 3·P·P.
     public func reset(rng: inout RandomGenerator) {
         let bound = 1 / Float(inChannels * patchSize * patchSize).squareRoot()
         rng.fillUniform(weight.value, -bound, bound)
-        rng.fillUniform(bias.value, -bound, bound)
+        if let bias { rng.fillUniform(bias.value, -bound, bound) }
     }
 
     /// The token grid (h, w) for an `height × width` image.
@@ -54,12 +54,14 @@ public final class PatchEmbed: Module {
         imageShape = image.shape
         let c = cols.ensure([rows, K])
         unfold(image, into: c)
-        let out = output.data, bp = bias.value.data, C = embedDim
-        Parallel.forEach(rows, grain: Swift.max(1, Kernels.elementGrain / C)) { r in
-            for i in r { (out + i * C).update(from: bp, count: C) }
+        let out = output.data, C = embedDim
+        if let bp = bias?.value.data {
+            Parallel.forEach(rows, grain: Swift.max(1, Kernels.elementGrain / C)) { r in
+                for i in r { (out + i * C).update(from: bp, count: C) }
+            }
         }
         BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: C, k: K,
-                  a: c.data, lda: K, b: weight.value.data, ldb: K, beta: 1, c: out, ldc: C)
+                  a: c.data, lda: K, b: weight.value.data, ldb: K, beta: bias == nil ? 0 : 1, c: out, ldc: C)
     }
 
     public func callAsFunction(_ image: Tensor) -> Tensor {
@@ -77,7 +79,7 @@ public final class PatchEmbed: Module {
             BLAS.gemm(transposeA: true, transposeB: false, m: embedDim, n: K, k: rows,
                       a: dOutput.data, lda: embedDim, b: cols.tensor.data, ldb: K, beta: 1, c: dW.data, ldc: K)
         }
-        if let db = bias.grad { Kernels.accumulateColumnSums(dOutput.data, rows: rows, cols: embedDim, into: db.data) }
+        if let db = bias?.grad { Kernels.accumulateColumnSums(dOutput.data, rows: rows, cols: embedDim, into: db.data) }
         if let dx = dImage { backwardInput(dOutput: dOutput, dImage: dx) }
     }
 

@@ -1,12 +1,16 @@
 import Numerics
 
-/// DINOv2 ViT-g's feed-forward block (`SwiGLUFFNFused`, checkpoint keys `mlp.w12.*`,
-/// `mlp.w3.*`):
+/// The SwiGLU feed-forward block of DINOv2 ViT-g (`SwiGLUFFNFused`, checkpoint keys
+/// `mlp.w12.*`, `mlp.w3.*`) and of EVA02 (gate first as well):
 ///
 ///     x12 = x W12ᵀ + b12                 x [N, C], W12 [2H, C], x12 [N, 2H]
 ///     x1, x2 = x12[:, :H], x12[:, H:]    (torch `chunk(2, dim=-1)`)
 ///     h = silu(x1) ⊙ x2                  h [N, H]
-///     y = h W3ᵀ + b3                     W3 [C, H], y [N, C]
+///     y = LN(h) W3ᵀ + b3                 W3 [C, H], y [N, C]
+///
+/// `LN` is EVA02-B/L's sub-LayerNorm (`mlp.ffn_ln`) when the block has one, else identity.
+/// Separate gate and value projections (EVA02 `w1`/`w2`, timm `fc1_g`/`fc1_x`) are loaded
+/// stacked into W12, gate rows first, so one product serves both.
 ///
 /// with `H = (Int(mlpRatio·C · 2/3) + 7) / 8 · 8` (`hiddenSize(channels:)`: 4096 for C = 1536).
 /// The gate's math and gradient are in `Kernels.swiGLUForward/Backward`. Caches of the last
@@ -16,7 +20,10 @@ public final class SwiGLUFFN: Module {
     public let hiddenChannels: Int  // H
     public let w12: Linear          // [2H, C]
     public let w3: Linear           // [C, H]
+    /// EVA02-B/L's LayerNorm over the hidden width before w3 (`ffn_ln`); nil: none.
+    public let subNorm: LayerNorm?
     private var x12 = CacheBuffer(), hidden = CacheBuffer(), dHidden = CacheBuffer(), dX12 = CacheBuffer()
+    private var normed = CacheBuffer(), dNormed = CacheBuffer()
 
     /// DINOv2's hidden size for `mlpRatio · C` requested features: two thirds, rounded up to a
     /// multiple of 8.
@@ -25,15 +32,18 @@ public final class SwiGLUFFN: Module {
         return (Int(Double(requested) * 2 / 3) + 7) / 8 * 8
     }
 
-    public init(channels: Int, hiddenChannels: Int) {
+    /// `subNormEps`: the sub-LayerNorm's eps, nil for none.
+    public init(channels: Int, hiddenChannels: Int, subNormEps: Float? = nil) {
         self.channels = channels
         self.hiddenChannels = hiddenChannels
         w12 = Linear(inputDimensions: channels, outputDimensions: 2 * hiddenChannels)
         w3 = Linear(inputDimensions: hiddenChannels, outputDimensions: channels)
+        subNorm = subNormEps.map { LayerNorm(channels: hiddenChannels, eps: $0) }
     }
 
     public func parameters(prefix: String) -> [NamedParameter] {
-        w12.parameters(prefix: prefix + "w12.") + w3.parameters(prefix: prefix + "w3.")
+        w12.parameters(prefix: prefix + "w12.") + (subNorm?.parameters(prefix: prefix + "ffn_ln.") ?? [])
+            + w3.parameters(prefix: prefix + "w3.")
     }
 
     public func reset(rng: inout RandomGenerator) {
@@ -48,7 +58,13 @@ public final class SwiGLUFFN: Module {
         let x = x12.ensure([n, 2 * hiddenChannels]), h = hidden.ensure([n, hiddenChannels])
         w12.forward(input, into: x)
         Kernels.swiGLUForward(hidden: h.data, x12: x.data, rows: n, hiddenSize: hiddenChannels)
-        w3.forward(h, into: output)
+        if let subNorm {
+            let hn = normed.ensure([n, hiddenChannels])
+            subNorm.forward(h, into: hn)
+            w3.forward(hn, into: output)
+        } else {
+            w3.forward(h, into: output)
+        }
     }
 
     public func callAsFunction(_ input: Tensor) -> Tensor {
@@ -70,15 +86,31 @@ public final class SwiGLUFFN: Module {
         w12.backwardInput(dOutput: g, dInput: dInput)
     }
 
-    public func releaseCache() { x12.release(); hidden.release(); dHidden.release(); dX12.release() }
+    public func releaseCache() {
+        x12.release(); hidden.release(); dHidden.release(); dX12.release(); normed.release(); dNormed.release()
+        subNorm?.releaseCache()
+    }
 
     private func x12Gradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
         let n = rowCount(input, channels)
         precondition(dOutput.count == input.count, "SwiGLUFFN: dOutput \(dOutput.shape) for input \(input.shape)")
         precondition(x12.tensor.shape == [n, 2 * hiddenChannels], "SwiGLUFFN: backward without a matching forward")
         let dh = dHidden.ensure([n, hiddenChannels]), dx = dX12.ensure([n, 2 * hiddenChannels])
-        if !frozen { w3.backward(dOutput: dOutput, input: hidden.tensor, dInput: nil) }
-        w3.inputGradient(dOutput: dOutput, into: dh, accumulate: false)
+        if let subNorm {
+            // dh = LNᵀ(W3ᵀ dy) at the cached statistics.
+            let dhn = dNormed.ensure([n, hiddenChannels])
+            if !frozen { w3.backward(dOutput: dOutput, input: normed.tensor, dInput: nil) }
+            w3.inputGradient(dOutput: dOutput, into: dhn, accumulate: false)
+            dh.zero()
+            if frozen {
+                subNorm.backwardInput(dOutput: dhn, input: hidden.tensor, dInput: dh)
+            } else {
+                subNorm.backward(dOutput: dhn, input: hidden.tensor, dInput: dh)
+            }
+        } else {
+            if !frozen { w3.backward(dOutput: dOutput, input: hidden.tensor, dInput: nil) }
+            w3.inputGradient(dOutput: dOutput, into: dh, accumulate: false)
+        }
         dx.zero()
         Kernels.swiGLUBackward(dX12: dx.data, dHidden: dh.data, x12: x12.tensor.data, rows: n, hiddenSize: hiddenChannels)
         return dx

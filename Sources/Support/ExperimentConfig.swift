@@ -33,6 +33,11 @@ public struct ExperimentConfig: Equatable, Sendable {
         case gta5, cityscapes, bdd100k, mapillary, acdc, synthetic, folder
     }
     public enum Augment: String, CaseIterable, Sendable { case full, none }
+    /// The per-channel statistics images are normalised with: ImageNet's (every backbone,
+    /// as Rein) or CLIP's own.
+    public enum Normalization: String, CaseIterable, Sendable { case imagenet, clip }
+    /// How the position grid is resized when the image size differs from the checkpoint's.
+    public enum PositionInterpolation: String, CaseIterable, Sendable { case bicubic, bilinear }
     public enum Optimizer: String, CaseIterable, Sendable { case adamw, sgd }
     public enum Schedule: String, CaseIterable, Sendable { case poly }
     /// ACDC conditions (`condition:` of an `acdc` dataset).
@@ -73,8 +78,10 @@ public struct ExperimentConfig: Equatable, Sendable {
                 "arch": .string("dinov2_vitl14"),
                 "weights": .required(.string(nil)),       // a file, or `random`
                 "image_size": .int(512, min: 1, max: ExperimentConfig.maxImageSize),
-                "patch_size": .int(14, min: 1, max: 64),
+                "patch_size": .int(nil, min: 1, max: 64),      // null: the architecture's own (14; clip_vitb16: 16)
                 "recompute": .bool(false),
+                "normalize": .choice(Normalization.imagenet),
+                "position_interpolation": .choice(PositionInterpolation.bicubic),
             ]),
             "peft": .map([
                 "method": .choice(PEFTMethod.causalTune),
@@ -158,17 +165,25 @@ public struct ExperimentConfig: Equatable, Sendable {
         /// A weights file, or `random` (seeded random initialisation).
         public let weights: String
         public let imageSize: Int
+        /// `patch_size`, or (when null) the architecture's native patch size.
         public let patchSize: Int
         public let recompute: Bool
+        public let normalize: Normalization
+        public let positionInterpolation: PositionInterpolation
         /// Whether `weights` is `random`.
         public var randomWeights: Bool { weights == "random" }
         init(_ r: ConfigReader) {
             arch = r.string("arch")
             weights = r.string("weights")
             imageSize = r.int("image_size")
-            patchSize = r.int("patch_size")
+            patchSize = r.optionalInt("patch_size") ?? BackboneOptions.nativePatchSize(arch)
             recompute = r.bool("recompute")
+            normalize = r.choice("normalize")
+            positionInterpolation = r.choice("position_interpolation")
         }
+
+        /// The patch size of an architecture's released weights: 16 for `clip_vitb16`, else 14.
+        public static func nativePatchSize(_ arch: String) -> Int { arch.hasSuffix("16") ? 16 : 14 }
     }
 
     public struct PEFTOptions: Equatable, Sendable {

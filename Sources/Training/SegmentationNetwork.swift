@@ -20,7 +20,7 @@ import Heads
 /// backward, which would only give the unused ∂L/∂x₀, is skipped. Only the adapter
 /// and the head have gradients; the backbone weights are never touched.
 public final class SegmentationNetwork {
-    public let backbone: DINOv2
+    public let backbone: VisionTransformer
     public let adapter: CausalTuneAdapter?
     public let head: DecodeHead
     public let config: ExperimentConfig
@@ -38,12 +38,12 @@ public final class SegmentationNetwork {
         self.config = config
         let m = config.model
         // Checked before the backbone weights are read: a rank above C adds nothing but values.
-        if m.peft.method != .none, let r = m.peft.loraRank, let a = try? DINOv2Architecture.named(m.backbone.arch),
+        if m.peft.method != .none, let r = m.peft.loraRank, let a = try? BackboneArchitecture.named(m.backbone.arch),
            r > a.channels {
             throw CausalTuneError("model.peft.lora_rank: \(r) exceeds the embed dim C = \(a.channels) of \(a.name) (a rank above C only adds values)")
         }
-        let settings = BackboneSettings(arch: m.backbone.arch, weights: m.backbone.weights, imageSize: m.backbone.imageSize,
-                                        patchSize: m.backbone.patchSize, recompute: m.backbone.recompute, seed: seed)
+        var settings = BackboneSettings(config)
+        settings.seed = seed
         backbone = try settings.makeBackbone()
         let arch = backbone.architecture
         var rng = RandomGenerator(seed: seed &+ 0x5EED)

@@ -50,7 +50,7 @@ public struct StepFLOPs: Equatable, Sendable {
     /// The count for a model of these dimensions (see the type's documentation).
     /// `peft`: nil for `method: none`. `headClasses`/`headOutputs`: the linear head's K and J,
     /// nil for a head that is not counted.
-    public static func count(architecture a: DINOv2Architecture, imageSize: Int, patchSize: Int, batch: Int,
+    public static func count(architecture a: BackboneArchitecture, imageSize: Int, patchSize: Int, batch: Int,
                              recompute: Bool, peft: CausalTuneOptions?, headClasses: Int?, headOutputs: Int) -> StepFLOPs {
         let B = Double(batch), C = Double(a.channels), L = Double(a.depth)
         let g = imageSize / patchSize
@@ -59,8 +59,12 @@ public struct StepFLOPs: Equatable, Sendable {
         f.patchEmbed = 2 * B * N * C * 3 * P * P
         let linear: Double
         switch a.feedForward {
-        case .mlp(let h): linear = 2 * B * T * C * (3 * C + C + 2 * Double(h))
-        case .swiglu(let h): linear = 2 * B * T * C * (3 * C + C + 3 * Double(h))
+        case .mlp(let h, _):
+            let perToken: Double = 4 * C + 2 * Double(h)
+            linear = 2 * B * T * C * perToken
+        case .swiglu(let h, _):
+            let perToken: Double = 4 * C + 3 * Double(h)
+            linear = 2 * B * T * C * perToken
         }
         let attention = 2 * (2 * B * T * T * C)
         f.backboneForward = L * (linear + attention)

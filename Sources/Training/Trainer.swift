@@ -233,7 +233,9 @@ public final class Trainer {
     /// (341 for 512, the reference configs).
     public static func slidingWindow(for network: SegmentationNetwork) -> SlidingWindow {
         let s = network.inputSize
-        return SlidingWindow(crop: s, stride: max(1, (2 * s) / 3))
+        var window = SlidingWindow(crop: s, stride: max(1, (2 * s) / 3))
+        window.normalization = network.config.model.backbone.normalize == .clip ? .clip : .imagenet
+        return window
     }
 
     var window: SlidingWindow { Trainer.slidingWindow(for: network) }
@@ -277,6 +279,7 @@ public final class Trainer {
         }
         var pipe = PipelineOptions.reference(for: trainSet, crop: crop, augment: config.data.augment == .full)
         pipe.cropWidth = crop; pipe.cropHeight = crop
+        pipe.normalization = config.model.backbone.normalize == .clip ? .clip : .imagenet
         let sampler = ShardedSampler(datasetCount: trainSet.count, batchSize: t.batchSize, seed: UInt64(t.seed),
                                      rank: comm.rank, worldSize: comm.size)
         let loader = BatchLoader(dataset: trainSet, options: pipe, sampler: sampler, startStep: step)

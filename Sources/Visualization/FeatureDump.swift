@@ -19,8 +19,8 @@ public final class FeatureDump {
     public let layers: [Int]
 
     /// ImageNet normalisation of `/image` (reference §Training), RGB.
-    public static let mean: [Float] = [123.675, 116.28, 103.53]
-    public static let std: [Float] = [58.395, 57.12, 57.375]
+    public static let mean: [Float] = ImageNormalization.imagenet.mean
+    public static let std: [Float] = ImageNormalization.imagenet.std
 
     public init(path: String) throws {
         self.path = path

@@ -118,9 +118,9 @@ final class CraftedWeightFileTests: XCTestCase {
 
     func testArchitectureShapeIsCheckedBeforeReading() {
         let path = Self.pth(Self.statePickle(), name: "wrongarch.pth")
-        let wide = DINOv2Architecture(name: "wide", channels: 32, depth: 1, heads: 2, feedForward: .mlp(hidden: 64), registers: 0)
+        let wide = BackboneArchitecture(name: "wide", channels: 32, depth: 1, heads: 2, feedForward: .mlp(hidden: 64), registers: 0)
         assertCausalTuneError([path, "'cls_token'", "[1, 1, 16]", "wide expects [1, 1, 32]"]) {
-            _ = try DINOv2Weights.read(path, for: wide)
+            _ = try BackboneWeights.read(path, for: wide)
         }
     }
 
@@ -200,7 +200,7 @@ final class CraftedWeightFileTests: XCTestCase {
         try file.close()
         XCTAssertLessThan(((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0, 1 << 20)
         assertCausalTuneError([path, "'cls_token'", "[100000, 100000]", "tiny_s14 expects [1, 1, 16]"]) {
-            _ = try DINOv2Weights.read(path, for: Fixtures.s14)
+            _ = try BackboneWeights.read(path, for: Fixtures.s14)
         }
         assertCausalTuneError([path, "'cls_token'", "more than"]) { _ = try WeightFile.read(path) }
     }

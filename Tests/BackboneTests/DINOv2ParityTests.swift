@@ -13,12 +13,12 @@ final class DINOv2ParityTests: XCTestCase {
     /// Loads `weights` into `arch` at the reference's image and patch size, runs the
     /// reference input and compares every block's tokens.
     @discardableResult
-    private func assertParity(_ weights: String, _ reference: String, _ arch: DINOv2Architecture,
-                              recompute: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> (DINOv2, WeightFile) {
+    private func assertParity(_ weights: String, _ reference: String, _ arch: BackboneArchitecture,
+                              recompute: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> (VisionTransformer, WeightFile) {
         let ref = try Fixtures.reference(reference)
         let image = Int(ref.metadata["image_size"]!)!, patch = Int(ref.metadata["patch_size"]!)!
-        let model = DINOv2(architecture: arch, imageSize: image, patchSize: patch, recompute: recompute)
-        try model.load(try DINOv2Weights.read(Fixtures.path(weights)))
+        let model = VisionTransformer(architecture: arch, imageSize: image, patchSize: patch, recompute: recompute)
+        try model.load(try BackboneWeights.read(Fixtures.path(weights)))
         model.forward(ref.tensors["input"]!)
         for i in 0..<arch.depth {
             let expected = ref.tensors["block_\(i)"]!
@@ -53,9 +53,9 @@ final class DINOv2ParityTests: XCTestCase {
     }
 
     func testOfficialHubPositionInterpolationIsAvailable() throws {
-        let weights = try DINOv2Weights.read(Fixtures.path("s14.pth"))
+        let weights = try BackboneWeights.read(Fixtures.path("s14.pth"))
         let expected = try SafeTensors.read(Fixtures.path("ref_pos_hub_5x5.safetensors")).tensors["pos_embed"]!
-        let model = DINOv2(architecture: Fixtures.s14, imageSize: 70)
+        let model = VisionTransformer(architecture: Fixtures.s14, imageSize: 70)
         try model.load(weights, positionInterpolation: .officialHub)
         let err = relativeError(model.posEmbed.value, expected)
         XCTAssertLessThan(err, 1e-5, "hub interpolation relative error \(err)")

@@ -15,8 +15,8 @@ final class FeatureDumpTests: XCTestCase {
 
     func testDumpOfPNGInputsMatchesPyTorchBlockOutputs() throws {
         let ref = try Fixtures.reference("s14_56")   // its input is img0.png, img1.png normalised
-        let tiny = DINOv2(architecture: Fixtures.s14, imageSize: 56)
-        try tiny.load(DINOv2Weights.read(Fixtures.path("s14.pth")))
+        let tiny = VisionTransformer(architecture: Fixtures.s14, imageSize: 56)
+        try tiny.load(BackboneWeights.read(Fixtures.path("s14.pth")))
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("backbone-dump-\(ProcessInfo.processInfo.processIdentifier).h5").path
         let images = [Fixtures.path("img0.png"), Fixtures.path("img1.png")]
         try FeatureExtraction.dump(model: tiny, images: images, layers: [0, 1], config: "model: {peft: {method: none}}\n",

@@ -10,11 +10,11 @@ enum Fixtures {
     static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     /// The tiny architectures of the fixtures (C = 16, 2 heads).
-    static let s14 = DINOv2Architecture(name: "tiny_s14", channels: 16, depth: 2, heads: 2,
+    static let s14 = BackboneArchitecture(name: "tiny_s14", channels: 16, depth: 2, heads: 2,
                                         feedForward: .mlp(hidden: 64), registers: 0)
-    static let s14reg4 = DINOv2Architecture(name: "tiny_s14_reg4", channels: 16, depth: 2, heads: 2,
+    static let s14reg4 = BackboneArchitecture(name: "tiny_s14_reg4", channels: 16, depth: 2, heads: 2,
                                             feedForward: .mlp(hidden: 64), registers: 4)
-    static let g14 = DINOv2Architecture(name: "tiny_g14", channels: 16, depth: 1, heads: 2,
+    static let g14 = BackboneArchitecture(name: "tiny_g14", channels: 16, depth: 1, heads: 2,
                                         feedForward: .swiglu(hidden: 48), registers: 0)
 
     /// A reference file `ref_<name>.safetensors`.

@@ -55,12 +55,36 @@ final class ScaleAdapter: BlockAdapter {
 /// Gradients flow through the frozen blocks to trainable adapter parameters of earlier
 /// layers: checked by finite differences, and recompute mode equals store mode exactly.
 final class FrozenBackwardTests: XCTestCase {
-    private let arch = DINOv2Architecture(name: "fd", channels: 8, depth: 2, heads: 2, feedForward: .mlp(hidden: 16), registers: 1)
+    private let arch = BackboneArchitecture(name: "fd", channels: 8, depth: 2, heads: 2, feedForward: .mlp(hidden: 16), registers: 1)
 
-    private func makeModel(recompute: Bool, swiglu: Bool = false) -> (DINOv2, ScaleAdapter) {
+    /// The block kinds checked: DINOv2 with a GELU MLP or SwiGLU, EVA02 (RoPE, SwiGLU with
+    /// and without its sub-LayerNorm, no LayerScale), CLIP (QuickGELU, ln_pre, no patch bias).
+    private enum Variant: String, CaseIterable {
+        case dinov2, dinov2SwiGLU, eva02, eva02SubNorm, clip
+    }
+
+    private func architecture(_ variant: Variant) -> BackboneArchitecture {
         var a = arch
-        if swiglu { a.feedForward = .swiglu(hidden: 16) }
-        let model = DINOv2(architecture: a, imageSize: 28, patchSize: 14, recompute: recompute)
+        switch variant {
+        case .dinov2: break
+        case .dinov2SwiGLU: a.feedForward = .swiglu(hidden: 16)
+        case .eva02, .eva02SubNorm:
+            a = BackboneArchitecture(name: "fd_eva02", family: .eva02, channels: 8, depth: 2, heads: 2,
+                                     feedForward: .swiglu(hidden: 21, subNorm: variant == .eva02SubNorm), registers: 0)
+        case .clip:
+            a = BackboneArchitecture(name: "fd_clip", family: .clip, channels: 8, depth: 2, heads: 2,
+                                     feedForward: .mlp(hidden: 32, activation: .quickGELU), registers: 0)
+        }
+        return a
+    }
+
+    private func makeModel(recompute: Bool, swiglu: Bool = false) -> (VisionTransformer, ScaleAdapter) {
+        makeModel(recompute: recompute, variant: swiglu ? .dinov2SwiGLU : .dinov2)
+    }
+
+    private func makeModel(recompute: Bool, variant: Variant) -> (VisionTransformer, ScaleAdapter) {
+        let a = architecture(variant)
+        let model = VisionTransformer(architecture: a, imageSize: 28, patchSize: 14, recompute: recompute)
         model.randomize(seed: 11)
         // Larger weights than the default init so every path matters in the check.
         var rng = RandomGenerator(seed: 12)
@@ -68,6 +92,9 @@ final class FrozenBackwardTests: XCTestCase {
             rng.fillNormal(p.parameter.value, mean: 0, std: 0.4)
         }
         for p in model.namedParameters where p.name.hasSuffix("gamma") { p.parameter.value.fill(0.8) }
+        for p in model.namedParameters where p.name.hasSuffix("bias") || (p.name.contains("norm") && p.name.hasSuffix("weight")) {
+            rng.fillNormal(p.parameter.value, mean: p.name.hasSuffix("bias") ? 0 : 1, std: 0.3)
+        }
         rng.fillNormal(model.posEmbed.value, mean: 0, std: 0.5)
         let adapter = ScaleAdapter(layers: a.depth, channels: a.channels, seed: 13)
         model.adapter = adapter
@@ -82,7 +109,7 @@ final class FrozenBackwardTests: XCTestCase {
     }
 
     /// L = Σ_i Σ x_{i+1} ⊙ W_i (fixed random W_i), accumulated in Double.
-    private func loss(_ model: DINOv2, _ weights: [Tensor]) -> Double {
+    private func loss(_ model: VisionTransformer, _ weights: [Tensor]) -> Double {
         model.forward(images())
         var sum = 0.0
         for (i, w) in weights.enumerated() {
@@ -93,8 +120,9 @@ final class FrozenBackwardTests: XCTestCase {
     }
 
     func testAdapterParameterGradientsMatchFiniteDifferences() throws {
-        for swiglu in [false, true] {
-            let (model, adapter) = makeModel(recompute: false, swiglu: swiglu)
+        for variant in Variant.allCases {
+            let swiglu = variant.rawValue
+            let (model, adapter) = makeModel(recompute: false, variant: variant)
             var rng = RandomGenerator(seed: 21)
             let shape = [2, model.tokenCount, arch.channels]
             let weights = (0..<arch.depth).map { _ in let t = Tensor(zeros: shape); rng.fillNormal(t); return t }
@@ -116,10 +144,11 @@ final class FrozenBackwardTests: XCTestCase {
                 s.data[c] = keep
                 let numeric = (up - down) / Double(2 * eps)
                 let analytic = Double(adapter.grads[0].data[c])
-                XCTAssertEqual(analytic, numeric, accuracy: 2e-3 * max(1, abs(numeric)), "swiglu=\(swiglu) ds0[\(c)]")
+                XCTAssertEqual(analytic, numeric, accuracy: 2e-3 * max(1, abs(numeric)), "\(swiglu) ds0[\(c)]")
             }
             // dL/dx0 through both blocks, probed along a random direction by perturbing the
-            // cls token (it enters x0 unchanged in every image).
+            // cls token (it enters x0 unchanged in every image; not through CLIP's ln_pre).
+            if variant == .clip { continue }
             let cls = model.clsToken.value
             var directional = 0.0
             for b in 0..<2 { for c in 0..<arch.channels { directional += Double(dx0[b, 0, c]) } }
@@ -130,30 +159,32 @@ final class FrozenBackwardTests: XCTestCase {
             let down = loss(model, weights)
             cls.copy(from: keep)
             let numeric = (up - down) / Double(2 * eps)
-            XCTAssertEqual(directional, numeric, accuracy: 2e-3 * max(1, abs(numeric)), "swiglu=\(swiglu) dx0·1_cls")
+            XCTAssertEqual(directional, numeric, accuracy: 2e-3 * max(1, abs(numeric)), "\(swiglu) dx0·1_cls")
         }
     }
 
     func testRecomputeModeGivesTheSameOutputsAndGradients() throws {
-        var results: [(outputs: [[Float]], dx0: [Float], grads: [[Float]])] = []
-        for recompute in [false, true] {
-            let (model, adapter) = makeModel(recompute: recompute)
-            var rng = RandomGenerator(seed: 31)
-            let shape = [2, model.tokenCount, arch.channels]
-            let g = Tensor(zeros: shape)
-            rng.fillNormal(g)
-            model.forward(images(), forBackward: false)   // evaluation mode: same numbers, caches freed
-            let evaluated = (0..<arch.depth).map { model.output(ofBlock: $0).array }
-            model.forward(images())
-            let outputs = (0..<arch.depth).map { model.output(ofBlock: $0).array }
-            XCTAssertEqual(evaluated, outputs)
-            let dx0 = model.backward(outputGradients: [arch.depth - 1: g]).array
-            results.append((outputs, dx0, adapter.grads.map(\.array)))
-            XCTAssertEqual(adapter.forwardCalls, recompute ? 3 * arch.depth : 2 * arch.depth)
+        for variant in Variant.allCases {
+            var results: [(outputs: [[Float]], dx0: [Float], grads: [[Float]])] = []
+            for recompute in [false, true] {
+                let (model, adapter) = makeModel(recompute: recompute, variant: variant)
+                var rng = RandomGenerator(seed: 31)
+                let shape = [2, model.tokenCount, arch.channels]
+                let g = Tensor(zeros: shape)
+                rng.fillNormal(g)
+                model.forward(images(), forBackward: false)   // evaluation mode: same numbers, caches freed
+                let evaluated = (0..<arch.depth).map { model.output(ofBlock: $0).array }
+                model.forward(images())
+                let outputs = (0..<arch.depth).map { model.output(ofBlock: $0).array }
+                XCTAssertEqual(evaluated, outputs, "\(variant)")
+                let dx0 = model.backward(outputGradients: [arch.depth - 1: g]).array
+                results.append((outputs, dx0, adapter.grads.map(\.array)))
+                XCTAssertEqual(adapter.forwardCalls, recompute ? 3 * arch.depth : 2 * arch.depth)
+            }
+            XCTAssertEqual(results[0].outputs, results[1].outputs, "\(variant)")
+            XCTAssertEqual(results[0].dx0, results[1].dx0, "\(variant)")
+            XCTAssertEqual(results[0].grads, results[1].grads, "\(variant)")
         }
-        XCTAssertEqual(results[0].outputs, results[1].outputs)
-        XCTAssertEqual(results[0].dx0, results[1].dx0)
-        XCTAssertEqual(results[0].grads, results[1].grads)
     }
 
     func testSkippingTheInputGradientGivesTheSameAdapterGradientsAndRepeatedStepsAgree() throws {

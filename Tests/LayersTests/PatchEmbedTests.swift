@@ -12,7 +12,7 @@ final class PatchEmbedTests: XCTestCase {
             for i in 0..<h {
                 for j in 0..<w {
                     for o in 0..<C {
-                        var s = Double(pe.bias.value.data[o])
+                        var s = Double(pe.bias!.value.data[o])
                         for c in 0..<Cin {
                             for ky in 0..<P {
                                 for kx in 0..<P {

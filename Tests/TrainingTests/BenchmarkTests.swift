@@ -38,7 +38,7 @@ final class BenchmarkTests: XCTestCase {
     func testFLOPCountOfATinyConfigurationEqualsTheHandCount() throws {
         let cfg = try ExperimentConfig.parse(yaml: BenchmarkTests.yaml)
         let opts = try CausalTuneOptions(cfg.model.peft)
-        let f = StepFLOPs.count(architecture: try DINOv2Architecture.named("dinov2_vitt14"), imageSize: 28, patchSize: 14,
+        let f = StepFLOPs.count(architecture: try BackboneArchitecture.named("dinov2_vitt14"), imageSize: 28, patchSize: 14,
                                 batch: 2, recompute: false, peft: opts, headClasses: 19, headOutputs: 1)
         XCTAssertEqual(f.patchEmbed, 1_806_336)
         XCTAssertEqual(f.backboneForward, 106_629_120)
@@ -49,7 +49,7 @@ final class BenchmarkTests: XCTestCase {
         XCTAssertEqual(f.headBackward, 116_736)
         XCTAssertEqual(f.total, 235_051_008)
         // Recompute adds the block forward and the adapter forward once more.
-        let r = StepFLOPs.count(architecture: try DINOv2Architecture.named("dinov2_vitt14"), imageSize: 28, patchSize: 14,
+        let r = StepFLOPs.count(architecture: try BackboneArchitecture.named("dinov2_vitt14"), imageSize: 28, patchSize: 14,
                                 batch: 2, recompute: true, peft: opts, headClasses: 19, headOutputs: 1)
         XCTAssertEqual(r.total, 235_051_008 + 106_629_120 + 9_621_504)
     }

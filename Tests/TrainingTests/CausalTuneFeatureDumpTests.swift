@@ -27,11 +27,11 @@ final class CausalTuneFeatureDumpTests: XCTestCase {
     }
 
     func testDumpWithCheckpointMatchesPyTorchForCausalTuneAndRein() throws {
-        let arch = DINOv2Architecture(name: "tiny_s14", channels: 16, depth: 2, heads: 2, feedForward: .mlp(hidden: 64), registers: 0)
+        let arch = BackboneArchitecture(name: "tiny_s14", channels: 16, depth: 2, heads: 2, feedForward: .mlp(hidden: 64), registers: 0)
         let images = [backboneFixture("img0.png"), backboneFixture("img1.png")]
         for (variant, options) in [("dct", CausalTuneOptions(tokens: 10)), ("rein", CausalTuneOptions.rein(tokens: 10))] {
-            let model = DINOv2(architecture: arch, imageSize: 56, patchSize: 14)
-            try model.load(DINOv2Weights.read(backboneFixture("s14.safetensors")))
+            let model = VisionTransformer(architecture: arch, imageSize: 56, patchSize: 14)
+            try model.load(BackboneWeights.read(backboneFixture("s14.safetensors")))
             let adapter = try CausalTuneAdapter(options: options, layers: 2, channels: 16, patchSize: 14, seed: 0)
             try adapter.loadCheckpoint(peftFixture("features_\(variant)_checkpoint.h5"))
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("ct-features-\(getpid())-\(variant).h5").path

@@ -121,10 +121,10 @@ final class RunSafetyTests: XCTestCase {
     /// A dinov2_vitt14 weights file (HDF5, official names) whose first LayerNorm is NaN:
     /// every step is non-finite.
     private func nanWeights() throws -> String {
-        let arch = try DINOv2Architecture.named("dinov2_vitt14")
+        let arch = try BackboneArchitecture.named("dinov2_vitt14")
         let path = dir + "/nan.h5"
         let file = try HDF5File.create(path)
-        var shapes = DINOv2Weights.expectations(for: arch).shapes.filter { !$0.key.contains(".") || $0.key.hasPrefix("blocks.") || $0.key.hasPrefix("norm.") || $0.key.hasPrefix("patch_embed.") }
+        var shapes = BackboneWeights.expectations(for: arch).shapes.filter { !$0.key.contains(".") || $0.key.hasPrefix("blocks.") || $0.key.hasPrefix("norm.") || $0.key.hasPrefix("patch_embed.") }
         shapes["pos_embed"] = [1, 5, arch.channels]
         shapes["patch_embed.proj.weight"] = [arch.channels, 3, 14, 14]
         for (name, shape) in shapes where !name.hasPrefix("backbone.") && !name.hasPrefix("module.") && !name.hasPrefix("teacher.") {

@@ -1,7 +1,7 @@
 import Foundation
 import Numerics
 
-/// DINOv2 weights under the official names, whatever naming the file used.
+/// DINOv2 files: official, Hugging Face and timm naming → the official names.
 ///
 /// Canonical (official `facebookresearch/dinov2`) names: `cls_token [1,1,C]`,
 /// `pos_embed [1,1+G²,C]`, `register_tokens [1,R,C]`, `mask_token [1,C]`,
@@ -19,30 +19,9 @@ import Numerics
 /// * timm: `reg_token`, a `pos_embed` without the cls entry (timm's reg4 models fold the
 ///   cls position into `cls_token`; a zero cls position reproduces that exactly), SwiGLU
 ///   `mlp.fc1/fc2` (recognised by `fc1` being twice as wide as `fc2`'s input).
-public struct DINOv2Weights {
-    public let path: String
-    public let format: WeightFile.Format
-    /// Official names → float32 tensors.
-    public var tensors: [String: Tensor]
-    /// Official names → dtype in the file (for merged q/k/v, the query's).
-    public var dtypes: [String: String]
-    /// Which naming the file used: "official", "huggingface" or "timm".
-    public let naming: String
-
-    public init(path: String, format: WeightFile.Format, tensors: [String: Tensor], dtypes: [String: String], naming: String) {
-        self.path = path
-        self.format = format
-        self.tensors = tensors
-        self.dtypes = dtypes
-        self.naming = naming
-    }
-
-    /// Reads `path` (any supported format) and renames to official names.
-    public static func read(_ path: String) throws -> DINOv2Weights {
-        try canonical(WeightFile.read(path))
-    }
-
-    public static func canonical(_ file: WeightFile) throws -> DINOv2Weights {
+extension BackboneWeights {
+    /// Renames a DINOv2 file's tensors (official, Hugging Face or timm naming) to official names.
+    static func canonicalDINOv2(_ file: WeightFile) throws -> BackboneWeights {
         var pairs: [(String, Tensor, String)] = file.names.map { ($0, file.tensors[$0]!, file.dtypes[$0] ?? "float32") }
         func strip(_ prefix: String, exclusive: Bool) {
             if pairs.contains(where: { $0.0.hasPrefix(prefix) }) {
@@ -122,7 +101,7 @@ public struct DINOv2Weights {
             }
             i += 1
         }
-        return DINOv2Weights(path: file.path, format: file.format, tensors: tensors, dtypes: dtypes,
+        return BackboneWeights(path: file.path, format: file.format, tensors: tensors, dtypes: dtypes,
                              naming: isHF ? "huggingface" : (isTimm ? "timm" : "official"))
     }
 
@@ -174,14 +153,10 @@ public struct DINOv2Weights {
         return nil
     }
 
-    static func isSquare(_ n: Int) -> Bool {
-        let r = Int(Double(n).squareRoot().rounded())
-        return r * r == n
-    }
 
     /// The architecture these tensors describe (C, depth, registers, FFN kind), named when it
     /// is an official one; heads follow the official table (else C / 64).
-    public func inferArchitecture() throws -> DINOv2Architecture {
+    func inferDINOv2Architecture() throws -> BackboneArchitecture {
         guard let cls = tensors["cls_token"], cls.rank == 3 else {
             throw CausalTuneError("weights file \(path): no 'cls_token' tensor (not DINOv2 weights?)")
         }
@@ -189,7 +164,7 @@ public struct DINOv2Weights {
         var depth = 0
         while tensors["blocks.\(depth).norm1.weight"] != nil { depth += 1 }
         let registers = tensors["register_tokens"]?.shape[1] ?? 0
-        let ffn: DINOv2Architecture.FeedForward
+        let ffn: BackboneArchitecture.FeedForward
         if let w12 = tensors["blocks.0.mlp.w12.weight"] {
             ffn = .swiglu(hidden: w12.shape[0] / 2)
         } else {
@@ -197,123 +172,13 @@ public struct DINOv2Weights {
         }
         var isSwiGLU = false
         if case .swiglu = ffn { isSwiGLU = true }
-        let official = DINOv2Architecture.officialName(channels: c, depth: depth, registers: registers, swiglu: isSwiGLU)
+        let official = BackboneArchitecture.officialName(channels: c, depth: depth, registers: registers, swiglu: isSwiGLU)
         let heads = [384: 6, 768: 12, 1024: 16, 1536: 24][c] ?? Swift.max(1, c / 64)
         guard depth > 0, c % heads == 0 else {
             throw CausalTuneError("weights file \(path): cannot infer a DINOv2 architecture (C = \(c), \(depth) blocks)")
         }
-        return DINOv2Architecture(name: official ?? "custom(C=\(c),L=\(depth),R=\(registers))", channels: c, depth: depth,
+        return BackboneArchitecture(name: official ?? "custom(C=\(c),L=\(depth),R=\(registers))", channels: c, depth: depth,
                                   heads: heads, feedForward: ffn, registers: registers)
     }
 
-    /// The checkpoint's patch size and position-embedding grid side.
-    public var patchSize: Int? { tensors["patch_embed.proj.weight"].flatMap { $0.rank == 4 ? $0.shape[3] : nil } }
-    public var positionGrid: Int? {
-        tensors["pos_embed"].flatMap { $0.rank == 3 && DINOv2Weights.isSquare($0.shape[1] - 1) ? Int(Double($0.shape[1] - 1).squareRoot().rounded()) : nil }
-    }
-
-    /// Checks that the tensors are exactly those `arch` needs: every required tensor present
-    /// with its shape (the position grid and patch size may be any; they are resampled), no
-    /// unknown tensor. `mask_token` and the final `norm` are accepted and unused.
-    public func validate(for arch: DINOv2Architecture) throws {
-        let c = arch.channels
-        var expected: [(String, [Int]?)] = [("cls_token", [1, 1, c])]
-        if arch.registers > 0 { expected.append(("register_tokens", [1, arch.registers, c])) }
-        expected.append(("patch_embed.proj.bias", [c]))
-        for i in 0..<arch.depth {
-            let p = "blocks.\(i)."
-            expected += [
-                (p + "norm1.weight", [c]), (p + "norm1.bias", [c]),
-                (p + "attn.qkv.weight", [3 * c, c]), (p + "attn.qkv.bias", [3 * c]),
-                (p + "attn.proj.weight", [c, c]), (p + "attn.proj.bias", [c]),
-                (p + "ls1.gamma", [c]),
-                (p + "norm2.weight", [c]), (p + "norm2.bias", [c]),
-                (p + "ls2.gamma", [c]),
-            ]
-            switch arch.feedForward {
-            case .mlp(let h):
-                expected += [(p + "mlp.fc1.weight", [h, c]), (p + "mlp.fc1.bias", [h]),
-                             (p + "mlp.fc2.weight", [c, h]), (p + "mlp.fc2.bias", [c])]
-            case .swiglu(let h):
-                expected += [(p + "mlp.w12.weight", [2 * h, c]), (p + "mlp.w12.bias", [2 * h]),
-                             (p + "mlp.w3.weight", [c, h]), (p + "mlp.w3.bias", [c])]
-            }
-        }
-        let optional: [String: [Int]] = ["mask_token": [1, c], "norm.weight": [c], "norm.bias": [c]]
-        for (name, shape) in expected {
-            guard let t = tensors[name] else {
-                throw CausalTuneError("weights file \(path): missing tensor '\(name)' (\(arch.name) expects shape \(shape!))")
-            }
-            if let shape, t.shape != shape {
-                throw CausalTuneError("weights file \(path): tensor '\(name)' has shape \(t.shape), \(arch.name) expects \(shape)")
-            }
-        }
-        // Grid-dependent shapes.
-        guard let pos = tensors["pos_embed"] else {
-            throw CausalTuneError("weights file \(path): missing tensor 'pos_embed' (\(arch.name) expects shape [1, 1 + G², \(c)])")
-        }
-        if pos.rank != 3 || pos.shape[0] != 1 || pos.shape[2] != c || !DINOv2Weights.isSquare(pos.shape[1] - 1) {
-            throw CausalTuneError("weights file \(path): tensor 'pos_embed' has shape \(pos.shape), \(arch.name) expects [1, 1 + G², \(c)]")
-        }
-        guard let kernel = tensors["patch_embed.proj.weight"] else {
-            throw CausalTuneError("weights file \(path): missing tensor 'patch_embed.proj.weight' (\(arch.name) expects shape [\(c), 3, p, p])")
-        }
-        if kernel.rank != 4 || kernel.shape[0] != c || kernel.shape[1] != 3 || kernel.shape[2] != kernel.shape[3] {
-            throw CausalTuneError("weights file \(path): tensor 'patch_embed.proj.weight' has shape \(kernel.shape), \(arch.name) expects [\(c), 3, p, p]")
-        }
-        let known = Set(expected.map(\.0) + ["pos_embed", "patch_embed.proj.weight"])
-        for name in tensors.keys.sorted() where !known.contains(name) {
-            if let shape = optional[name] {
-                if tensors[name]!.shape != shape {
-                    throw CausalTuneError("weights file \(path): tensor '\(name)' has shape \(tensors[name]!.shape), \(arch.name) expects \(shape)")
-                }
-                continue
-            }
-            throw CausalTuneError("weights file \(path): unexpected tensor '\(name)' \(tensors[name]!.shape) for \(arch.name)")
-        }
-    }
-}
-
-extension DINOv2Weights {
-    /// Reads `path` for `arch`: tensors with a fixed shape in the architecture (under their
-    /// official names, bare or with a `backbone.` / `module.` / `teacher.` prefix) must have
-    /// it, and no tensor may exceed the architecture's largest plausible tensor — both
-    /// checked before the tensor is read, so a foreign or crafted file cannot make us
-    /// allocate more than the model itself needs.
-    public static func read(_ path: String, for arch: DINOv2Architecture) throws -> DINOv2Weights {
-        try canonical(WeightFile.read(path, expecting: expectations(for: arch)))
-    }
-
-    /// The shapes of `arch` that do not depend on the grid or patch size, and an element
-    /// bound: the largest of those, a position embedding of up to a 128 × 128 grid, and a
-    /// patch kernel of up to 64 × 64.
-    public static func expectations(for arch: DINOv2Architecture) -> WeightExpectations {
-        let c = arch.channels
-        var fixed: [String: [Int]] = ["cls_token": [1, 1, c], "patch_embed.proj.bias": [c],
-                                      "norm.weight": [c], "norm.bias": [c], "mask_token": [1, c]]
-        if arch.registers > 0 { fixed["register_tokens"] = [1, arch.registers, c] }
-        for i in 0..<arch.depth {
-            let p = "blocks.\(i)."
-            for (n, s) in [("norm1.weight", [c]), ("norm1.bias", [c]), ("attn.qkv.weight", [3 * c, c]),
-                           ("attn.qkv.bias", [3 * c]), ("attn.proj.weight", [c, c]), ("attn.proj.bias", [c]),
-                           ("ls1.gamma", [c]), ("norm2.weight", [c]), ("norm2.bias", [c]), ("ls2.gamma", [c])] {
-                fixed[p + n] = s
-            }
-            switch arch.feedForward {
-            case .mlp(let h):
-                for (n, s) in [("mlp.fc1.weight", [h, c]), ("mlp.fc1.bias", [h]), ("mlp.fc2.weight", [c, h]),
-                               ("mlp.fc2.bias", [c])] { fixed[p + n] = s }
-            case .swiglu(let h):
-                for (n, s) in [("mlp.w12.weight", [2 * h, c]), ("mlp.w12.bias", [2 * h]), ("mlp.w3.weight", [c, h]),
-                               ("mlp.w3.bias", [c])] { fixed[p + n] = s }
-            }
-        }
-        var shapes = fixed
-        for prefix in ["backbone.", "module.", "teacher.", "module.backbone.", "teacher.backbone."] {
-            for (n, s) in fixed { shapes[prefix + n] = s }
-        }
-        let largestFixed = fixed.values.map { $0.reduce(1, *) }.max() ?? 0
-        let bound = max(largestFixed, c * (1 + 128 * 128), c * 3 * 64 * 64)
-        return WeightExpectations(shapes: shapes, maxElements: bound, consumer: arch.name)
-    }
 }

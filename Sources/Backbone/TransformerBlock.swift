@@ -1,13 +1,13 @@
 import Layers
 import Numerics
 
-/// One DINOv2 transformer block (official `NestedTensorBlock`, timm `Block`), pre-norm with
-/// LayerScale:
+/// One pre-norm transformer block: DINOv2's (official `NestedTensorBlock`, timm `Block`)
+/// with LayerScale, EVA02's and CLIP's without (γ = 1):
 ///
-///     n1  = LN1(x)                      x, n1 [B, T, C]   (LayerNorm eps 1e-6)
-///     x1  = x  + γ1 ⊙ Attn(n1)          fused qkv [3C, C], softmax scale D^−½
+///     n1  = LN1(x)                      x, n1 [B, T, C]   (LayerNorm eps 1e-6; CLIP 1e-5)
+///     x1  = x  + γ1 ⊙ Attn(n1)          fused qkv [3C, C], softmax scale D^−½ (EVA02: RoPE on q, k)
 ///     n2  = LN2(x1)
-///     out = x1 + γ2 ⊙ FFN(n2)           FFN: fc2(gelu(fc1 ·)) or w3(silu(x₁) ⊙ x₂)
+///     out = x1 + γ2 ⊙ FFN(n2)           FFN: fc2(act(fc1 ·)) or w3(LN(silu(x₁) ⊙ x₂))
 ///
 /// The weights are frozen, so the backward computes input gradients only:
 ///
@@ -22,40 +22,45 @@ import Numerics
 /// borrowed from the backbone's `BlockScratch` arena, shared by all blocks and kept across
 /// steps. With `sharedCaches` (recompute / inference) the caches go to the arena too:
 /// one block's worth for all blocks.
-public final class DINOv2Block: Module {
+public final class TransformerBlock: Module {
     public let channels: Int
     public let norm1: LayerNorm
     public let attn: Attention
-    public let ls1: LayerScale       // γ1 [C]
+    public let ls1: LayerScale?      // γ1 [C] (DINOv2 only)
     public let norm2: LayerNorm
     public let ffn: FeedForwardLayer
-    public let ls2: LayerScale       // γ2 [C]
+    public let ls2: LayerScale?      // γ2 [C] (DINOv2 only)
 
     private var x1Own = Tensor(zeros: [0])
     private var x1 = Tensor(zeros: [0])   // x1 of the last forward (own buffer or arena view)
 
-    public init(channels: Int, heads: Int, feedForward: DINOv2Architecture.FeedForward) {
+    /// A block of `architecture` (its width, heads, FFN, LayerNorm eps and LayerScale);
+    /// `rotary` is the backbone's shared RoPE table (EVA02), nil otherwise.
+    public init(architecture a: BackboneArchitecture, rotary: RotaryPositionEmbedding? = nil) {
+        let channels = a.channels
         self.channels = channels
-        norm1 = LayerNorm(channels: channels, eps: 1e-6)
-        attn = Attention(channels: channels, heads: heads)
+        norm1 = LayerNorm(channels: channels, eps: a.normEps)
+        attn = Attention(channels: channels, heads: a.heads)
         attn.inputGradientsOnly = true
-        ls1 = LayerScale(channels: channels, initValue: 1)
-        norm2 = LayerNorm(channels: channels, eps: 1e-6)
-        switch feedForward {
-        case .mlp(let h):
-            let m = MLP(channels: channels, hiddenChannels: h)
+        attn.rotary = rotary
+        ls1 = a.hasLayerScale ? LayerScale(channels: channels, initValue: 1) : nil
+        norm2 = LayerNorm(channels: channels, eps: a.normEps)
+        switch a.feedForward {
+        case .mlp(let h, let activation):
+            let m = MLP(channels: channels, hiddenChannels: h, activation: activation)
             m.inputGradientsOnly = true
             ffn = .mlp(m)
-        case .swiglu(let h): ffn = .swiglu(SwiGLUFFN(channels: channels, hiddenChannels: h))
+        case .swiglu(let h, let subNorm):
+            ffn = .swiglu(SwiGLUFFN(channels: channels, hiddenChannels: h, subNormEps: subNorm ? a.normEps : nil))
         }
-        ls2 = LayerScale(channels: channels, initValue: 1)
+        ls2 = a.hasLayerScale ? LayerScale(channels: channels, initValue: 1) : nil
     }
 
     public func parameters(prefix: String) -> [NamedParameter] {
         norm1.parameters(prefix: prefix + "norm1.") + attn.parameters(prefix: prefix + "attn.")
-            + ls1.parameters(prefix: prefix + "ls1.")
+            + (ls1?.parameters(prefix: prefix + "ls1.") ?? [])
             + norm2.parameters(prefix: prefix + "norm2.") + ffn.module.parameters(prefix: prefix + "mlp.")
-            + ls2.parameters(prefix: prefix + "ls2.")
+            + (ls2?.parameters(prefix: prefix + "ls2.") ?? [])
     }
 
     /// input [B, T, C] → output [B, T, C] (written; may not alias input). `scratch` lends
@@ -63,7 +68,7 @@ public final class DINOv2Block: Module {
     /// follow before another block's forward uses the same scratch).
     public func forward(_ input: Tensor, into output: Tensor, scratch: BlockScratch, sharedCaches: Bool = false) {
         precondition(input.rank == 3 && input.shape[2] == channels && output.count == input.count,
-                     "DINOv2Block: input \(input.shape), output \(output.shape), C = \(channels)")
+                     "TransformerBlock: input \(input.shape), output \(output.shape), C = \(channels)")
         let shape = input.shape, rows = input.count / channels
         attn.arena = scratch
         attn.cachesInArena = sharedCaches
@@ -80,30 +85,45 @@ public final class DINOv2Block: Module {
         norm1.forward(input, into: n1)
         attn.forward(n1, into: branch)
         // x1 = x + γ1 ⊙ Attn(n1)
-        Kernels.scaledResidual(input.data, branch.data, gamma: ls1.gamma.value.data, into: x1.data, rows: rows, channels: channels)
+        residual(input, branch, ls1, into: x1, rows: rows)
         norm2.forward(x1, into: n2)
         ffn.forward(n2, into: branch)
         // out = x1 + γ2 ⊙ FFN(n2)
-        Kernels.scaledResidual(x1.data, branch.data, gamma: ls2.gamma.value.data, into: output.data, rows: rows, channels: channels)
+        residual(x1, branch, ls2, into: output, rows: rows)
     }
 
     /// Frozen backward: given dOutput = ∂L/∂out, *writes* ∂L/∂x into dInput (which may not
     /// alias dOutput). `input` is the forward's input; the caches must be that forward's.
     public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor, scratch: BlockScratch) {
-        precondition(x1.shape == input.shape, "DINOv2Block: backward without a matching forward")
+        precondition(x1.shape == input.shape, "TransformerBlock: backward without a matching forward")
         let shape = input.shape, rows = input.count / channels
         let dBranch = scratch.tensor("block.dBranch", shape), dNorm = scratch.tensor("block.dNorm", shape)
         let dx1 = dInput                                      // dx accumulates on top of dx1
         // FFN branch: dx1 = dout + LN2ᵀ(FFNᵀ(γ2 ⊙ dout)). (The FFN and attention backward
         // read only the shape of their input.)
-        Kernels.scaleChannels(dOutput.data, gamma: ls2.gamma.value.data, into: dBranch.data, rows: rows, channels: channels)
-        ffn.backwardInput(dOutput: dBranch, input: input, writing: dNorm)
+        ffn.backwardInput(dOutput: scaled(dOutput, ls2, into: dBranch, rows: rows), input: input, writing: dNorm)
         dx1.copy(from: dOutput)
         norm2.backwardInput(dOutput: dNorm, input: x1, dInput: dx1)
         // Attention branch: dx = dx1 + LN1ᵀ(Attnᵀ(γ1 ⊙ dx1)).
-        Kernels.scaleChannels(dx1.data, gamma: ls1.gamma.value.data, into: dBranch.data, rows: rows, channels: channels)
-        attn.backwardInput(dOutput: dBranch, input: input, dInput: dNorm, accumulate: false)
+        attn.backwardInput(dOutput: scaled(dx1, ls1, into: dBranch, rows: rows), input: input, dInput: dNorm,
+                           accumulate: false)
         norm1.backwardInput(dOutput: dNorm, input: input, dInput: dInput)
+    }
+
+    /// `into = x + γ ⊙ branch`, or `x + branch` without LayerScale.
+    private func residual(_ x: Tensor, _ branch: Tensor, _ scale: LayerScale?, into y: Tensor, rows: Int) {
+        if let scale {
+            Kernels.scaledResidual(x.data, branch.data, gamma: scale.gamma.value.data, into: y.data, rows: rows, channels: channels)
+        } else {
+            Kernels.add(x.data, branch.data, into: y.data, count: rows * channels)
+        }
+    }
+
+    /// γ ⊙ g written into `buffer`, or g itself without LayerScale.
+    private func scaled(_ g: Tensor, _ scale: LayerScale?, into buffer: Tensor, rows: Int) -> Tensor {
+        guard let scale else { return g }
+        Kernels.scaleChannels(g.data, gamma: scale.gamma.value.data, into: buffer.data, rows: rows, channels: channels)
+        return buffer
     }
 
     /// Frees every activation cache held by the block itself (the next forward

@@ -2,11 +2,17 @@ import Foundation
 import Layers
 import Numerics
 
-/// The frozen DINOv2 ViT backbone (reference §Backbone) with a `BlockAdapter` hook after every block.
+/// The frozen ViT backbone — DINOv2, EVA02 or CLIP (reference §Backbone, §Other backbones) —
+/// with a `BlockAdapter` hook after every block.
 ///
 ///     p      = PatchEmbed(img)                       img [B, 3, H, W] → p [B, N, C], N = h·w
 ///     x₀     = [cls + pos₀, reg₁..reg_R, p + pos₁..N]   x₀ [B, T, C], T = 1 + R + N
+///              (CLIP: then x₀ = ln_pre(x₀))
 ///     x_{i+1} = A_i(Block_i(x_i))                      i = 0..L−1, A_i the adapter (identity if none)
+///
+/// The families differ only inside the blocks (`TransformerBlock`) and in the embedding:
+/// EVA02 rotates q and k of the patch tokens by a 2-D RoPE whose table is built here for
+/// the load-time grid; CLIP's patch convolution has no bias and its tokens pass `ln_pre`.
 ///
 /// The position embedding covers cls and the patch grid; register tokens are inserted after
 /// it is added (official `prepare_tokens_with_masks`). The grid `h×w = ⌊H/P⌋×⌊W/P⌋` is fixed
@@ -25,8 +31,8 @@ import Numerics
 /// backward work buffers) lives in one scratch arena shared by all blocks. With
 /// `recompute = true` (and for `forward(forBackward: false)`) the blocks' caches live in
 /// that arena too, one block's worth, rebuilt from x_i right before the block's backward.
-public final class DINOv2: Module {
-    public let architecture: DINOv2Architecture
+public final class VisionTransformer: Module {
+    public let architecture: BackboneArchitecture
     public let patchSize: Int
     public let imageHeight: Int
     public let imageWidth: Int
@@ -36,7 +42,11 @@ public final class DINOv2: Module {
     public let clsToken: Parameter        // [1, 1, C]
     public let posEmbed: Parameter        // [1, 1 + h·w, C]
     public let registerTokens: Parameter? // [1, R, C]
-    public let blocks: [DINOv2Block]
+    /// CLIP's `ln_pre`; nil for the other families.
+    public let preNorm: LayerNorm?
+    /// EVA02's RoPE table for this grid, shared by every block; nil for the other families.
+    public let rotary: RotaryPositionEmbedding?
+    public let blocks: [TransformerBlock]
 
     /// Called after every block (PEFT); nil runs the bare backbone.
     public var adapter: BlockAdapter?
@@ -56,17 +66,18 @@ public final class DINOv2: Module {
     private var blockOutput = Tensor(zeros: [0])      // pre-adapter output of the current block
     private var gradientA = Tensor(zeros: [0]), gradientB = Tensor(zeros: [0]), gradientBlock = Tensor(zeros: [0])
     private var patches = Tensor(zeros: [0])
+    private var embedded = Tensor(zeros: [0])    // x₀ before ln_pre (CLIP)
     private let scratch = BlockScratch()
     private var batch = 0
     private var canBackward = false
 
     /// A backbone with zero weights; fill them with `load(_:)` or `randomize(seed:)`.
-    public convenience init(architecture: DINOv2Architecture, imageSize: Int, patchSize: Int = 14, recompute: Bool = false) {
+    public convenience init(architecture: BackboneArchitecture, imageSize: Int, patchSize: Int = 14, recompute: Bool = false) {
         self.init(architecture: architecture, imageHeight: imageSize, imageWidth: imageSize,
                   patchSize: patchSize, recompute: recompute)
     }
 
-    public init(architecture: DINOv2Architecture, imageHeight: Int, imageWidth: Int, patchSize: Int, recompute: Bool = false) {
+    public init(architecture: BackboneArchitecture, imageHeight: Int, imageWidth: Int, patchSize: Int, recompute: Bool = false) {
         precondition(imageHeight >= patchSize && imageWidth >= patchSize && patchSize > 0,
                      "DINOv2: image \(imageHeight)×\(imageWidth) smaller than patch \(patchSize)")
         self.architecture = architecture
@@ -76,23 +87,27 @@ public final class DINOv2: Module {
         grid = (imageHeight / patchSize, imageWidth / patchSize)
         self.recompute = recompute
         let c = architecture.channels
-        patchEmbed = PatchEmbed(patchSize: patchSize, inChannels: 3, embedDim: c)
+        patchEmbed = PatchEmbed(patchSize: patchSize, inChannels: 3, embedDim: c, bias: architecture.hasPatchBias)
         clsToken = Parameter(zeros: [1, 1, c])
         posEmbed = Parameter(zeros: [1, 1 + grid.h * grid.w, c])
         registerTokens = architecture.registers > 0 ? Parameter(zeros: [1, architecture.registers, c]) : nil
-        blocks = (0..<architecture.depth).map { _ in
-            DINOv2Block(channels: c, heads: architecture.heads, feedForward: architecture.feedForward)
-        }
+        preNorm = architecture.hasPreNorm ? LayerNorm(channels: c, eps: architecture.normEps) : nil
+        let rotary = architecture.hasRotaryEmbedding
+            ? RotaryPositionEmbedding(headDim: architecture.headDim, grid: grid, prefixTokens: architecture.prefixTokens) : nil
+        self.rotary = rotary
+        blocks = (0..<architecture.depth).map { _ in TransformerBlock(architecture: architecture, rotary: rotary) }
         storesAttentionProbabilities = architecture.heads * (architecture.prefixTokens + grid.h * grid.w) <= 8 * c
         for b in blocks { b.attn.storesProbabilities = storesAttentionProbabilities }
     }
 
-    /// Official names: `cls_token`, `pos_embed`, `register_tokens`, `patch_embed.proj.*`, `blocks.<i>.*`.
+    /// Canonical names (`BackboneWeights`): `cls_token`, `pos_embed`, `register_tokens`,
+    /// `patch_embed.proj.*`, `norm_pre.*`, `blocks.<i>.*`.
     public func parameters(prefix: String) -> [NamedParameter] {
         var list = [NamedParameter(name: prefix + "cls_token", parameter: clsToken),
                     NamedParameter(name: prefix + "pos_embed", parameter: posEmbed)]
         if let r = registerTokens { list.append(NamedParameter(name: prefix + "register_tokens", parameter: r)) }
         list += patchEmbed.parameters(prefix: prefix + "patch_embed.")
+        if let preNorm { list += preNorm.parameters(prefix: prefix + "norm_pre.") }
         for (i, b) in blocks.enumerated() { list += b.parameters(prefix: prefix + "blocks.\(i).") }
         return list
     }
@@ -113,11 +128,14 @@ public final class DINOv2: Module {
         /// The official repository's hub forward at another resolution:
         /// `scale_factor = ((h + 0.1)/M, (w + 0.1)/M)`, no antialiasing.
         case officialHub
+        /// `F.interpolate(size=(h, w), mode="bilinear", align_corners=False)` — how Rein
+        /// resizes CLIP's positions.
+        case bilinear
     }
 
     /// Copies `weights` in (validated against the architecture), resampling the position
     /// grid and patch kernel to this model's grid and patch size.
-    public func load(_ weights: DINOv2Weights, positionInterpolation: PositionInterpolation = .converter) throws {
+    public func load(_ weights: BackboneWeights, positionInterpolation: PositionInterpolation = .converter) throws {
         try weights.validate(for: architecture)
         let c = channels
         for p in parameters(prefix: "") {
@@ -125,12 +143,12 @@ public final class DINOv2: Module {
             case "pos_embed":
                 let source = weights.tensors["pos_embed"]!
                 let sourceGrid = weights.positionGrid!
-                posEmbed.value.copy(from: DINOv2.resamplePositionEmbedding(source, from: (sourceGrid, sourceGrid),
+                posEmbed.value.copy(from: VisionTransformer.resamplePositionEmbedding(source, from: (sourceGrid, sourceGrid),
                                                                          to: grid, channels: c,
                                                                          interpolation: positionInterpolation))
             case "patch_embed.proj.weight":
                 let source = weights.tensors["patch_embed.proj.weight"]!
-                patchEmbed.weight.value.copy(from: DINOv2.resamplePatchKernel(source, to: patchSize))
+                patchEmbed.weight.value.copy(from: VisionTransformer.resamplePatchKernel(source, to: patchSize))
             default:
                 guard let t = weights.tensors[p.name] else {
                     throw CausalTuneError("weights file \(weights.path): missing tensor '\(p.name)'")
@@ -141,15 +159,16 @@ public final class DINOv2: Module {
     }
 
     /// Seeded random weights (debug runs, benchmarks, tests): linear and patch weights
-    /// N(0, 0.02²), biases 0, LayerNorm γ = 1 and β = 0, LayerScale γ = 0.1, cls, registers
-    /// and position embedding N(0, 0.02²).
+    /// N(0, 0.02²), biases 0, LayerNorm γ = 1 and β = 0 (`ln_pre`, the sub-LayerNorm too),
+    /// LayerScale γ = 0.1, cls, registers and position embedding N(0, 0.02²).
     public func randomize(seed: UInt64) {
         var rng = RandomGenerator(seed: seed)
         for p in parameters(prefix: "") {
             let v = p.parameter.value
             if p.name.hasSuffix(".bias") {
                 v.zero()
-            } else if p.name.contains(".norm1.") || p.name.contains(".norm2.") {
+            } else if p.name.contains(".norm1.") || p.name.contains(".norm2.") || p.name.hasPrefix("norm_pre.")
+                        || p.name.contains(".ffn_ln.") {
                 v.fill(1)
             } else if p.name.hasSuffix(".gamma") {
                 v.fill(0.1)
@@ -181,8 +200,12 @@ public final class DINOv2: Module {
             // torch evaluates (g + 0.1) / M in Python doubles.
             factor = ((Double(target.h) + 0.1) / Double(sh), (Double(target.w) + 0.1) / Double(sw))
         }
-        Resample.bicubic(planes.reshaped([1, c, sh, sw]), into: resized.reshaped([1, c, target.h, target.w]),
-                         scaleFactor: factor)
+        if interpolation == .bilinear {
+            Resample.bilinear(planes.reshaped([1, c, sh, sw]), into: resized.reshaped([1, c, target.h, target.w]))
+        } else {
+            Resample.bicubic(planes.reshaped([1, c, sh, sw]), into: resized.reshaped([1, c, target.h, target.w]),
+                             scaleFactor: factor)
+        }
         for n in 0..<(target.h * target.w) {
             for ch in 0..<c { out.data[c + n * c + ch] = resized.data[ch * target.h * target.w + n] }
         }
@@ -218,7 +241,14 @@ public final class DINOv2: Module {
             gradientB = Tensor(zeros: [0])
             gradientBlock = Tensor(zeros: [0])
         }
-        embed(images, into: tokens[0])
+        if let preNorm {
+            if embedded.shape != [B, T, C] { embedded = Tensor(zeros: [B, T, C]) }
+            embed(images, into: embedded)
+            preNorm.forward(embedded, into: tokens[0])
+            preNorm.releaseCache()   // frozen and first: nothing needs its statistics
+        } else {
+            embed(images, into: tokens[0])
+        }
         for i in 0..<L {
             let target: Tensor
             if adapter != nil {
@@ -351,6 +381,7 @@ public final class DINOv2: Module {
         gradientB = Tensor(zeros: [0])
         gradientBlock = Tensor(zeros: [0])
         patches = Tensor(zeros: [0])
+        embedded = Tensor(zeros: [0])
         batch = 0
     }
 }
