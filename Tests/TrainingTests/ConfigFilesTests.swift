@@ -10,14 +10,17 @@ final class ConfigFilesTests: XCTestCase {
             .deletingLastPathComponent().appendingPathComponent("configs").path
         let files = (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? [])
             .filter { $0.hasSuffix(".yaml") && !$0.hasPrefix("_base_") }.sorted()
-        XCTAssertGreaterThanOrEqual(files.count, 12, "\(files)")
+        XCTAssertGreaterThanOrEqual(files.count, 18, "\(files)")
         for f in files {
             let c = try ExperimentConfig.load(path: root + "/" + f)
             // Training configs split their batch over 2 ranks; the bench configs are the
             // per-GPU settings of issue 7 (ViT-L/16 512 runs at batch 1 on one rank).
             if !f.hasPrefix("bench/") { XCTAssertEqual(c.train.batchSize % 2, 0, f) }
             if f.hasPrefix("gta2cbm") || f.hasPrefix("citys2") || f.hasPrefix("ablations/") {
-                XCTAssertEqual(c.model.backbone.arch, "dinov2_vitl14", f)
+                let family = f.contains("-eva02-") ? "eva02" : (f.contains("-clip-") ? "clip" : "dinov2")
+                XCTAssertEqual(c.model.backbone.arch, "\(family)_vitl14", f)
+                // Rein's EVA02 and CLIP configs use low-rank tokens of rank 16.
+                XCTAssertEqual(c.model.peft.loraRank, family == "dinov2" ? nil : 16, f)
                 XCTAssertEqual(c.model.backbone.patchSize, 16, f)
                 XCTAssertEqual(c.model.backbone.imageSize, 512, f)
                 XCTAssertEqual(c.train.iters, 40000, f)

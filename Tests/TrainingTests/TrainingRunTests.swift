@@ -102,6 +102,32 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/single/best.h5"))
     }
 
+    /// EVA02 and CLIP go through everything DINOv2 does: training with Causal-Tune (and Rein
+    /// with the Mask2Former head for EVA02), checkpoints that record the backbone,
+    /// evaluation, `features` with the trained adapter and `inspect`.
+    func testEVA02AndCLIPBackbonesTrainEvaluateAndDumpFeatures() throws {
+        for arch in ["eva02_vitt14", "clip_vitb16"] {
+            let work = dir + "/" + arch
+            let out = try train(arch, extra: ["--set", "model.backbone.arch=\(arch)", "model.backbone.patch_size=14",
+                                              "train.iters=2", "train.eval_every=2"])
+            XCTAssertTrue(out.contains("mIoU") || out.contains("miou"), out)
+            let checkpoint = work + "/iter_2.h5"
+            XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint), out)
+            let (s1, o1) = try run(["features", "--config", work + "/config.yaml", "--checkpoint", checkpoint,
+                                    "--out", work + "/f.h5", dir + "/data/images/img0.png"])
+            XCTAssertEqual(s1, 0, o1)
+            let dump = try HDF5File.open(work + "/f.h5")
+            XCTAssertEqual(try dump.readTensor("layer_11/refined").shape, [1, arch.hasPrefix("eva02") ? 192 : 768, 2, 2])
+            try dump.close()
+            let (s2, o2) = try run(["inspect", checkpoint])
+            XCTAssertEqual(s2, 0, o2)
+            XCTAssertTrue(o2.contains(arch), o2)
+        }
+        // Rein tokens and the Mask2Former head on EVA02.
+        _ = try train("eva02-m2f", config: "tiny-m2f.yaml",
+                      extra: ["--set", "model.backbone.arch=eva02_vitt14", "model.peft.method=rein", "train.iters=1"])
+    }
+
     func testBatchNotDivisibleByRanksIsOneClearError() throws {
         let out = try train("bad", ranks: 3, extra: ["--set", "train.batch_size=4"], expectSuccess: false)
         XCTAssertTrue(out.contains("train.batch_size"), out)

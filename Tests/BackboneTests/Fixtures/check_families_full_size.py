@@ -136,9 +136,9 @@ torch.save({k: v.half() for k, v in clip_hf_to_openai(sd, C).items()}, 'clip_vit
 with torch.no_grad():
     hs = cm.vision_model(pixel_values=x, output_hidden_states=True).hidden_states  # [0] = after pre_layrnorm
     outs = [h[:, 1:].transpose(1, 2).reshape(2, C, g, g).numpy() for h in hs[1:]]
-# patch_size: 16 is spelled out; whether it defaults to the arch's own patch size is the lead's call.
-for wf in ['clip_vitb16_hf.safetensors', 'clip_vitb16_openai.pth']:
-    cases.append(('clip_vitb16', wf, outs, ', patch_size: 16'))
+# patch_size defaults to the architecture's own (16 for clip_vitb16): once left out, once spelled out.
+for wf, extra in [('clip_vitb16_hf.safetensors', ''), ('clip_vitb16_openai.pth', ', patch_size: 16')]:
+    cases.append(('clip_vitb16', wf, outs, extra))
 
 if not (os.path.isfile(CLI) and os.access(CLI, os.X_OK)):
     print(f'no causal-tune binary at {CLI}: PyTorch side built ({len(cases)} cases), stopping before the CLI call')
