@@ -5,8 +5,10 @@ Not part of CI (needs torch + timm). Run it through `launch/bench-compare`, or a
 
     python3 launch/bench_pytorch.py --config configs/bench/vits14-224.yaml --steps 5 --threads 2 [--json out.json]
 
-The step: timm's DINOv2 architecture (VisionTransformer with LayerScale, the dims of the
-config's arch, its image size and patch size), frozen (requires_grad False: autograd
+The step: timm's model of the config's backbone family — DINOv2 (VisionTransformer with
+LayerScale), EVA02 (timm `Eva`: RoPE, SwiGLU, the released layout of the size) or CLIP
+(VisionTransformer with `pre_norm`, QuickGELU, no patch bias) — with the dims of the
+config's arch, its image size and patch size, frozen (requires_grad False: autograd
 computes input gradients only), the Causal-Tune layer of reference §Causal-Tune layer after every block
 (orthonormal 2-D DCT as two matrix products, Gaussian band-pass, m tokens with a null
 sink, f_t/f_d shared Linear(C, C), learnable scale s), the linear head of reference §Heads (per-block
@@ -14,7 +16,8 @@ LayerNorm, one Linear over the concatenated patch tokens, bilinear upsampling to
 align_corners False), pixel cross-entropy (ignore 255) and one AdamW step — on random
 images N(0, 1) and labels uniform over the classes, batch and input size of the config.
 Reports the median step time (after one warm-up step) and the peak RSS (ru_maxrss).
-Only `method: causal_tune` with `transform: dct` and `head.type: linear` are implemented.
+Only `method: causal_tune` with `transform: dct` (full or low-rank tokens) and
+`head.type: linear` are implemented.
 """
 import argparse
 import json
@@ -31,7 +34,42 @@ import yaml
 ARCHS = {  # name: (C, depth, heads, registers)
     "dinov2_vits14": (384, 12, 6, 0), "dinov2_vitb14": (768, 12, 12, 0),
     "dinov2_vitl14": (1024, 24, 16, 0), "dinov2_vitt14": (192, 12, 3, 0),
+    "eva02_vitt14": (192, 12, 3, 0), "eva02_vits14": (384, 12, 6, 0),
+    "eva02_vitb14": (768, 12, 12, 0), "eva02_vitl14": (1024, 24, 16, 0),
+    "clip_vitb16": (768, 12, 12, 0), "clip_vitl14": (1024, 24, 16, 0),
 }
+
+
+def make_backbone(arch, size, patch, c, depth, heads, regs):
+    """The frozen timm model and a function images -> (tokens x0, block runner)."""
+    import timm.models.vision_transformer as vt
+    if arch.startswith("eva02_"):
+        from timm.models.eva import Eva
+        split = c >= 768   # the released B/L layout: separate q/k/v, sub-LayerNorm in the SwiGLU
+        vit = Eva(img_size=size, patch_size=patch, embed_dim=c, depth=depth, num_heads=heads, qkv_fused=not split,
+                  mlp_ratio=4 * 2 / 3, swiglu_mlp=True, scale_mlp=split, use_rot_pos_emb=True, ref_feat_shape=(16, 16),
+                  num_classes=0, global_pool="")
+
+        def embed(images):
+            x, rope = vit._pos_embed(vit.patch_embed(images))
+            return x, (lambda blk, t: blk(t, rope=rope))
+    elif arch.startswith("clip_"):
+        from functools import partial
+        vit = vt.VisionTransformer(img_size=size, patch_size=patch, embed_dim=c, depth=depth, num_heads=heads,
+                                   mlp_ratio=4, pre_norm=True, act_layer="quick_gelu",
+                                   norm_layer=partial(nn.LayerNorm, eps=1e-5), num_classes=0, global_pool="")
+
+        def embed(images):
+            return vit.norm_pre(vit._pos_embed(vit.patch_embed(images))), (lambda blk, t: blk(t))
+    else:
+        vit = vt.VisionTransformer(img_size=size, patch_size=patch, embed_dim=c, depth=depth, num_heads=heads,
+                                   mlp_ratio=4, init_values=1e-5, reg_tokens=regs, num_classes=0, global_pool="")
+
+        def embed(images):
+            return vit._pos_embed(vit.patch_embed(images)), (lambda blk, t: blk(t))
+    vit.requires_grad_(False)
+    vit.eval()  # no dropout / drop-path (none configured anyway)
+    return vit, embed
 
 
 def dct_matrix(n):
@@ -51,10 +89,15 @@ def bandpass(h, w, low, high):
 
 
 class CausalTune(nn.Module):
-    def __init__(self, layers, c, m, patch, h, w, low, high):
+    def __init__(self, layers, c, m, patch, h, w, low, high, rank=None):
         super().__init__()
         v = math.sqrt(6.0 / (3 * patch * patch + c))
-        self.tokens = nn.Parameter(torch.empty(layers, m, c).uniform_(-v, v))
+        if rank:   # T_i = A_i B_i
+            self.tokens_a = nn.Parameter(torch.empty(layers, m, rank).uniform_(-v, v))
+            self.tokens_b = nn.Parameter(torch.empty(layers, rank, c).uniform_(-v, v))
+        else:
+            self.tokens = nn.Parameter(torch.empty(layers, m, c).uniform_(-v, v))
+        self.rank = rank
         self.ft = nn.Linear(c, c)
         self.fd = nn.Linear(c, c)
         for lin in (self.ft, self.fd):
@@ -74,7 +117,7 @@ class CausalTune(nn.Module):
         f = torch.matmul(self.dh, xp.reshape(b, h, w * c)).reshape(b, h, w, c)
         f = torch.matmul(self.dw, f)                       # [b, h, w, c] (broadcast over b, h)
         q = f.reshape(b, h * w, c) * self.mask
-        tok = self.tokens[layer]
+        tok = self.tokens_a[layer] @ self.tokens_b[layer] if self.rank else self.tokens[layer]
         s = torch.softmax(q @ tok.t() / math.sqrt(c), dim=-1)
         delta = s[..., 1:] @ self.ft(tok[1:])
         r = self.fd(delta + q).reshape(b, h, w, c)
@@ -117,17 +160,15 @@ def main():
     cfg = yaml.safe_load(open(a.config))
     mb, mp, mh = cfg["model"]["backbone"], cfg["model"]["peft"], cfg["model"]["head"]
     c, depth, heads, regs = ARCHS[mb["arch"]]
-    size, patch, batch = mb["image_size"], mb["patch_size"], cfg["train"]["batch_size"]
+    size, batch = mb["image_size"], cfg["train"]["batch_size"]
+    patch = mb.get("patch_size") or (16 if mb["arch"].endswith("16") else 14)
     assert mp.get("method", "causal_tune") == "causal_tune" and mp.get("transform", "dct") == "dct"
     assert mh["type"] == "linear"
-    import timm.models.vision_transformer as vt
-    vit = vt.VisionTransformer(img_size=size, patch_size=patch, embed_dim=c, depth=depth, num_heads=heads,
-                               mlp_ratio=4, init_values=1e-5, reg_tokens=regs, num_classes=0, global_pool="")
-    vit.requires_grad_(False)
-    vit.eval()  # no dropout / drop-path (none configured anyway)
+    vit, embed = make_backbone(mb["arch"], size, patch, c, depth, heads, regs)
     g = size // patch
     filt = mp.get("filter", {})
-    ct = CausalTune(depth, c, mp.get("tokens", 100), patch, g, g, filt.get("low", 0.2), filt.get("high", 0.7))
+    ct = CausalTune(depth, c, mp.get("tokens", 100), patch, g, g, filt.get("low", 0.2), filt.get("high", 0.7),
+                    rank=mp.get("lora_rank"))
     outs = mh.get("out_indices") or default_out_indices(depth)
     head = LinearHead(c, mh["num_classes"], len(outs))
     params = list(ct.parameters()) + list(head.parameters())
@@ -141,11 +182,10 @@ def main():
         images = torch.randn(batch, 3, size, size)
         labels = torch.randint(0, mh["num_classes"], (batch, size, size))
         opt.zero_grad(set_to_none=False)
-        x = vit.patch_embed(images)
-        x = vit._pos_embed(x)
+        x, run_block = embed(images)
         feats = []
         for i, blk in enumerate(vit.blocks):
-            x = ct(blk(x), i, prefix)
+            x = ct(run_block(blk, x), i, prefix)
             if i in outs:
                 feats.append(x[:, prefix:])
         logits = head(feats, g, g, (size, size))

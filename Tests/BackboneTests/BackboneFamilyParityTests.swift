@@ -94,7 +94,8 @@ final class BackboneFamilyParityTests: XCTestCase {
     // MARK: CLIP
 
     func testCLIPMatchesPyTorchInEveryNaming() throws {
-        for file in ["clip_hf.safetensors", "clip_hf_vision.safetensors", "clip_openai.pth", "clip_timm.safetensors"] {
+        for file in ["clip_hf.safetensors", "clip_hf_vision.safetensors", "clip_openai.pth", "clip_openai_jit.pt",
+                     "clip_timm.safetensors"] {
             try assertParity(file, "clip_64", Self.clip)
         }
         XCTAssertEqual(try BackboneWeights.read(Fixtures.path("clip_openai.pth")).naming, "openai")

@@ -5,7 +5,8 @@ import Foundation
 ///
 /// Calls (`REDUCE`, `NEWOBJ`) never run code: `torch._utils._rebuild_tensor_v2` and
 /// `_rebuild_tensor` become `.tensor` values, `_rebuild_parameter` returns its tensor,
-/// `collections.OrderedDict()` an empty dict, and any other call an opaque `.object`
+/// `collections.OrderedDict()` an empty dict, a TorchScript module (`__torch__.*`) the dict
+/// of its attributes (set by `BUILD`), and any other call an opaque `.object`
 /// (optimizer states, argparse namespaces… are read past, not understood). Persistent ids
 /// (`BINPERSID`) of the form `('storage', StorageType, key, location, numel)` become
 /// `.storage` values that refer to `data/<key>` in the archive.
@@ -224,7 +225,14 @@ struct Unpickler {
                 let args = try pop(), cls = try pop()
                 try pushCall(cls, args)
             case 0x62:                                                  // BUILD 'b'
-                _ = try pop()                                           // state: ignored
+                // A TorchScript module (`__torch__.*`, an empty dict from `call`) takes its
+                // attribute dict as its contents; any other object's state is ignored.
+                let state = try pop()
+                if case .dict(let target) = try top().value, target.keys.isEmpty, case .dict(let attributes) = state.value {
+                    let items = zip(attributes.keys, attributes.values).flatMap { [($0, state.depth), ($1, state.depth)] }
+                    try setItems(items, in: target)
+                    raiseTopDepth(target.depth)
+                }
             default:
                 throw PickleError(message: String(format: "unsupported pickle opcode 0x%02X at byte %d", op, position - 1))
             }
@@ -318,6 +326,10 @@ struct Unpickler {
         case ("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state"):
             return argv.first ?? .none
         case ("collections", "OrderedDict"), ("builtins", "dict"), ("__builtin__", "dict"):
+            return .dict(PickleDict())
+        case (let m, _) where m == "__torch__" || m.hasPrefix("__torch__."):
+            // A TorchScript module object (`torch.jit.save`): its attributes arrive by BUILD
+            // as a dict; no class code is looked up or run.
             return .dict(PickleDict())
         default:
             return .object(callable: "\(module).\(name)")

@@ -38,7 +38,9 @@ public enum PyTorchCheckpoint {
         } catch let e as PickleError {
             throw CausalTuneError("weights file \(path): cannot read the pickled state dict (\(e.message))")
         }
-        guard let stateDict = findStateDict(root) else {
+        // TorchScript archives (they hold constants.pkl) pickle a module tree, not a state dict.
+        let torchScript = archive[prefix + "constants.pkl"] != nil
+        guard let stateDict = torchScript ? flattenedModules(root) : (findStateDict(root) ?? flattenedModules(root)) else {
             throw CausalTuneError("weights file \(path): no state dict of tensors found in the checkpoint")
         }
 
@@ -81,6 +83,26 @@ public enum PyTorchCheckpoint {
             if let inner = d[key], let found = findStateDict(inner) { return found }
         }
         return nil
+    }
+
+    /// A TorchScript archive (`torch.jit.save`, e.g. OpenAI's CLIP `.pt`) pickles nested
+    /// module objects: their tensors under dotted attribute paths (`visual.conv1.weight`),
+    /// nil when there is none.
+    static func flattenedModules(_ root: PickleValue) -> PickleDict? {
+        let out = PickleDict()
+        func walk(_ value: PickleValue, _ prefix: String) {
+            guard case .dict(let d) = value else { return }
+            for (key, v) in zip(d.keys, d.values) {
+                guard let name = key.string else { continue }
+                switch v {
+                case .tensor: out.set(.string(prefix + name), v)
+                case .dict: walk(v, prefix + name + ".")
+                default: break
+                }
+            }
+        }
+        walk(root, "")   // the unpickler bounds the nesting depth
+        return out.keys.isEmpty ? nil : out
     }
 
     /// Deflate cannot expand data by more than 1032:1; an entry claiming more is corrupt.
