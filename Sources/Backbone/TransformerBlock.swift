@@ -51,7 +51,9 @@ public final class TransformerBlock: Module {
             m.inputGradientsOnly = true
             ffn = .mlp(m)
         case .swiglu(let h, let subNorm):
-            ffn = .swiglu(SwiGLUFFN(channels: channels, hiddenChannels: h, subNormEps: subNorm ? a.normEps : nil))
+            let m = SwiGLUFFN(channels: channels, hiddenChannels: h, subNormEps: subNorm ? a.normEps : nil)
+            m.inputGradientsOnly = true
+            ffn = .swiglu(m)
         }
         ls2 = a.hasLayerScale ? LayerScale(channels: channels, initValue: 1) : nil
     }
@@ -141,7 +143,7 @@ public final class TransformerBlock: Module {
     var cachedElements: Int { x1Own.count }
 }
 
-/// The FFN of a block: GELU MLP (ViT-S/B/L) or SwiGLU (ViT-g).
+/// The FFN of a block: an MLP (DINOv2-S/B/L: GELU; CLIP: QuickGELU) or SwiGLU (DINOv2-g, EVA02).
 public enum FeedForwardLayer {
     case mlp(MLP)
     case swiglu(SwiGLUFFN)
@@ -170,9 +172,13 @@ public enum FeedForwardLayer {
         }
     }
 
-    /// Lends the block's scratch arena to the GELU MLP (SwiGLU keeps its own buffers).
+    /// Lends the block's scratch arena to the FFN.
     func lend(_ arena: ScratchArena, cachesInArena: Bool) {
-        if case .mlp(let m) = self {
+        switch self {
+        case .mlp(let m):
+            m.arena = arena
+            m.cachesInArena = cachesInArena
+        case .swiglu(let m):
             m.arena = arena
             m.cachesInArena = cachesInArena
         }

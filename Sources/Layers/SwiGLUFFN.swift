@@ -12,6 +12,11 @@ import Numerics
 /// Separate gate and value projections (EVA02 `w1`/`w2`, timm `fc1_g`/`fc1_x`) are loaded
 /// stacked into W12, gate rows first, so one product serves both.
 ///
+/// Memory (as `MLP`): the caches are x12, and h when the sub-LayerNorm's backward needs it;
+/// with `inputGradientsOnly` (a frozen backbone) h or LN(h), which only w3's weight gradient
+/// reads, and every backward work buffer are borrowed from `arena`; with `cachesInArena`
+/// the caches too.
+///
 /// with `H = (Int(mlpRatio·C · 2/3) + 7) / 8 · 8` (`hiddenSize(channels:)`: 4096 for C = 1536).
 /// The gate's math and gradient are in `Kernels.swiGLUForward/Backward`. Caches of the last
 /// forward: x12 [N, 2H] and h [N, H]; backward uses [N, H] and [N, 2H] scratch.
@@ -24,6 +29,16 @@ public final class SwiGLUFFN: Module {
     public let subNorm: LayerNorm?
     private var x12 = CacheBuffer(), hidden = CacheBuffer(), dHidden = CacheBuffer(), dX12 = CacheBuffer()
     private var normed = CacheBuffer(), dNormed = CacheBuffer()
+    /// The last forward's x12, h and LN(h) (own buffers or arena views).
+    private var x12Cache = Tensor(zeros: [0]), hiddenCache = Tensor(zeros: [0]), normedCache = Tensor(zeros: [0])
+
+    /// Lends the work buffers; nil: own buffers.
+    public var arena: ScratchArena?
+    /// Keep the caches in `arena` too.
+    public var cachesInArena = false
+    /// Only `backwardInput` will follow (frozen weights): what only w3's weight gradient
+    /// reads goes to the arena.
+    public var inputGradientsOnly = false
 
     /// DINOv2's hidden size for `mlpRatio · C` requested features: two thirds, rounded up to a
     /// multiple of 8.
@@ -55,11 +70,17 @@ public final class SwiGLUFFN: Module {
     public func forward(_ input: Tensor, into output: Tensor) {
         let n = rowCount(input, channels)
         precondition(output.count == input.count, "SwiGLUFFN: output \(output.shape) for input \(input.shape)")
-        let x = x12.ensure([n, 2 * hiddenChannels]), h = hidden.ensure([n, hiddenChannels])
+        let H = hiddenChannels
+        let x = cache(&x12, "swiglu.x12", [n, 2 * H])
+        // h is read back by the sub-LayerNorm's backward; without one only w3's weight gradient reads it.
+        let h = subNorm != nil || !inputGradientsOnly ? cache(&hidden, "swiglu.hidden", [n, H]) : work(&hidden, "swiglu.hidden", [n, H])
+        x12Cache = x
+        hiddenCache = h
         w12.forward(input, into: x)
-        Kernels.swiGLUForward(hidden: h.data, x12: x.data, rows: n, hiddenSize: hiddenChannels)
+        Kernels.swiGLUForward(hidden: h.data, x12: x.data, rows: n, hiddenSize: H)
         if let subNorm {
-            let hn = normed.ensure([n, hiddenChannels])
+            let hn = inputGradientsOnly ? work(&normed, "swiglu.normed", [n, H]) : cache(&normed, "swiglu.normed", [n, H])
+            normedCache = hn
             subNorm.forward(h, into: hn)
             w3.forward(hn, into: output)
         } else {
@@ -88,31 +109,46 @@ public final class SwiGLUFFN: Module {
 
     public func releaseCache() {
         x12.release(); hidden.release(); dHidden.release(); dX12.release(); normed.release(); dNormed.release()
+        x12Cache = Tensor(zeros: [0]); hiddenCache = Tensor(zeros: [0]); normedCache = Tensor(zeros: [0])
         subNorm?.releaseCache()
+    }
+
+    /// A work buffer: from the arena when there is one, else the layer's own.
+    private func work(_ own: inout CacheBuffer, _ key: String, _ shape: [Int]) -> Tensor {
+        if let arena { own.release(); return arena.tensor(key, shape) }
+        return own.ensure(shape)
+    }
+
+    /// A cache: from the arena with `cachesInArena`, else the layer's own.
+    private func cache(_ own: inout CacheBuffer, _ key: String, _ shape: [Int]) -> Tensor {
+        if cachesInArena, let arena { own.release(); return arena.tensor(key, shape) }
+        return own.ensure(shape)
     }
 
     private func x12Gradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
         let n = rowCount(input, channels)
         precondition(dOutput.count == input.count, "SwiGLUFFN: dOutput \(dOutput.shape) for input \(input.shape)")
-        precondition(x12.tensor.shape == [n, 2 * hiddenChannels], "SwiGLUFFN: backward without a matching forward")
-        let dh = dHidden.ensure([n, hiddenChannels]), dx = dX12.ensure([n, 2 * hiddenChannels])
+        precondition(x12Cache.shape == [n, 2 * hiddenChannels], "SwiGLUFFN: backward without a matching forward")
+        precondition(frozen || !inputGradientsOnly, "SwiGLUFFN: full backward of a layer set to inputGradientsOnly")
+        let H = hiddenChannels
+        let dh = work(&dHidden, "swiglu.dHidden", [n, H]), dx = work(&dX12, "swiglu.dX12", [n, 2 * H])
         if let subNorm {
             // dh = LNᵀ(W3ᵀ dy) at the cached statistics.
-            let dhn = dNormed.ensure([n, hiddenChannels])
-            if !frozen { w3.backward(dOutput: dOutput, input: normed.tensor, dInput: nil) }
+            let dhn = work(&dNormed, "swiglu.dNormed", [n, H])
+            if !frozen { w3.backward(dOutput: dOutput, input: normedCache, dInput: nil) }
             w3.inputGradient(dOutput: dOutput, into: dhn, accumulate: false)
             dh.zero()
             if frozen {
-                subNorm.backwardInput(dOutput: dhn, input: hidden.tensor, dInput: dh)
+                subNorm.backwardInput(dOutput: dhn, input: hiddenCache, dInput: dh)
             } else {
-                subNorm.backward(dOutput: dhn, input: hidden.tensor, dInput: dh)
+                subNorm.backward(dOutput: dhn, input: hiddenCache, dInput: dh)
             }
         } else {
-            if !frozen { w3.backward(dOutput: dOutput, input: hidden.tensor, dInput: nil) }
+            if !frozen { w3.backward(dOutput: dOutput, input: hiddenCache, dInput: nil) }
             w3.inputGradient(dOutput: dOutput, into: dh, accumulate: false)
         }
         dx.zero()
-        Kernels.swiGLUBackward(dX12: dx.data, dHidden: dh.data, x12: x12.tensor.data, rows: n, hiddenSize: hiddenChannels)
+        Kernels.swiGLUBackward(dX12: dx.data, dHidden: dh.data, x12: x12Cache.data, rows: n, hiddenSize: H)
         return dx
     }
 }
