@@ -177,7 +177,7 @@ enum HDF5Preflight {
         var sleep: useconds_t = 1_000
         while process.isRunning && Date() < end {
             usleep(sleep)
-            sleep = min(sleep * 2, 50_000)
+            sleep = min(sleep * 2, 10_000)
         }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
