@@ -35,6 +35,7 @@ struct BenchCommand: ParsableCommand {
         let comm = Communicator.make()
         comm.run {
             let cfg = try ExperimentConfig.load(path: config, overrides: overrides)
+            try HDF5Preflight.check(.weights(of: cfg), comm: comm)
             let bench = try TrainingBenchmark(config: cfg, communicator: comm)
             let result = bench.run(steps: steps, warmup: warmup, peakSize: peakSize)
             if comm.isRoot {

@@ -40,6 +40,7 @@ struct EvaluateCommand: ParsableCommand {
             var sets = overrides
             if let w = workDir { sets.append("output.work_dir=\(w)") }
             let cfg = try ExperimentConfig.load(path: config, overrides: sets)
+            try HDF5Preflight.check(.checkpoint(checkpoint), .weights(of: cfg), comm: comm)
             let log = comm.isRoot ? RunLog.console() : RunLog.silent()
             // Rank 0 alone writes the pictures (the evaluator gathers every prediction there).
             let pictures = try savePred.flatMap { comm.isRoot ? try PredictionPictures(directory: $0) : nil }

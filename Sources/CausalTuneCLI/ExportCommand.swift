@@ -42,6 +42,7 @@ struct ExportCommand: ParsableCommand {
             if ReinCheckpoint.handles(checkpoint) {
                 throw CausalTuneError("--checkpoint \(checkpoint): already a PyTorch / safetensors file; export reads our HDF5 checkpoint")
             }
+            try HDF5Preflight.check(.checkpoint(checkpoint))
             let reader = try Checkpoint.Reader(path: checkpoint)
             let names = try reader.parameterNames()
             guard !names.isEmpty else { throw CausalTuneError("\(checkpoint): no /params to export") }

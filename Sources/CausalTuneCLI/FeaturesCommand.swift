@@ -50,6 +50,7 @@ struct FeaturesCommand: ParsableCommand {
                 throw CausalTuneError("--fit: '\(fit)' is not crop or stretch")
             }
             let cfg = try ExperimentConfig.load(path: config, overrides: overrides)
+            try HDF5Preflight.check(.checkpoint(checkpoint), .weights(of: cfg))
             var settings = BackboneSettings(cfg)
             settings.recompute = false   // no backward here
             if let checkpoint, (try? WeightFile.detectFormat(checkpoint)) == .hdf5 {

@@ -20,6 +20,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         do {
+            try HDF5Preflight.check([.init(path: file, kind: .any)])
             for line in try Inspection.describe(file) { print(line) }
         } catch let e as CausalTuneError {
             fputs(e.message + "\n", stderr)

@@ -63,6 +63,7 @@ struct PredictCommand: ParsableCommand {
             let kinds = try PredictionOutput.parseKinds(save)
             guard !inputs.isEmpty else { throw CausalTuneError("predict: no INPUT given (image files, folders or globs)") }
             let cfg = try ExperimentConfig.load(path: config, overrides: overrides)
+            try HDF5Preflight.check(.checkpoint(checkpoint), .weights(of: cfg), comm: comm)
             let testScale: (width: Int, height: Int)?
             if let scale {
                 testScale = try TestScale.parse(scale, what: "--scale").evaluatorScale

@@ -67,6 +67,7 @@ struct SweepCommand: ParsableCommand {
                     continue
                 }
                 if comm.isRoot { print("sweep \(label): training in \(p.workDir)") }
+                try HDF5Preflight.check(.weights(of: cfg), .best(of: cfg), comm: comm)
                 Trainer.configureThreads(comm)
                 let trainer = try Trainer(config: cfg, communicator: comm)
                 try trainer.run()

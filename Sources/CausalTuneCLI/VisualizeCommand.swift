@@ -50,6 +50,7 @@ struct VisualizeCommand: ParsableCommand {
 
         func run() throws {
             try VisualizeCommand.reportingErrors {
+                try HDF5Preflight.check([.init(path: dump, kind: .dump)])
                 let d = try FeatureDump(path: dump)
                 let written = try FeaturePictures.write(dump: d, layers: try VisualizeCommand.parseLayers(layers), outDir: out)
                 for p in written { print(p) }
@@ -68,6 +69,7 @@ struct VisualizeCommand: ParsableCommand {
 
         func run() throws {
             try VisualizeCommand.reportingErrors {
+                try HDF5Preflight.check([.init(path: dump, kind: .dump)])
                 let d = try FeatureDump(path: dump)
                 let e = try FeaturePictures.bandEnergies(dump: d, layers: try VisualizeCommand.parseLayers(layers))
                 print(FeaturePictures.bandTable(e))
