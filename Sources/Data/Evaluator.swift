@@ -23,7 +23,8 @@ import Numerics
 import Distributed
 import Support
 
-/// A segmentation network for evaluation: normalised image [1, 3, h, w] → logits [1, K, h, w].
+/// A segmentation network for evaluation: normalised windows [n, 3, h, w] → logits [n, K, h, w]
+/// (n = 1 unless the `SlidingWindow`'s `batch` allows more).
 public typealias SegmentationModel = (Tensor) throws -> Tensor
 
 /// Receives an evaluated image (on rank 0 only, every image of the split once, in index
@@ -38,6 +39,9 @@ public struct SlidingWindow: Sendable {
     public var cropWidth: Int, cropHeight: Int, strideWidth: Int, strideHeight: Int
     /// `model.backbone.normalize`.
     public var normalization: ImageNormalization = .imagenet
+    /// How many windows of one image go to the model in one call (`[n, 3, h, w]`, n ≤ batch;
+    /// 1: one window per call). The sum over windows runs in window order either way.
+    public var batch: Int = 1
     /// The reference: 512×512 windows, stride 341.
     public init(crop: Int = 512, stride: Int = 341) {
         cropWidth = crop; cropHeight = crop; strideWidth = stride; strideHeight = stride
@@ -101,34 +105,46 @@ public struct EvaluationReport: Sendable {
 }
 
 public enum Evaluator {
-    /// Sliding-window logits for one normalised image `x` [1, 3, h, w] → [1, K, h, w].
+    /// Sliding-window logits for one normalised image `x` [1, 3, h, w] → [1, K, h, w]. Runs of
+    /// consecutive windows of the same size (in mmseg every window of an image has the same
+    /// size) go to the model `window.batch` at a time; the logits are summed in window order.
     public static func slideInference(_ x: Tensor, numClasses K: Int, window: SlidingWindow,
                                       model: SegmentationModel) throws -> Tensor {
         precondition(x.shape.count == 4 && x.shape[0] == 1 && x.shape[1] == 3)
         let h = x.shape[2], w = x.shape[3]
         let sum = Tensor(zeros: [1, K, h, w])
         var count = [Float](repeating: 0, count: h * w)
-        for win in window.windows(height: h, width: w) {
-            let ch = win.y2 - win.y1, cw = win.x2 - win.x1
-            let crop = Tensor(zeros: [1, 3, ch, cw])
-            for c in 0..<3 { for y in 0..<ch {
-                (crop.data + (c * ch + y) * cw).update(from: x.data + (c * h + win.y1 + y) * w + win.x1, count: cw)
-            } }
-            let out = try model(crop)
-            guard out.shape == [1, K, ch, cw] else {
-                throw CausalTuneError("model returned logits of shape \(out.shape) for a window of \(ch)x\(cw) (expected [1, \(K), \(ch), \(cw)])")
+        let wins = window.windows(height: h, width: w)
+        var first = 0
+        while first < wins.count {
+            let ch = wins[first].y2 - wins[first].y1, cw = wins[first].x2 - wins[first].x1
+            var end = first + 1
+            while end < wins.count && end - first < max(1, window.batch)
+                    && wins[end].y2 - wins[end].y1 == ch && wins[end].x2 - wins[end].x1 == cw { end += 1 }
+            let n = end - first
+            let crop = Tensor(zeros: [n, 3, ch, cw])
+            for (b, win) in wins[first..<end].enumerated() {
+                for c in 0..<3 { for y in 0..<ch {
+                    (crop.data + ((b * 3 + c) * ch + y) * cw).update(from: x.data + (c * h + win.y1 + y) * w + win.x1, count: cw)
+                } }
             }
-            for k in 0..<K { for y in 0..<ch {
-                let d = sum.data + (k * h + win.y1 + y) * w + win.x1, s = out.data + (k * ch + y) * cw
-                for i in 0..<cw { d[i] += s[i] }
-            } }
-            for y in win.y1..<win.y2 { for x0 in win.x1..<win.x2 { count[y * w + x0] += 1 } }
+            let out = try model(crop)
+            guard out.shape == [n, K, ch, cw] else {
+                throw CausalTuneError("model returned logits of shape \(out.shape) for \(n) window(s) of \(ch)x\(cw) (expected [\(n), \(K), \(ch), \(cw)])")
+            }
+            for (b, win) in wins[first..<end].enumerated() {
+                for k in 0..<K { for y in 0..<ch {
+                    let d = sum.data + (k * h + win.y1 + y) * w + win.x1, s = out.data + ((b * K + k) * ch + y) * cw
+                    for i in 0..<cw { d[i] += s[i] }
+                } }
+                for y in win.y1..<win.y2 { for x0 in win.x1..<win.x2 { count[y * w + x0] += 1 } }
+            }
+            first = end
         }
         for k in 0..<K { for i in 0..<(h * w) { sum.data[k * h * w + i] /= count[i] } }
         return sum
     }
 
-    /// Per-pixel argmax over K of [1, K, h, w] → train ids (first maximum wins, as torch).
     public static func argmax(_ logits: Tensor) -> LabelMap {
         let K = logits.shape[1], h = logits.shape[2], w = logits.shape[3], n = h * w
         var out = [UInt8](repeating: 0, count: n)

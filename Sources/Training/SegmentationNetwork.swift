@@ -188,29 +188,39 @@ public final class SegmentationNetwork {
 
     // MARK: inference
 
-    /// Logits `[1, K, h, w]` for a normalised window `[1, 3, h, w]` with h, w ≤ S: the
-    /// window is zero-padded (bottom/right) to S×S, run, and the logits cropped back.
+    /// Logits `[n, K, h, w]` for normalised windows `[n, 3, h, w]` with h, w ≤ S: the windows
+    /// are zero-padded (bottom/right) to S×S, run as one batch (backbone without its backward
+    /// caches), and the logits cropped back.
     public func logits(window: Tensor) throws -> Tensor {
-        let S = inputSize, h = window.shape[2], w = window.shape[3], K = head.numClasses
+        let S = inputSize, n = window.shape[0], h = window.shape[2], w = window.shape[3], K = head.numClasses
         guard h <= S && w <= S else {
             throw CausalTuneError("evaluation window \(h)x\(w) is larger than model.backbone.image_size \(S)")
         }
         var input = window
         if h != S || w != S {
-            input = Tensor(zeros: [1, 3, S, S])
-            for c in 0..<3 { for y in 0..<h {
-                (input.data + (c * S + y) * S).update(from: window.data + (c * h + y) * w, count: w)
+            input = Tensor(zeros: [n, 3, S, S])
+            for bc in 0..<(n * 3) { for y in 0..<h {
+                (input.data + (bc * S + y) * S).update(from: window.data + (bc * h + y) * w, count: w)
             } }
         }
-        backbone.forward(input)
-        let feats = extractFeatures(batch: 1)
+        PhaseTimer.measure("window.backbone") { backbone.forward(input, forBackward: false) }
+        let feats = extractFeatures(batch: n)
         setLinkTokens()
-        let full = head.predict(features: feats, grid: grid, size: (S, S))
+        let full = PhaseTimer.measure("window.head") { head.predict(features: feats, grid: grid, size: (S, S)) }
         if h == S && w == S { return full }
-        let out = Tensor(zeros: [1, K, h, w])
-        for k in 0..<K { for y in 0..<h {
-            (out.data + (k * h + y) * w).update(from: full.data + (k * S + y) * S, count: w)
+        let out = Tensor(zeros: [n, K, h, w])
+        for bk in 0..<(n * K) { for y in 0..<h {
+            (out.data + (bk * h + y) * w).update(from: full.data + (bk * S + y) * S, count: w)
         } }
         return out
+    }
+
+    /// Windows per `logits(window:)` call in evaluation (`SlidingWindow.batch`): the
+    /// mask2former head runs the windows of an image as one batch (its products are larger,
+    /// ≈ 2× faster on the synthetic benchmark — README "Mask2Former head"), as many as keep the
+    /// upsampled mask logits [n, Q, S, S] within 2^26 floats (256 MB); the linear head one.
+    public var evaluationBatch: Int {
+        guard let m2f = head as? Mask2FormerDecodeHead else { return 1 }
+        return Swift.max(1, Swift.min(8, (1 << 26) / Swift.max(1, m2f.head.queries * inputSize * inputSize)))
     }
 }

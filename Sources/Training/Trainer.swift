@@ -235,6 +235,7 @@ public final class Trainer {
         let s = network.inputSize
         var window = SlidingWindow(crop: s, stride: max(1, (2 * s) / 3))
         window.normalization = network.config.model.backbone.normalize == .clip ? .clip : .imagenet
+        window.batch = network.evaluationBatch
         return window
     }
 

@@ -48,6 +48,37 @@ final class EvaluatorTests: XCTestCase {
         for xx in 0..<8 { XCTAssertEqual(out.data[xx], expect[xx], accuracy: 1e-6) }
     }
 
+    /// `SlidingWindow.batch`: the windows of an image go to the model up to `batch` at a time
+    /// ([n, 3, h, w]), and the averaged logits are the same bits as one window per call.
+    func testBatchedWindowsSumTheSameBits() throws {
+        var rng = RandomGenerator(seed: 5)
+        let x = Tensor(zeros: [1, 3, 13, 23]); rng.fillNormal(x)
+        var window = SlidingWindow(cropWidth: 6, cropHeight: 5, strideWidth: 4, strideHeight: 3)
+        var sizes: [Int] = []
+        // per window: the pixel model plus a window-dependent offset (its first value)
+        let model: SegmentationModel = { t in
+            let n = t.shape[0], h = t.shape[2], w = t.shape[3], K = 19
+            sizes.append(n)
+            let out = Tensor(zeros: [n, K, h, w])
+            for b in 0..<n {
+                let one = Tensor(zeros: [1, 3, h, w])
+                one.data.update(from: t.data + b * 3 * h * w, count: 3 * h * w)
+                let l = try Self.pixelModel(one)
+                for i in 0..<(K * h * w) { out.data[b * K * h * w + i] = l.data[i] * 0.37 + t.data[b * 3 * h * w] }
+            }
+            return out
+        }
+        let single = try Evaluator.slideInference(x, numClasses: 19, window: window, model: model)
+        let count = sizes.count
+        XCTAssertEqual(sizes, [Int](repeating: 1, count: count))
+        sizes = []
+        window.batch = 4
+        let batched = try Evaluator.slideInference(x, numClasses: 19, window: window, model: model)
+        XCTAssertEqual(sizes.reduce(0, +), count)
+        XCTAssertEqual(sizes.max(), 4)
+        XCTAssertEqual(single.array, batched.array)
+    }
+
     func makeFolder(_ dir: String, count: Int) throws {
         var rng = RandomGenerator(seed: 8)
         for n in 0..<count {

@@ -151,8 +151,8 @@ public final class Mask2FormerDecodeHead: DecodeHead {
     public func zeroLinkTokensGradient() { linkTokensGradient.zero() }
 
     public func predict(features: [Tensor], grid: (h: Int, w: Int), size: (h: Int, w: Int)) -> Tensor {
-        let maps = multiScale(features, grid: grid)
-        head.forward(features: maps, tokens: tokensForForward())
-        return head.semanticLogits(size: size)
+        let maps = PhaseTimer.measure("head.multiScale") { multiScale(features, grid: grid) }
+        PhaseTimer.measure("head.forward") { _ = head.forward(features: maps, tokens: tokensForForward()) }
+        return PhaseTimer.measure("head.semanticLogits") { head.semanticLogits(size: size) }
     }
 }

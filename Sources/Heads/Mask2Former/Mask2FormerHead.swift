@@ -205,7 +205,7 @@ public final class Mask2FormerHead: Module {
             p = queryEmbed!.value
             x0 = queryFeat!.value
         }
-        maskFeatures = pixelDecoder.forward(features)
+        maskFeatures = PhaseTimer.measure("m2f.pixelDecoder") { pixelDecoder.forward(features) }
         let shapes = pixelDecoder.shapes, starts = DeformableAttentionCore.levelStarts(shapes)
         let memory = pixelDecoder.memory, S = memory.count / (B * D)
         levelInputs = []; levelPos = []
@@ -222,15 +222,15 @@ public final class Mask2FormerHead: Module {
         let first = Tensor(zeros: [B, Q, D])
         for b in 0..<B { (first.data + b * Q * D).update(from: x0.data, count: Q * D) }
         xs = [first]
-        var (pred, _) = predict(first)
+        var (pred, _) = PhaseTimer.measure("m2f.predict") { predict(first) }
         predictions = [pred]
         for (i, layer) in layers.enumerated() {
             let l = i % 3
-            let mask = attentionMask(pred.maskLogits, level: l)
+            let mask = PhaseTimer.measure("m2f.attentionMask") { attentionMask(pred.maskLogits, level: l) }
             let out = Tensor(zeros: [B, Q, D])
-            layer.forward(query: xs[i], queryPos: p, memory: levelInputs[l], memoryPos: levelPos[l], mask: mask, into: out)
+            PhaseTimer.measure("m2f.decoderLayer") { layer.forward(query: xs[i], queryPos: p, memory: levelInputs[l], memoryPos: levelPos[l], mask: mask, into: out) }
             xs.append(out)
-            (pred, _) = predict(out)
+            (pred, _) = PhaseTimer.measure("m2f.predict") { predict(out) }
             predictions.append(pred)
         }
         return predictions
@@ -316,9 +316,9 @@ public final class Mask2FormerHead: Module {
         let (B, Q, K1) = (pred.classLogits.shape[0], pred.classLogits.shape[1], pred.classLogits.shape[2])
         let K = K1 - 1, hw = size.h * size.w
         let up = Tensor(zeros: [B, Q, size.h, size.w])
-        Resample.bilinear(pred.maskLogits, into: up)
+        PhaseTimer.measure("sem.upsample") { Resample.bilinear(pred.maskLogits, into: up) }
         let upp = up.data
-        Parallel.forEach(up.count, grain: Kernels.elementGrain) { r in for i in r { upp[i] = 1 / (1 + expf(-upp[i])) } }
+        PhaseTimer.measure("sem.sigmoid") { Parallel.forEach(up.count, grain: Kernels.elementGrain) { r in for i in r { upp[i] = 1 / (1 + expf(-upp[i])) } } }
         let probs = pred.classLogits.clone()
         Kernels.softmaxRows(probs.data, rows: B * Q, cols: K1)
         let out = Tensor(zeros: [B, K, size.h, size.w])

@@ -152,7 +152,7 @@ public final class PixelDecoder: Module {
             }
         }
         for (k, layer) in encoder.enumerated() {
-            layer.forward(tokens[k], pos: pos, reference: reference, shapes: shapes, into: tokens[k + 1])
+            PhaseTimer.measure("pd.encoderLayer") { layer.forward(tokens[k], pos: pos, reference: reference, shapes: shapes, into: tokens[k + 1]) }
         }
         // Stride-8 memory as a map, upsampled to stride 4 and added to the lateral conv.
         let (h8, w8) = shapes[2]
@@ -160,13 +160,13 @@ public final class PixelDecoder: Module {
         for b in 0..<B {
             Kernels.transpose(memory.data + (b * S + starts[2]) * C, rows: h8 * w8, cols: C, into: map8.data + b * C * h8 * w8)
         }
-        let lateral = lateralConv.forward(features[0])
+        let lateral = PhaseTimer.measure("pd.lateral") { lateralConv.forward(features[0]) }
         y = Tensor(zeros: lateral.shape)
         Resample.bilinear(map8, into: y)
         Kernels.axpy(1, lateral, y)
-        out4 = outputConv.forward(y).clone()
+        out4 = PhaseTimer.measure("pd.outputConv") { outputConv.forward(y).clone() }
         let mf = Tensor(zeros: out4.shape)
-        maskFeature.forward(out4, into: mf)
+        PhaseTimer.measure("pd.maskFeature") { maskFeature.forward(out4, into: mf) }
         return mf
     }
 
