@@ -22,6 +22,16 @@ public enum BLAS {
 
     private static let singleThreaded: Void = { ct_blas_set_threads(1) }()
 
+    /// The kernel family OpenBLAS runs (`OPENBLAS_CORETYPE` overrides its CPUID choice).
+    public static var coreName: String { String(cString: ct_blas_core_name()) }
+
+    /// Generic kernels that leave most of a modern CPU's speed unused (what OpenBLAS falls
+    /// back to when a VM masks the CPU model).
+    public static var runsGenericKernels: Bool {
+        ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "coppermine", "northwood", "banias"]
+            .contains(coreName.lowercased())
+    }
+
     /// `C = alpha · op(A) · op(B) + beta · C` with row-major `A` (m×k after `op`),
     /// `B` (k×n after `op`), `C` (m×n) and explicit leading dimensions.
     ///

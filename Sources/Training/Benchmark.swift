@@ -63,6 +63,7 @@ public final class TrainingBenchmark {
                 ("head_forward", .double(flops.headForward / 1e9)), ("head_backward", .double(flops.headBackward / 1e9)),
             ])))
             fields.append(("head_flops_counted", .bool(flops.headCounted)))
+            fields.append(("blas_core", .string(BLAS.coreName)))
             fields.append(("batch", .int(batch)))
             fields.append(("world", .int(world)))
             fields.append(("threads", .int(threads)))
@@ -80,6 +81,9 @@ public final class TrainingBenchmark {
                            stepSecondsMedian, stepSeconds.count, imagesPerSecond, gflopPerStep, gflops, sgemmPeakGFLOPs,
                            100 * gflops / sgemmPeakGFLOPs, peakRSSMegabytes)
             s += String(format: "  CPU time %.4f s per step (all threads)\n", cpuSecondsMedian)
+            s += "  OpenBLAS kernels: \(BLAS.coreName)"
+            s += BLAS.runsGenericKernels ? " — generic ones: set OPENBLAS_CORETYPE (SkylakeX on AVX-512 CPUs, Haswell on AVX2; launch/env.sh does)\n" : "\n"
+
             for (k, v) in split {
                 s += "  " + k.padding(toLength: 18, withPad: " ", startingAt: 0)
                     + String(format: " %8.4f s  %5.1f %%\n", v, 100 * v / stepSecondsMedian)
