@@ -145,6 +145,7 @@ public enum Evaluator {
         return sum
     }
 
+    /// Per-pixel argmax over K of [1, K, h, w] → train ids (first maximum wins, as torch).
     public static func argmax(_ logits: Tensor) -> LabelMap {
         let K = logits.shape[1], h = logits.shape[2], w = logits.shape[3], n = h * w
         var out = [UInt8](repeating: 0, count: n)
