@@ -1,7 +1,7 @@
 import Layers
 import Numerics
 
-/// The shape of a frozen ViT backbone (reference §Backbone, §Other backbones). Three
+/// The shape of a frozen ViT backbone (reference §Backbone, "EVA02 and CLIP"). Three
 /// families share one transformer (`VisionTransformer`, `TransformerBlock`) and differ in
 /// the parts below:
 ///

@@ -2,7 +2,7 @@ import Foundation
 import Layers
 import Numerics
 
-/// The frozen ViT backbone — DINOv2, EVA02 or CLIP (reference §Backbone, §Other backbones) —
+/// The frozen ViT backbone — DINOv2, EVA02 or CLIP (reference §Backbone, "EVA02 and CLIP") —
 /// with a `BlockAdapter` hook after every block.
 ///
 ///     p      = PatchEmbed(img)                       img [B, 3, H, W] → p [B, N, C], N = h·w
