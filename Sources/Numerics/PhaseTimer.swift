@@ -14,7 +14,7 @@ public enum PhaseTimer {
     nonisolated(unsafe) private static var order: [String] = []
     private static let lock = NSLock()
 
-    @inline(__always)
+    @inline(__always) @discardableResult
     public static func measure<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
         if !enabled { return try body() }
         let t0 = DispatchTime.now().uptimeNanoseconds
