@@ -79,7 +79,7 @@ struct FeaturesCommand: ParsableCommand {
             }
             try FeatureExtraction.dump(model: model, images: images, layers: selected, config: cfg.yaml, to: out,
                                        load: { try FeatureDumpInput.load($0, fit: fitMode) }, hook: hook,
-                                       normalization: cfg.model.backbone.normalize == .clip ? .clip : .imagenet)
+                                       normalization: cfg.model.backbone.normalization)
             print("features: \(images.count) image(s), layers \(selected.map(String.init).joined(separator: ",")), grid \(model.grid.h)x\(model.grid.w) → \(out)")
         } catch let e as CausalTuneError {
             fputs(e.message + "\n", stderr)

@@ -172,6 +172,8 @@ public struct ExperimentConfig: Equatable, Sendable {
         public let positionInterpolation: PositionInterpolation
         /// Whether `weights` is `random`.
         public var randomWeights: Bool { weights == "random" }
+        /// The statistics `normalize` names.
+        public var normalization: ImageNormalization { normalize == .clip ? .clip : .imagenet }
         init(_ r: ConfigReader) {
             arch = r.string("arch")
             weights = r.string("weights")

@@ -234,7 +234,7 @@ public final class Trainer {
     public static func slidingWindow(for network: SegmentationNetwork) -> SlidingWindow {
         let s = network.inputSize
         var window = SlidingWindow(crop: s, stride: max(1, (2 * s) / 3))
-        window.normalization = network.config.model.backbone.normalize == .clip ? .clip : .imagenet
+        window.normalization = network.config.model.backbone.normalization
         window.batch = network.evaluationBatch
         return window
     }
@@ -280,7 +280,7 @@ public final class Trainer {
         }
         var pipe = PipelineOptions.reference(for: trainSet, crop: crop, augment: config.data.augment == .full)
         pipe.cropWidth = crop; pipe.cropHeight = crop
-        pipe.normalization = config.model.backbone.normalize == .clip ? .clip : .imagenet
+        pipe.normalization = config.model.backbone.normalization
         let sampler = ShardedSampler(datasetCount: trainSet.count, batchSize: t.batchSize, seed: UInt64(t.seed),
                                      rank: comm.rank, worldSize: comm.size)
         let loader = BatchLoader(dataset: trainSet, options: pipe, sampler: sampler, startStep: step)
