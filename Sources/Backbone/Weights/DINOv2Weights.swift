@@ -69,13 +69,7 @@ extension BackboneWeights {
             guard q.0.shape == k.0.shape, q.0.shape == v.0.shape else {
                 throw CausalTuneError("weights file \(file.path): query/key/value of '\(target)' differ in shape (\(q.0.shape), \(k.0.shape), \(v.0.shape))")
             }
-            var shape = q.0.shape
-            shape[0] *= 3
-            let fused = Tensor(zeros: shape)
-            for (i, part) in [q.0, k.0, v.0].enumerated() {
-                (fused.data + i * part.count).update(from: part.data, count: part.count)
-            }
-            tensors[target] = fused
+            tensors[target] = try stack([q.0, k.0, v.0], name: target, path: file.path)
             dtypes[target] = q.1
         }
         // timm: a pos_embed without the cls entry (G² rows) gets a zero cls position.

@@ -101,38 +101,4 @@ extension BackboneWeights {
         return BackboneWeights(path: file.path, format: file.format, tensors: tensors, dtypes: dtypes,
                                naming: timm ? "timm" : "official", family: .eva02)
     }
-
-    /// The file's (name, tensor, dtype) triples with the first matching wrapper prefix
-    /// removed (only the keys under it are kept: a training checkpoint also holds a head).
-    static func strippedPairs(_ file: WeightFile, prefixes: [String]) -> [(String, Tensor, String)] {
-        var pairs: [(String, Tensor, String)] = file.names.map { ($0, file.tensors[$0]!, file.dtypes[$0] ?? "float32") }
-        for prefix in prefixes where pairs.contains(where: { $0.0.hasPrefix(prefix) }) {
-            pairs = pairs.filter { $0.0.hasPrefix(prefix) }.map { (String($0.0.dropFirst(prefix.count)), $0.1, $0.2) }
-        }
-        return pairs
-    }
-
-    static func insert(_ name: String, _ tensor: Tensor, _ dtype: String, into tensors: inout [String: Tensor],
-                       _ dtypes: inout [String: String], path: String) throws {
-        if tensors[name] != nil {
-            throw CausalTuneError("weights file \(path): tensor '\(name)' appears twice (under two namings)")
-        }
-        tensors[name] = tensor
-        dtypes[name] = dtype
-    }
-
-    /// Concatenates tensors along their first dimension (all other dimensions equal).
-    static func stack(_ parts: [Tensor], name: String, path: String) throws -> Tensor {
-        let rest = Array(parts[0].shape.dropFirst())
-        guard parts[0].rank >= 1, parts.allSatisfy({ $0.rank == parts[0].rank && Array($0.shape.dropFirst()) == rest }) else {
-            throw CausalTuneError("weights file \(path): the parts of '\(name)' have shapes \(parts.map(\.shape)), which do not stack")
-        }
-        let out = Tensor(zeros: [parts.reduce(0) { $0 + $1.shape[0] }] + rest)
-        var offset = 0
-        for p in parts {
-            (out.data + offset).update(from: p.data, count: p.count)
-            offset += p.count
-        }
-        return out
-    }
 }
