@@ -9,8 +9,6 @@ import XCTest
 /// block's tokens for every weight naming and both EVA02 block layouts, the frozen backward,
 /// and the load-time resampling (Fixtures/make_family_fixtures.py).
 final class BackboneFamilyParityTests: XCTestCase {
-    private let tolerance: Float = 1e-4
-
     /// Tiny fixture architectures: C = 32, 2 heads, 2 blocks.
     static let eva02Fused = BackboneArchitecture(name: "tiny_eva02", family: .eva02, channels: 32, depth: 2, heads: 2,
                                                  feedForward: .swiglu(hidden: 85, subNorm: false), registers: 0)
@@ -20,58 +18,27 @@ final class BackboneFamilyParityTests: XCTestCase {
                                            feedForward: .mlp(hidden: 128, activation: .quickGELU), registers: 0,
                                            nativePatchSize: 16)
 
-    @discardableResult
-    private func assertParity(_ weights: String, _ reference: String, _ arch: BackboneArchitecture, recompute: Bool = false,
-                              interpolation: VisionTransformer.PositionInterpolation = .converter,
-                              file: StaticString = #filePath, line: UInt = #line) throws -> (VisionTransformer, WeightFile) {
-        let ref = try Fixtures.reference(reference)
-        let image = Int(ref.metadata["image_size"]!)!, patch = Int(ref.metadata["patch_size"]!)!
-        let model = VisionTransformer(architecture: arch, imageSize: image, patchSize: patch, recompute: recompute)
-        let loaded = try BackboneWeights.read(Fixtures.path(weights))
-        XCTAssertEqual(loaded.family, arch.family, "\(weights): family", file: file, line: line)
-        try model.load(loaded, positionInterpolation: interpolation)
-        model.forward(ref.tensors["input"]!)
-        for i in 0..<arch.depth {
-            let expected = ref.tensors["block_\(i)"]!
-            XCTAssertEqual(model.output(ofBlock: i).shape, expected.shape, file: file, line: line)
-            let err = relativeError(model.output(ofBlock: i), expected)
-            XCTAssertLessThan(err, tolerance, "\(weights) vs ref_\(reference) block \(i): relative error \(err)", file: file, line: line)
-        }
-        return (model, ref)
-    }
-
-    private func assertBackward(_ weights: String, _ reference: String, _ arch: BackboneArchitecture,
-                                file: StaticString = #filePath, line: UInt = #line) throws {
-        for recompute in [false, true] {
-            let (model, ref) = try assertParity(weights, reference, arch, recompute: recompute, file: file, line: line)
-            var grads: [Int: Tensor] = [:]
-            for i in 0..<arch.depth { grads[i] = ref.tensors["dout_\(i)"]! }
-            let err = relativeError(model.backward(outputGradients: grads), ref.tensors["dtokens"]!)
-            XCTAssertLessThan(err, tolerance, "\(weights) recompute=\(recompute): dL/dx0 relative error \(err)", file: file, line: line)
-        }
-    }
-
     // MARK: EVA02
 
     func testEVA02FusedLayoutMatchesPyTorchInOfficialAndTimmNaming() throws {
         for file in ["eva02_fused.pth", "eva02_fused_timm.safetensors"] {
-            try assertParity(file, "eva02_fused_56", Self.eva02Fused)
+            try Fixtures.assertParity(file, "eva02_fused_56", Self.eva02Fused)
         }
     }
 
     func testEVA02SplitLayoutMatchesPyTorchInEveryNaming() throws {
         for file in ["eva02_split.pth", "eva02_split_timm.safetensors", "eva02_split_rein.pth"] {
-            try assertParity(file, "eva02_split_56", Self.eva02Split)
+            try Fixtures.assertParity(file, "eva02_split_56", Self.eva02Split)
         }
     }
 
     func testEVA02FrozenBackwardMatchesAutograd() throws {
-        try assertBackward("eva02_split_timm.safetensors", "eva02_split_56", Self.eva02Split)
+        try Fixtures.assertFrozenBackward("eva02_split_timm.safetensors", "eva02_split_56", Self.eva02Split)
     }
 
     func testEVA02ResamplesPositionsAndKernelAndRecomputesTheRotaryTable() throws {
         // Position grid 4×4 → 5×5, kernel 14 → 16, RoPE coordinates i·16/5.
-        let (model, _) = try assertParity("eva02_split.pth", "eva02_split_p16_80", Self.eva02Split)
+        let (model, _) = try Fixtures.assertParity("eva02_split.pth", "eva02_split_p16_80", Self.eva02Split)
         XCTAssertEqual(model.patchEmbed.weight.shape, [32, 3, 16, 16])
         XCTAssertTrue(model.rotary!.grid == (5, 5))
     }
@@ -96,19 +63,19 @@ final class BackboneFamilyParityTests: XCTestCase {
     func testCLIPMatchesPyTorchInEveryNaming() throws {
         for file in ["clip_hf.safetensors", "clip_hf_vision.safetensors", "clip_openai.pth", "clip_openai_jit.pt",
                      "clip_timm.safetensors"] {
-            try assertParity(file, "clip_64", Self.clip)
+            try Fixtures.assertParity(file, "clip_64", Self.clip)
         }
         XCTAssertEqual(try BackboneWeights.read(Fixtures.path("clip_openai.pth")).naming, "openai")
         XCTAssertEqual(try BackboneWeights.read(Fixtures.path("clip_hf_vision.safetensors")).naming, "huggingface")
     }
 
     func testCLIPFrozenBackwardMatchesAutograd() throws {
-        try assertBackward("clip_openai.pth", "clip_64", Self.clip)
+        try Fixtures.assertFrozenBackward("clip_openai.pth", "clip_64", Self.clip)
     }
 
     func testCLIPPositionGridResamplesBicubicallyOrBilinearly() throws {
-        try assertParity("clip_hf.safetensors", "clip_80", Self.clip)
-        try assertParity("clip_hf.safetensors", "clip_80_bilinear", Self.clip, interpolation: .bilinear)
+        try Fixtures.assertParity("clip_hf.safetensors", "clip_80", Self.clip)
+        try Fixtures.assertParity("clip_hf.safetensors", "clip_80_bilinear", Self.clip, interpolation: .bilinear)
         // The two differ, so each reference really tells them apart.
         let bicubic = try Fixtures.reference("clip_80").tensors["block_1"]!
         let bilinear = try Fixtures.reference("clip_80_bilinear").tensors["block_1"]!

@@ -57,3 +57,46 @@ func assertCausalTuneError(_ fragments: [String], file: StaticString = #filePath
         XCTFail("expected a CausalTuneError, got \(error)", file: file, line: line)
     }
 }
+
+extension Fixtures {
+    /// The parity measure's bound: max |ours − PyTorch| / max |PyTorch| per block.
+    static let parityTolerance: Float = 1e-4
+
+    /// Loads `weights` (any format and naming) into `arch` at the reference's image and patch
+    /// size, runs the reference input and checks every block's tokens against `block_<i>`
+    /// (and that the file was read as `arch`'s family).
+    @discardableResult
+    static func assertParity(_ weights: String, _ reference: String, _ arch: BackboneArchitecture, recompute: Bool = false,
+                             interpolation: VisionTransformer.PositionInterpolation = .converter,
+                             file: StaticString = #filePath, line: UInt = #line) throws -> (VisionTransformer, WeightFile) {
+        let ref = try Fixtures.reference(reference)
+        let image = Int(ref.metadata["image_size"]!)!, patch = Int(ref.metadata["patch_size"]!)!
+        let model = VisionTransformer(architecture: arch, imageSize: image, patchSize: patch, recompute: recompute)
+        let loaded = try BackboneWeights.read(Fixtures.path(weights))
+        XCTAssertEqual(loaded.family, arch.family, "\(weights): family", file: file, line: line)
+        try model.load(loaded, positionInterpolation: interpolation)
+        model.forward(ref.tensors["input"]!)
+        for i in 0..<arch.depth {
+            let expected = ref.tensors["block_\(i)"]!
+            XCTAssertEqual(model.output(ofBlock: i).shape, expected.shape, file: file, line: line)
+            let err = relativeError(model.output(ofBlock: i), expected)
+            XCTAssertLessThan(err, parityTolerance, "\(weights) vs ref_\(reference) block \(i): relative error \(err)",
+                              file: file, line: line)
+        }
+        return (model, ref)
+    }
+
+    /// In store and recompute mode: the frozen backward of the reference's `dout_<i>` gives
+    /// its `dtokens` (∂L/∂x₀ from autograd).
+    static func assertFrozenBackward(_ weights: String, _ reference: String, _ arch: BackboneArchitecture,
+                                     file: StaticString = #filePath, line: UInt = #line) throws {
+        for recompute in [false, true] {
+            let (model, ref) = try assertParity(weights, reference, arch, recompute: recompute, file: file, line: line)
+            var grads: [Int: Tensor] = [:]
+            for i in 0..<arch.depth { grads[i] = ref.tensors["dout_\(i)"]! }
+            let err = relativeError(model.backward(outputGradients: grads), ref.tensors["dtokens"]!)
+            XCTAssertLessThan(err, parityTolerance, "\(weights) recompute=\(recompute): dL/dx0 relative error \(err)",
+                              file: file, line: line)
+        }
+    }
+}
