@@ -85,6 +85,23 @@ extension Kernels {
     /// pre-activation), `out[i, j] = gelu(pre[i, j])`.
     public static func biasGELUForward(preActivation pre: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                                        out: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        biasActivationForward(ExactGELU.self, preActivation: pre, bias: bias, out: out, rows: rows, cols: cols)
+    }
+
+    /// In place: `g[i] = gelu'(pre[i]) · g[i]` (turns the gradient of the GELU output into
+    /// that of its input, overwriting it).
+    public static func geluBackwardInPlace(_ g: UnsafeMutablePointer<Float>, preActivation pre: UnsafePointer<Float>,
+                                           count n: Int) {
+        activationBackwardInPlace(ExactGELU.self, g, preActivation: pre, count: n)
+    }
+
+    /// Fused bias + activation over a rows × cols matrix: `pre[i, j] += bias[j]` (the cached
+    /// pre-activation), `out[i, j] = A(pre[i, j])` — the MLP's first product's epilogue,
+    /// 8 lanes at a time with a scalar tail of the same operations.
+    @inline(__always)
+    static func biasActivationForward<A: PointwiseActivation>(_: A.Type, preActivation pre: UnsafeMutablePointer<Float>,
+                                                              bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
+                                                              rows: Int, cols: Int) {
         Parallel.forEach(rows, grain: Swift.max(1, elementGrain / 4 / Swift.max(cols, 1))) { r in
             for i in r {
                 let p = pre + i * cols, o = out + i * cols
@@ -93,26 +110,43 @@ extension Kernels {
                     while j + 8 <= cols {
                         let v = p.load8(j) + b.load8(j)
                         p.store8(v, j)
-                        o.store8(gelu(v), j)
+                        o.store8(A.value(v), j)
                         j += 8
                     }
-                    while j < cols { let v = p[j] + b[j]; p[j] = v; o[j] = gelu(v); j += 1 }
+                    while j < cols { let v = p[j] + b[j]; p[j] = v; o[j] = A.value(v); j += 1 }
                 } else {
-                    while j + 8 <= cols { o.store8(gelu(p.load8(j)), j); j += 8 }
-                    while j < cols { o[j] = gelu(p[j]); j += 1 }
+                    while j + 8 <= cols { o.store8(A.value(p.load8(j)), j); j += 8 }
+                    while j < cols { o[j] = A.value(p[j]); j += 1 }
                 }
             }
         }
     }
 
-    /// In place: `g[i] = gelu'(pre[i]) · g[i]` (turns the gradient of the GELU output into
-    /// that of its input, overwriting it).
-    public static func geluBackwardInPlace(_ g: UnsafeMutablePointer<Float>, preActivation pre: UnsafePointer<Float>,
-                                           count n: Int) {
+    /// In place: `g[i] = A'(pre[i]) · g[i]`.
+    @inline(__always)
+    static func activationBackwardInPlace<A: PointwiseActivation>(_: A.Type, _ g: UnsafeMutablePointer<Float>,
+                                                                  preActivation pre: UnsafePointer<Float>, count n: Int) {
         Parallel.forEach(n, grain: elementGrain / 4) { r in
             var i = r.lowerBound
-            while i + 8 <= r.upperBound { g.store8(g.load8(i) * geluDerivative(pre.load8(i)), i); i += 8 }
-            while i < r.upperBound { g[i] *= geluDerivative(pre[i]); i += 1 }
+            while i + 8 <= r.upperBound { g.store8(g.load8(i) * A.derivative(pre.load8(i)), i); i += 8 }
+            while i < r.upperBound { g[i] *= A.derivative(pre[i]); i += 1 }
         }
     }
+}
+
+/// A pointwise nonlinearity and its derivative, in scalar and 8-lane form with the same
+/// operations lane by lane (the MLP epilogue kernels are generic over it).
+protocol PointwiseActivation {
+    static func value(_ x: Float) -> Float
+    static func value(_ x: SIMD8<Float>) -> SIMD8<Float>
+    static func derivative(_ x: Float) -> Float
+    static func derivative(_ x: SIMD8<Float>) -> SIMD8<Float>
+}
+
+/// Exact GELU as the kernels above compute it.
+enum ExactGELU: PointwiseActivation {
+    @inline(__always) static func value(_ x: Float) -> Float { Kernels.gelu(x) }
+    @inline(__always) static func value(_ x: SIMD8<Float>) -> SIMD8<Float> { Kernels.gelu(x) }
+    @inline(__always) static func derivative(_ x: Float) -> Float { Kernels.geluDerivative(x) }
+    @inline(__always) static func derivative(_ x: SIMD8<Float>) -> SIMD8<Float> { Kernels.geluDerivative(x) }
 }

@@ -34,33 +34,19 @@ extension Kernels {
     /// pre-activation), `out[i, j] = q(pre[i, j])`.
     public static func biasQuickGELUForward(preActivation pre: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                                             out: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        Parallel.forEach(rows, grain: Swift.max(1, elementGrain / 4 / Swift.max(cols, 1))) { r in
-            for i in r {
-                let p = pre + i * cols, o = out + i * cols
-                var j = 0
-                if let b = bias {
-                    while j + 8 <= cols {
-                        let v = p.load8(j) + b.load8(j)
-                        p.store8(v, j)
-                        o.store8(quickGELU(v), j)
-                        j += 8
-                    }
-                    while j < cols { let v = p[j] + b[j]; p[j] = v; o[j] = quickGELU(v); j += 1 }
-                } else {
-                    while j + 8 <= cols { o.store8(quickGELU(p.load8(j)), j); j += 8 }
-                    while j < cols { o[j] = quickGELU(p[j]); j += 1 }
-                }
-            }
-        }
+        biasActivationForward(QuickGELU.self, preActivation: pre, bias: bias, out: out, rows: rows, cols: cols)
     }
 
     /// In place: `g[i] = q'(pre[i]) · g[i]`.
     public static func quickGELUBackwardInPlace(_ g: UnsafeMutablePointer<Float>, preActivation pre: UnsafePointer<Float>,
                                                 count n: Int) {
-        Parallel.forEach(n, grain: elementGrain / 4) { r in
-            var i = r.lowerBound
-            while i + 8 <= r.upperBound { g.store8(g.load8(i) * quickGELUDerivative(pre.load8(i)), i); i += 8 }
-            while i < r.upperBound { g[i] *= quickGELUDerivative(pre[i]); i += 1 }
-        }
+        activationBackwardInPlace(QuickGELU.self, g, preActivation: pre, count: n)
     }
+}
+
+enum QuickGELU: PointwiseActivation {
+    @inline(__always) static func value(_ x: Float) -> Float { Kernels.quickGELU(x) }
+    @inline(__always) static func value(_ x: SIMD8<Float>) -> SIMD8<Float> { Kernels.quickGELU(x) }
+    @inline(__always) static func derivative(_ x: Float) -> Float { Kernels.quickGELUDerivative(x) }
+    @inline(__always) static func derivative(_ x: SIMD8<Float>) -> SIMD8<Float> { Kernels.quickGELUDerivative(x) }
 }
