@@ -79,18 +79,6 @@ public final class Attention: Module {
     /// Whether (b, h) pairs run on `Parallel` workers (each GEMM single-threaded).
     private var parallelPairs: Bool { BLAS.threads == 1 && Parallel.threads > 1 }
 
-    /// A work buffer: from the arena when there is one, else the layer's own.
-    private func buffer(_ own: inout CacheBuffer, _ key: String, _ shape: [Int]) -> Tensor {
-        if let arena { return arena.tensor(key, shape) }
-        return own.ensure(shape)
-    }
-
-    /// A cache: from the arena with `cachesInArena`, else the layer's own.
-    private func cache(_ own: inout CacheBuffer, _ key: String, _ shape: [Int]) -> Tensor {
-        if cachesInArena, let arena { own.release(); return arena.tensor(key, shape) }
-        return own.ensure(shape)
-    }
-
     /// Runs `body(pair, worker, rowsParallel)` over all (b, h) pairs: spread over `workers`
     /// Parallel workers (each with its own scratch index), or serially with row-parallel
     /// softmax when BLAS is multi-threaded.
@@ -137,20 +125,15 @@ public final class Attention: Module {
         tokens = T
         let pairs = B * NH
         let workers = parallelPairs ? Swift.min(Parallel.threads, pairs) : 1
-        let qkvT = cache(&qkvOut, "attn.qkv", [B, T, 3 * C])
-        let yT: Tensor
-        if inputGradientsOnly, let arena {
-            y.release()
-            yT = arena.tensor("attn.y", [B, T, C])
-        } else {
-            yT = cache(&y, "attn.y", [B, T, C])
-        }
+        let qkvT = qkvOut.cache(arena, inArena: cachesInArena, "attn.qkv", [B, T, 3 * C])
+        // y is read back only by proj's weight gradient.
+        let yT = y.cache(arena, inArena: cachesInArena || inputGradientsOnly, "attn.y", [B, T, C])
         let probs: Tensor
         if storesProbabilities {
-            probs = cache(&att, "attn.probabilities", [B, NH, T, T])
+            probs = att.cache(arena, inArena: cachesInArena, "attn.probabilities", [B, NH, T, T])
         } else {
             att.release()
-            probs = buffer(&probScratch, "attn.probabilityScratch", [workers, T, T])
+            probs = probScratch.work(arena, "attn.probabilityScratch", [workers, T, T])
         }
         qkvCache = qkvT
         yCache = yT
@@ -208,14 +191,14 @@ public final class Attention: Module {
                      "Attention: backward without a matching forward")
         precondition(dOutput.count == input.count, "Attention: dOutput \(dOutput.shape) for input \(input.shape)")
         let (B, T, C, NH, D) = (batch, tokens, channels, heads, headDim)
-        let dYT = buffer(&dY, "attn.dY", [B, T, C]), dQKVT = buffer(&dQKV, "attn.dQKV", [B, T, 3 * C])
+        let dYT = dY.work(arena, "attn.dY", [B, T, C]), dQKVT = dQKV.work(arena, "attn.dQKV", [B, T, 3 * C])
         if !frozen { proj.backward(dOutput: dOutput, input: yCache, dInput: nil) }
         proj.inputGradient(dOutput: dOutput, into: dYT, accumulate: false)
         let pairs = B * NH
         let workers = parallelPairs ? Swift.min(Parallel.threads, pairs) : 1
         let stores = probabilitiesStored
-        let scratch = buffer(&dAtt, "attn.dProbabilities", [workers, T, T])
-        let recomputed = stores ? scratch : buffer(&probScratch, "attn.probabilityScratch", [workers, T, T])
+        let scratch = dAtt.work(arena, "attn.dProbabilities", [workers, T, T])
+        let recomputed = stores ? scratch : probScratch.work(arena, "attn.probabilityScratch", [workers, T, T])
         let qkvP = qkvCache.data, attP = attCache.data, dyP = dYT.data, dP = dQKVT.data
         let s = scale
         forEachPair(pairs, workers: workers) { pair, w, rowsParallel in

@@ -59,19 +59,9 @@ public final class MLP: Module {
     public func forward(_ input: Tensor, into output: Tensor) {
         let n = rowCount(input, channels)
         precondition(output.count == input.count, "MLP: output \(output.shape) for input \(input.shape)")
-        let h: Tensor, a: Tensor
-        if cachesInArena, let arena {
-            pre.release()
-            h = arena.tensor("mlp.pre", [n, hiddenChannels])
-        } else {
-            h = pre.ensure([n, hiddenChannels])
-        }
-        if (inputGradientsOnly || cachesInArena), let arena {
-            act.release()
-            a = arena.tensor("mlp.act", [n, hiddenChannels])
-        } else {
-            a = act.ensure([n, hiddenChannels])
-        }
+        let h = pre.cache(arena, inArena: cachesInArena, "mlp.pre", [n, hiddenChannels])
+        // a is read back only by fc2's weight gradient.
+        let a = act.cache(arena, inArena: cachesInArena || inputGradientsOnly, "mlp.act", [n, hiddenChannels])
         preCache = h
         actCache = a
         BLAS.gemm(transposeA: false, transposeB: true, m: n, n: hiddenChannels, k: channels,
@@ -119,7 +109,7 @@ public final class MLP: Module {
         let n = rowCount(input, channels)
         precondition(dOutput.count == input.count, "MLP: dOutput \(dOutput.shape) for input \(input.shape)")
         precondition(preCache.shape == [n, hiddenChannels], "MLP: backward without a matching forward")
-        let da = arena?.tensor("mlp.dAct", [n, hiddenChannels]) ?? dAct.ensure([n, hiddenChannels])
+        let da = dAct.work(arena, "mlp.dAct", [n, hiddenChannels])
         if !frozen { fc2.backward(dOutput: dOutput, input: actCache, dInput: nil) }
         fc2.inputGradient(dOutput: dOutput, into: da, accumulate: false)
         switch activation {

@@ -85,6 +85,20 @@ struct CacheBuffer {
     }
 
     mutating func release() { tensor = Tensor(zeros: [0]) }
+
+    /// A work buffer of a layer that may borrow from a shared arena: the arena's tensor for
+    /// `key` when there is an arena (this buffer then holds nothing), else this buffer.
+    mutating func work(_ arena: ScratchArena?, _ key: String, _ shape: [Int]) -> Tensor {
+        if let arena { release(); return arena.tensor(key, shape) }
+        return ensure(shape)
+    }
+
+    /// A cache: in the arena when `inArena` and there is one (this buffer then holds
+    /// nothing), else this buffer.
+    mutating func cache(_ arena: ScratchArena?, inArena: Bool, _ key: String, _ shape: [Int]) -> Tensor {
+        if inArena, let arena { release(); return arena.tensor(key, shape) }
+        return ensure(shape)
+    }
 }
 
 /// Rows of a `[..., C]` tensor read as a matrix.

@@ -71,15 +71,15 @@ public final class SwiGLUFFN: Module {
         let n = rowCount(input, channels)
         precondition(output.count == input.count, "SwiGLUFFN: output \(output.shape) for input \(input.shape)")
         let H = hiddenChannels
-        let x = cache(&x12, "swiglu.x12", [n, 2 * H])
+        let x = x12.cache(arena, inArena: cachesInArena, "swiglu.x12", [n, 2 * H])
         // h is read back by the sub-LayerNorm's backward; without one only w3's weight gradient reads it.
-        let h = subNorm != nil || !inputGradientsOnly ? cache(&hidden, "swiglu.hidden", [n, H]) : work(&hidden, "swiglu.hidden", [n, H])
+        let h = hidden.cache(arena, inArena: cachesInArena || (inputGradientsOnly && subNorm == nil), "swiglu.hidden", [n, H])
         x12Cache = x
         hiddenCache = h
         w12.forward(input, into: x)
         Kernels.swiGLUForward(hidden: h.data, x12: x.data, rows: n, hiddenSize: H)
         if let subNorm {
-            let hn = inputGradientsOnly ? work(&normed, "swiglu.normed", [n, H]) : cache(&normed, "swiglu.normed", [n, H])
+            let hn = normed.cache(arena, inArena: cachesInArena || inputGradientsOnly, "swiglu.normed", [n, H])
             normedCache = hn
             subNorm.forward(h, into: hn)
             w3.forward(hn, into: output)
@@ -113,28 +113,16 @@ public final class SwiGLUFFN: Module {
         subNorm?.releaseCache()
     }
 
-    /// A work buffer: from the arena when there is one, else the layer's own.
-    private func work(_ own: inout CacheBuffer, _ key: String, _ shape: [Int]) -> Tensor {
-        if let arena { own.release(); return arena.tensor(key, shape) }
-        return own.ensure(shape)
-    }
-
-    /// A cache: from the arena with `cachesInArena`, else the layer's own.
-    private func cache(_ own: inout CacheBuffer, _ key: String, _ shape: [Int]) -> Tensor {
-        if cachesInArena, let arena { own.release(); return arena.tensor(key, shape) }
-        return own.ensure(shape)
-    }
-
     private func x12Gradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
         let n = rowCount(input, channels)
         precondition(dOutput.count == input.count, "SwiGLUFFN: dOutput \(dOutput.shape) for input \(input.shape)")
         precondition(x12Cache.shape == [n, 2 * hiddenChannels], "SwiGLUFFN: backward without a matching forward")
         precondition(frozen || !inputGradientsOnly, "SwiGLUFFN: full backward of a layer set to inputGradientsOnly")
         let H = hiddenChannels
-        let dh = work(&dHidden, "swiglu.dHidden", [n, H]), dx = work(&dX12, "swiglu.dX12", [n, 2 * H])
+        let dh = dHidden.work(arena, "swiglu.dHidden", [n, H]), dx = dX12.work(arena, "swiglu.dX12", [n, 2 * H])
         if let subNorm {
             // dh = LNᵀ(W3ᵀ dy) at the cached statistics.
-            let dhn = work(&dNormed, "swiglu.dNormed", [n, H])
+            let dhn = dNormed.work(arena, "swiglu.dNormed", [n, H])
             if !frozen { w3.backward(dOutput: dOutput, input: normedCache, dInput: nil) }
             w3.inputGradient(dOutput: dOutput, into: dhn, accumulate: false)
             dh.zero()
