@@ -53,38 +53,45 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
 
+        // One way only: Core ← Numerics ← Layers ← Backbone / PEFT / Heads ← Training ← CLI, with
+        // the file formats (HDF5, ImageIO), Config and RunIO beside them (docs/modules.md).
+        .target(name: "Core", swiftSettings: fast),
         .target(name: "Numerics", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "HDF5", dependencies: ["Core", "Numerics", "CHDF5"], swiftSettings: fast),
+        .target(name: "Config", dependencies: ["Core", "Numerics", .product(name: "Yams", package: "Yams")], swiftSettings: fast),
+        .target(name: "RunIO", dependencies: ["Core", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: fast),
+        .target(name: "ImageIO", dependencies: ["Core", "CPNG", "CTurboJPEG"], swiftSettings: fast),
         .target(name: "Layers", dependencies: ["Numerics"], swiftSettings: fast),
-        .target(name: "Support", dependencies: [
-            "Numerics", "CHDF5",
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: fast),
         .target(name: "Distributed", dependencies: ["Numerics", "CMPI"], swiftSettings: fast),
         .target(name: "Backbone", dependencies: [
-            "Numerics", "Layers", "Support",
+            "Core", "Numerics", "Layers", "HDF5", "Config",
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ], swiftSettings: fast),
-        .target(name: "PEFT", dependencies: ["Numerics", "Layers", "Support"], swiftSettings: fast),
-        .target(name: "Heads", dependencies: ["Numerics", "Layers", "Support"], swiftSettings: fast),
-        .target(name: "Data", dependencies: ["Numerics", "Support", "Distributed", "CPNG", "CTurboJPEG"],
+        .target(name: "PEFT", dependencies: ["Core", "Numerics", "Layers", "HDF5", "Config"], swiftSettings: fast),
+        .target(name: "Heads", dependencies: ["Numerics", "Layers"], swiftSettings: fast),
+        .target(name: "Data", dependencies: ["Core", "Numerics", "Config", "ImageIO"], swiftSettings: fast),
+        .target(name: "Synthetic", dependencies: ["Core", "Numerics", "ImageIO", "Data"], swiftSettings: fast),
+        .target(name: "Evaluation", dependencies: ["Core", "Numerics", "Distributed", "RunIO", "ImageIO", "Data"],
                 swiftSettings: fast),
         .target(name: "Training", dependencies: [
-            "Numerics", "Layers", "Support", "Distributed", "Backbone", "PEFT", "Heads", "Data",
+            "Core", "Numerics", "Layers", "HDF5", "Config", "RunIO", "Distributed", "Backbone", "PEFT", "Heads",
+            "ImageIO", "Data", "Synthetic", "Evaluation",
         ], swiftSettings: fast),
-        .target(name: "Visualization", dependencies: ["Numerics", "Support", "Data", "PEFT"], swiftSettings: fast),
+        .target(name: "Visualization", dependencies: ["Core", "Numerics", "HDF5", "ImageIO", "Data", "Evaluation", "PEFT"],
+                swiftSettings: fast),
         .executableTarget(name: "CausalTuneCLI", dependencies: [
-            "Numerics", "Layers", "Support", "Distributed", "Backbone", "PEFT", "Heads", "Data", "Training",
-            "Visualization",
+            "Core", "Numerics", "Layers", "HDF5", "Config", "RunIO", "Distributed", "Backbone", "PEFT", "Heads",
+            "ImageIO", "Data", "Synthetic", "Evaluation", "Training", "Visualization",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast),
         // The libFuzzer harness of the file readers; `launch/fuzz` builds it with the fuzzer
         // and address sanitizers (a plain build gives a stub that says so).
-        .executableTarget(name: "fuzz-readers", dependencies: ["Backbone", "Data", "Support", "Training", "Numerics"],
+        .executableTarget(name: "fuzz-readers", dependencies: ["Backbone", "Config", "Data", "ImageIO", "Training", "Numerics"],
                           path: "Fuzz", exclude: ["corpus", "make_corpus.py"]),
         // A tiny MPI program the tests start under `mpirun -np 2`.
-        .executableTarget(name: "communicator-check", dependencies: ["Distributed", "Numerics"],
+        .executableTarget(name: "communicator-check", dependencies: ["Core", "Distributed", "Numerics"],
                           path: "Sources/CommunicatorCheck", swiftSettings: fast),
 
         // The programs the tests start (the CLI, communicator-check, mpirun): one environment,
@@ -92,20 +99,28 @@ let package = Package(
         .target(name: "ChildProcesses", path: "Tests/ChildProcesses"),
         .testTarget(name: "NumericsTests", dependencies: ["Numerics"], exclude: ["make_resample_fixture.py"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Numerics"]),
-        .testTarget(name: "SupportTests", dependencies: ["Support", "Numerics", "ChildProcesses"]),
+        .testTarget(name: "SupportTests", dependencies: [
+            "Core", "Numerics", "HDF5", "Config", "RunIO", "Data", "ChildProcesses",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Numerics", "ChildProcesses"]),
-        .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Layers", "Numerics", "Support", "Data"],
+        .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Core", "HDF5", "ImageIO", "Layers", "Numerics"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "PEFTTests", dependencies: ["PEFT", "Layers", "Numerics", "Support"],
+        .testTarget(name: "PEFTTests", dependencies: ["PEFT", "Core", "Config", "Layers", "Numerics"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "DataTests", dependencies: ["Data", "Numerics", "Support", "ChildProcesses"],
+        .testTarget(name: "DataTests", dependencies: [
+            "Core", "Numerics", "ImageIO", "Data", "Synthetic", "Evaluation", "ChildProcesses",
+        ],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: [
-            "Training", "Numerics", "Layers", "Support", "Backbone", "PEFT", "Heads", "Data", "Distributed", "ChildProcesses",
+            "Training", "Core", "Numerics", "Layers", "HDF5", "Config", "RunIO", "ImageIO", "Backbone", "PEFT", "Heads", "Data",
+            "Distributed", "ChildProcesses",
         ], resources: [.copy("Fixtures")]),
-        .testTarget(name: "HeadsTests", dependencies: ["Heads", "Layers", "Numerics", "Support"],
+        .testTarget(name: "HeadsTests", dependencies: ["Heads", "Config", "Layers", "Numerics"],
                     exclude: ["make_deformable_fixture.py", "make_loss_fixture.py", "make_decoder_fixture.py", "make_head_fixture.py"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Numerics", "Support", "Data", "PEFT"]),
+        .testTarget(name: "VisualizationTests", dependencies: [
+            "Visualization", "Core", "Numerics", "HDF5", "ImageIO", "Data", "Evaluation", "PEFT",
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

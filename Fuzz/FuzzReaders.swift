@@ -15,10 +15,11 @@
 // in release mode too, where `@testable import` is not available).
 #if FUZZING
 @testable import Backbone
+import Config
 import Data
 import Foundation
+import ImageIO
 import Numerics
-import Support
 import Training
 
 enum FuzzHarness {

@@ -1,5 +1,5 @@
+import Core
 import Layers
-import Numerics
 
 /// The shape of a frozen ViT backbone (reference §Backbone, "EVA02 and CLIP"). Three
 /// families share one transformer (`VisionTransformer`, `TransformerBlock`) and differ in

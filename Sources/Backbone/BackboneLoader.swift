@@ -1,6 +1,7 @@
+import Config
+import Core
 import Foundation
 import Numerics
-import Support
 
 /// What `model.backbone` in the config says (reference §Configuration), and building the backbone from it.
 ///

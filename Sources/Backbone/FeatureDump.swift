@@ -1,6 +1,6 @@
 import Foundation
+import HDF5
 import Numerics
-import Support
 
 /// The feature dump of `causal-tune features` (reference §Files), one HDF5 file:
 ///

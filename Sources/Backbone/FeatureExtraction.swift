@@ -1,6 +1,7 @@
+import Core
 import Foundation
+import HDF5
 import Numerics
-import Support
 
 /// `causal-tune features`: runs images through the backbone one at a time and writes the
 /// dump of reference §Files (`/image`, `/layer_<ii>/spatial`, root attributes; see

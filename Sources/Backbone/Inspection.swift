@@ -1,6 +1,7 @@
+import Core
 import Foundation
+import HDF5
 import Numerics
-import Support
 
 /// `causal-tune inspect FILE`: a short summary of a weights file (PyTorch zip, safetensors,
 /// HDF5), a feature dump or a checkpoint — format, architecture guess, parameter count,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backbone
+import Data
 import Foundation
 import Numerics
 

@@ -1,8 +1,9 @@
 import ArgumentParser
+import Config
+import Core
+import Distributed
 import Foundation
 import Numerics
-import Support
-import Distributed
 import Training
 
 /// `causal-tune bench --config FILE [--steps N] [--json FILE]`: warm-up plus N training

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Numerics
+import Core
 
 /// `causal-tune`: fine-tunes a frozen DINOv2 with Causal-Tune for domain-generalized
 /// semantic segmentation. Subcommands live one per file beside this one.

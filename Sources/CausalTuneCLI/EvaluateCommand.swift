@@ -1,8 +1,10 @@
 import ArgumentParser
-import Foundation
-import Numerics
-import Support
+import Config
+import Core
+import Data
 import Distributed
+import Foundation
+import RunIO
 import Training
 import Visualization
 

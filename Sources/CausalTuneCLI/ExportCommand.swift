@@ -1,9 +1,9 @@
 import ArgumentParser
 import Backbone
+import Core
 import Distributed
 import Foundation
 import Numerics
-import Support
 import Training
 
 /// `causal-tune export --checkpoint CKPT --format mmseg|safetensors --out FILE`

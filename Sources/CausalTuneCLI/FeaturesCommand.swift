@@ -1,11 +1,11 @@
 import ArgumentParser
 import Backbone
-import Data
+import Config
+import Core
 import Distributed
 import Foundation
-import Numerics
+import HDF5
 import PEFT
-import Support
 import Training
 
 /// `causal-tune features --config FILE [--set key.path=value ...] [--checkpoint CKPT] --out FILE.h5

@@ -3,11 +3,13 @@ import Backbone
 import Distributed
 import Foundation
 import Numerics
-import Support
 import Training
 import Visualization
 #if canImport(Glibc)
 import Glibc
+import Core
+import HDF5
+import Config
 #endif
 
 /// Every HDF5 file a command opens on the user's behalf — a checkpoint (`--resume`, `--init`,

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Backbone
+import Core
 import Foundation
-import Numerics
 
 /// `causal-tune inspect FILE`: format, architecture, parameter count, dtypes and grid of a
 /// weights file (PyTorch zip, safetensors, HDF5), a checkpoint or a feature dump.

@@ -1,9 +1,12 @@
 import ArgumentParser
+import Config
+import Core
 import Data
 import Distributed
+import Evaluation
 import Foundation
-import Numerics
-import Support
+import ImageIO
+import RunIO
 import Training
 import Visualization
 
@@ -27,7 +30,7 @@ import Visualization
 ///     OUT/color/<rel>/<stem>_color.png       Cityscapes palette
 ///     OUT/overlay/<rel>/<stem>_overlay.png   palette at α 0.5 over the image
 ///
-/// `<stem>` drops the Cityscapes-family suffix (`Score.stem`). Under mpirun rank r takes
+/// `<stem>` drops the Cityscapes-family suffix (`FileStem`). Under mpirun rank r takes
 /// the images i ≡ r (mod world) and writes their files itself, each file once, through a
 /// temporary name and a rename; rank 0 prints progress and the messages of every rank.
 struct PredictCommand: ParsableCommand {
@@ -95,7 +98,7 @@ struct PredictCommand: ParsableCommand {
             log.info("predict: \(images.count) image(s) with \(checkpoint) (\(loaded)), scale \(scaleText), → \(out) [\(kinds.map(\.rawValue).joined(separator: ","))]")
 
             let world = comm.size, rank = comm.rank
-            let progress = comm.isRoot ? Support.Progress(label: "predict", total: images.count, unit: "img") : nil
+            let progress = comm.isRoot ? RunIO.Progress(label: "predict", total: images.count, unit: "img") : nil
             progress?.update(to: 0)   // the rate counts from here
             var skipped = 0, written = 0
             var fatal: String? = nil
@@ -256,7 +259,7 @@ struct PredictionOutput {
     }
 
     func path(_ kind: Kind, _ item: PredictItem) -> String {
-        let stem = Score.stem(of: item.fileName)
+        let stem = FileStem.of(item.fileName)
         let name: String
         switch kind {
         case .trainid: name = stem + ".png"

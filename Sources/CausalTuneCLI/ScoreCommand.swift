@@ -1,7 +1,8 @@
 import ArgumentParser
+import Core
 import Data
+import Evaluation
 import Foundation
-import Numerics
 
 /// `causal-tune score --pred DIR --gt DIR [--gt-format trainid|labelid] [--json FILE]`
 struct ScoreCommand: ParsableCommand {

@@ -1,8 +1,8 @@
 import ArgumentParser
+import Config
+import Core
 import Distributed
 import Foundation
-import Numerics
-import Support
 import Training
 import Visualization
 

@@ -1,7 +1,7 @@
 import ArgumentParser
-import Data
+import Core
 import Foundation
-import Numerics
+import Synthetic
 import Training
 
 /// `causal-tune synth --out DIR [--train N] [--val N] [--size WxH] [--seed S]`

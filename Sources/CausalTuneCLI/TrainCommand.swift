@@ -1,8 +1,7 @@
 import ArgumentParser
-import Foundation
-import Numerics
-import Support
+import Config
 import Distributed
+import Foundation
 import Training
 
 /// `causal-tune train --config FILE [--set key.path=value ...] [--work-dir DIR]

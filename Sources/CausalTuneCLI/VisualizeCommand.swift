@@ -1,7 +1,7 @@
 import ArgumentParser
+import Core
 import Distributed
 import Foundation
-import Numerics
 import Visualization
 
 /// `causal-tune visualize features|bands|curves` — PNG pictures for analysis (issue 9).

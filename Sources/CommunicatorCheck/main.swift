@@ -11,6 +11,7 @@
 /// `communicator-check --fail-on-rank K`: rank K throws inside `Communicator.run` while the
 /// others wait in a barrier; the job must end with a non-zero status instead of hanging.
 /// `--exit-on-rank K`: the same with a plain `exit(1)` (no explicit abort).
+import Core
 import Distributed
 import Foundation
 import Numerics

@@ -1,3 +1,4 @@
+import ImageIO
 /// The 19 Cityscapes evaluation classes and the official label-id → train-id table.
 ///
 /// From cityscapesScripts' `helpers/labels.py`: label ids 7, 8, 11, 12, 13, 17, 19, 20, 21,

@@ -18,8 +18,9 @@
 /// Every image needs its label and every label its image; a missing folder, an unmatched
 /// file or an empty set is one error naming it. Image/label sizes are checked when a
 /// sample is loaded. Pairs are sorted by image path.
+import Core
 import Foundation
-import Numerics
+import ImageIO
 
 public enum DatasetKind: String, CaseIterable, Sendable {
     case cityscapes, gta5, bdd100k, mapillary, acdc, synthetic, folder
@@ -34,7 +35,7 @@ public struct Sample: Equatable, Sendable {
         self.image = image; self.label = label; self.encoding = encoding
     }
     /// The image's stem, used to name saved predictions.
-    public var stem: String { Score.stem(of: image) }
+    public var stem: String { FileStem.of(image) }
 }
 
 public struct Dataset: Sendable {
@@ -148,8 +149,8 @@ public struct Dataset: Sendable {
     /// Labels without an image are an error too (counts must match).
     static func checkNoOrphans(labels: [String], used: [Sample], labelDir: String) throws {
         let usedSet = Set(used.map(\.label))
-        let stems = Set(used.map { Score.stem(of: $0.label) })
-        let orphans = labels.filter { !usedSet.contains($0) && !stems.contains(Score.stem(of: $0)) }
+        let stems = Set(used.map { FileStem.of($0.label) })
+        let orphans = labels.filter { !usedSet.contains($0) && !stems.contains(FileStem.of($0)) }
         if let first = orphans.first {
             throw CausalTuneError("\(first): label without an image (\(orphans.count) such files in \(labelDir); image/label counts differ)")
         }
@@ -252,7 +253,7 @@ public struct Dataset: Sendable {
             let images = files(under: imgDir, suffixes: [".png", ".jpg", ".jpeg"])
             let samples = try pair(images: images, what: "folder") { img in
                 let s = (((img as NSString).lastPathComponent) as NSString).deletingPathExtension
-                let st = Score.stem(of: img)
+                let st = FileStem.of(img)
                 return [("\(labDir)/\(s).png", .trainId), ("\(labDir)/\(st).png", .trainId)]
             }
             try checkNoOrphans(labels: files(under: labDir, suffixes: [".png"]), used: samples, labelDir: labDir)

@@ -14,7 +14,9 @@
 /// remainder to the first ranks). Each slot's augmentation generator is seeded by
 /// (seed, step, j), so a rank's images are a pure function of (seed, step, rank, world) and
 /// the union over ranks is exactly the single-process batch, for any world size.
+import Core
 import Foundation
+import ImageIO
 import Numerics
 
 public struct PipelineOptions: Sendable {

@@ -17,6 +17,7 @@
 ///   8 bits, as mmseg's `convert` does, so the image always stays in range.
 /// * `normalize` — `(x − mean) / std` per RGB channel into a `[3, H, W]` slice of a tensor.
 import Foundation
+import ImageIO
 import Numerics
 
 public enum Transforms {

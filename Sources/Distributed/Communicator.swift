@@ -13,7 +13,6 @@
 /// provide (`barrier`, `broadcastRaw`, `allReduceRaw`, `allGatherRaw`). Buffers longer than
 /// 2^30 elements are sent in chunks (MPI counts are 32-bit).
 import Foundation
-import Numerics
 
 /// The element types the primitives move.
 public enum CommunicatorElement: Sendable {

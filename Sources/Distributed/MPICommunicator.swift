@@ -8,7 +8,6 @@
 /// blocked in a collective. `localRank`/`localSize` come from `MPI_Comm_split_type(SHARED)`.
 import CMPI
 import Foundation
-import Numerics
 
 public final class MPICommunicator: Communicator {
     /// The process-wide communicator (MPI can be initialised only once).

@@ -2,7 +2,6 @@
 /// collective is the identity (a sum over one rank is the value itself; gathering copies).
 /// MPI is never initialised, so the debug mode works on a laptop without `mpirun`.
 import Foundation
-import Numerics
 
 public final class SingleProcessCommunicator: Communicator {
     public init() {

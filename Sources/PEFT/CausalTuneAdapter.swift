@@ -1,7 +1,8 @@
+import Core
 import Foundation
+import HDF5
 import Layers
 import Numerics
-import Support
 
 /// The Causal-Tune layer (reference §Causal-Tune layer), applied after every block `i` of the frozen backbone.
 ///

@@ -1,5 +1,4 @@
-import Numerics
-import Support
+import Config
 
 extension CausalTuneOptions {
     /// The layer's options from the run configuration's `model.peft` section (reference §Configuration),

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Numerics
 
 /// Which PEFT method runs after every block (`model.peft.method`).
 public enum PEFTMethod: String, CaseIterable, Sendable {

@@ -1,10 +1,12 @@
-import Foundation
-import Numerics
-import Layers
-import Support
+import Config
+import Core
 import Distributed
+import Foundation
 import Heads
+import Layers
+import Numerics
 import PEFT
+import RunIO
 
 /// `causal-tune bench`: the real training step of a configured model, timed.
 ///

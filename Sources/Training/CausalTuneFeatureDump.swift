@@ -1,6 +1,5 @@
 import Backbone
 import Foundation
-import Numerics
 import PEFT
 
 /// The Causal-Tune part of the feature dump (reference §Files), added to the backbone's

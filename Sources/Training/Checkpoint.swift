@@ -1,6 +1,7 @@
+import Core
 import Foundation
+import HDF5
 import Numerics
-import Support
 
 /// Checkpoints (reference §Files): one HDF5 file, written by rank 0 to a temporary name, flushed,
 /// synced and renamed, so a crash never leaves a half-written file under the real name.

@@ -1,8 +1,9 @@
-import Foundation
-import Numerics
-import Support
+import Config
+import Core
 import Distributed
-import Data
+import Evaluation
+import Foundation
+import RunIO
 
 /// `causal-tune evaluate`: the trainer's evaluator on a checkpoint (reference §Command line).
 ///

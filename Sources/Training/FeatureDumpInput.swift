@@ -1,6 +1,7 @@
 import Backbone
 import Data
 import Foundation
+import ImageIO
 
 /// How a feature dump (`causal-tune features`, and the trainer's `output.dump_features`)
 /// brings an image of any size to the backbone's square S × S input (S =

@@ -1,7 +1,8 @@
+import Backbone
+import Core
 import Foundation
 import Numerics
-import Support
-import Backbone
+import RunIO
 
 /// Checkpoints of the PyTorch world: Rein's mmseg/mmengine `.pth` files (and the same names in
 /// a `.safetensors` file), read for `--init`, `evaluate`, `predict` and `features`, written by

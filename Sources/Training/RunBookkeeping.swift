@@ -1,7 +1,6 @@
+import Core
 import Foundation
-import Numerics
-import Support
-import Data
+import Synthetic
 
 /// An exclusive lock on a work directory for a run's lifetime: `flock(LOCK_EX | LOCK_NB)` on
 /// `WORK_DIR/.lock`, which then holds the holder's PID. A second run on the same directory

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Numerics
 
 /// SHA-256 (FIPS 180-4) of a file, streamed in 4 MiB chunks — checkpoints record the hash
 /// of the frozen backbone weights they were trained on instead of copying them.

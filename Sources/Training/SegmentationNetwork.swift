@@ -1,10 +1,11 @@
-import Foundation
-import Numerics
-import Layers
-import Support
 import Backbone
-import PEFT
+import Config
+import Core
+import Foundation
 import Heads
+import Layers
+import Numerics
+import PEFT
 
 /// The network a run trains: frozen DINOv2 → Causal-Tune adapter after every block →
 /// decode head (reference §Backbone–§Heads), built from `model.*` of the config.

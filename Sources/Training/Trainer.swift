@@ -1,12 +1,16 @@
-import Foundation
-import Numerics
-import Layers
-import Support
-import Distributed
 import Backbone
-import PEFT
-import Heads
+import Config
+import Core
 import Data
+import Distributed
+import Evaluation
+import Foundation
+import Heads
+import ImageIO
+import Layers
+import Numerics
+import PEFT
+import RunIO
 
 /// `causal-tune train`: the data-parallel training loop (reference §Training, §Command line).
 ///
@@ -289,7 +293,7 @@ public final class Trainer {
 
         try checkFeatureDumpInputs()
         let firstStep = step, skippedBefore = skipped
-        let progress: Support.Progress? = comm.isRoot && !options.quiet ? Support.Progress(label: "train", total: t.iters, startingAt: step) : nil
+        let progress: RunIO.Progress? = comm.isRoot && !options.quiet ? RunIO.Progress(label: "train", total: t.iters, startingAt: step) : nil
         var window = (data: 0.0, forward: 0.0, backward: 0.0, allreduce: 0.0, optimizer: 0.0, total: 0.0, loss: 0.0, n: 0)
         while step < t.iters {
             let k = step

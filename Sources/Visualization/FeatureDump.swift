@@ -1,6 +1,8 @@
+import Core
 import Foundation
+import HDF5
+import ImageIO
 import Numerics
-import Support
 
 /// Read access to a feature dump (reference §Files, written by `causal-tune features`):
 ///

@@ -1,4 +1,6 @@
+import Core
 import Foundation
+import ImageIO
 import Numerics
 import PEFT
 

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 
 /// A heat map of a matrix with each cell's value printed in it (the paper's Fig. 4:
 /// the accuracy matrix over `filter.low` × `filter.high`).

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 
 /// Line charts with axes, ticks, tick labels, axis titles and a legend.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import Numerics
 
 /// Principal component analysis of a feature map, for the paper's Fig. 1 / Fig. 5 style

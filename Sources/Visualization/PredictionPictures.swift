@@ -1,6 +1,8 @@
+import Core
 import Data
+import Evaluation
 import Foundation
-import Numerics
+import ImageIO
 
 /// `causal-tune evaluate --save-pred DIR`: the files of every evaluated image (the
 /// paper's Fig. 6), written by rank 0 (the evaluator gathers the other ranks' predictions):
@@ -13,7 +15,7 @@ import Numerics
 ///                                      the ground-truth colour dimmed to 35 %
 ///
 /// `<domain>` is the val entry's display name (`/` → `_`), `<stem>` the image's stem
-/// (`Score.stem`: `X_leftImg8bit.png` → `X`), so `score` pairs `<stem>.png` with the
+/// (`FileStem`: `X_leftImg8bit.png` → `X`), so `score` pairs `<stem>.png` with the
 /// ground truth; the `_color` / `_overlay` / `_error` files have other stems and `score`
 /// leaves them alone (predictions without ground truth are ignored). Every file has the
 /// image's original size, the size of the label and of the prediction the metrics count

@@ -1,5 +1,5 @@
 import Data
-import Numerics
+import ImageIO
 
 /// Segmentation pictures (the paper's Fig. 6): predictions in the Cityscapes palette, an
 /// overlay on the input, and an error map.

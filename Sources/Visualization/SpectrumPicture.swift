@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import Numerics
 
 /// Log-magnitude spectrum pictures with the band-pass mask contour, and the mask itself.

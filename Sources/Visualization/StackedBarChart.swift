@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 
 /// Stacked bar charts: one bar per category, its segments stacked bottom to top.
 ///

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Numerics
 
 /// The cut-off sweep of the paper's Fig. 4: a grid of `filter.low` × `filter.high`, one
 /// training run per point, summarised as an accuracy matrix (heat map) and a CSV table.

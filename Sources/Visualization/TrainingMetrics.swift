@@ -1,5 +1,6 @@
+import Core
 import Foundation
-import Numerics
+import ImageIO
 
 /// The curves of a training run, read from `WORK_DIR/metrics.jsonl` (reference §Command line: one JSON
 /// object a line).

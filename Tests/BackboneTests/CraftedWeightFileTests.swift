@@ -1,7 +1,6 @@
 import Backbone
 import Foundation
-import Numerics
-import Support
+import HDF5
 import XCTest
 
 /// Crafted weight files (the shapes of the fault probes that once crashed the readers):

@@ -1,7 +1,6 @@
 import Backbone
 import Foundation
 import Layers
-import Numerics
 import XCTest
 
 /// The forward of every block and the frozen backward against PyTorch (timm's DINOv2

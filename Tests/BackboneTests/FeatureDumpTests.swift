@@ -1,8 +1,8 @@
 import Backbone
-import Data
 import Foundation
+import HDF5
+import ImageIO
 import Numerics
-import Support
 import XCTest
 
 /// `causal-tune features` through its library entry point: PNG inputs → normalised input →

@@ -1,4 +1,5 @@
 import Backbone
+import Core
 import Foundation
 import Numerics
 import XCTest

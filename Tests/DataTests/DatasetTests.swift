@@ -1,6 +1,8 @@
+import Core
 import Data
 import Foundation
-import Numerics
+import ImageIO
+import Synthetic
 import XCTest
 
 final class DatasetTests: XCTestCase {

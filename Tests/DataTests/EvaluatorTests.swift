@@ -1,5 +1,7 @@
 import Data
+import Evaluation
 import Foundation
+import ImageIO
 import Numerics
 import XCTest
 

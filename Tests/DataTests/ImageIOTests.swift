@@ -1,5 +1,6 @@
-import Data
+import Core
 import Foundation
+import ImageIO
 import Numerics
 import XCTest
 

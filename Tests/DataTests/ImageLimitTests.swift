@@ -1,6 +1,7 @@
+import Core
 import Data
 import Foundation
-import Numerics
+import ImageIO
 import XCTest
 
 /// Image headers that claim huge sizes are refused before decoding; label values outside

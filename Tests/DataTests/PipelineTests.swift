@@ -1,6 +1,8 @@
 import Data
 import Foundation
+import ImageIO
 import Numerics
+import Synthetic
 import XCTest
 
 final class PipelineTests: XCTestCase {

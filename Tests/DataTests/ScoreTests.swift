@@ -1,8 +1,10 @@
-import Data
-import Foundation
-import Numerics
-import XCTest
 import ChildProcesses
+import Core
+import Data
+import Evaluation
+import Foundation
+import ImageIO
+import XCTest
 
 final class ScoreTests: XCTestCase {
     /// The fixture's expected values come from cityscapesScripts' evalPixelLevelSemanticLabeling.
@@ -46,11 +48,11 @@ final class ScoreTests: XCTestCase {
     }
 
     func testStemsStripCityscapesSuffixes() {
-        XCTAssertEqual(Score.stem(of: "/a/aachen_000000_000019_leftImg8bit.png"), "aachen_000000_000019")
-        XCTAssertEqual(Score.stem(of: "aachen_000000_000019_gtFine_labelTrainIds.png"), "aachen_000000_000019")
-        XCTAssertEqual(Score.stem(of: "GOPR0122_frame_000161_gt_labelIds.png"), "GOPR0122_frame_000161")
-        XCTAssertEqual(Score.stem(of: "GOPR0122_frame_000161_rgb_anon.png"), "GOPR0122_frame_000161")
-        XCTAssertEqual(Score.stem(of: "00001.png"), "00001")
+        XCTAssertEqual(FileStem.of("/a/aachen_000000_000019_leftImg8bit.png"), "aachen_000000_000019")
+        XCTAssertEqual(FileStem.of("aachen_000000_000019_gtFine_labelTrainIds.png"), "aachen_000000_000019")
+        XCTAssertEqual(FileStem.of("GOPR0122_frame_000161_gt_labelIds.png"), "GOPR0122_frame_000161")
+        XCTAssertEqual(FileStem.of("GOPR0122_frame_000161_rgb_anon.png"), "GOPR0122_frame_000161")
+        XCTAssertEqual(FileStem.of("00001.png"), "00001")
     }
 
     func testConfusionMatrixCountsOutOfRangePredictionsAsWrong() {

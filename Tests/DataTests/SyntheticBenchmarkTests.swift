@@ -1,6 +1,7 @@
 import Data
 import Foundation
-import Numerics
+import ImageIO
+import Synthetic
 import XCTest
 
 final class SyntheticBenchmarkTests: XCTestCase {

@@ -1,9 +1,9 @@
-import XCTest
+import Config
 import Foundation
-import Numerics
-import Layers
 import Heads
-import Support
+import Layers
+import Numerics
+import XCTest
 
 final class Mask2FormerDecodeHeadTests: XCTestCase {
     /// A small head (D 32, 4 queries) on 4×4-grid token features with C = 8.

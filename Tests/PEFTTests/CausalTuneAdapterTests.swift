@@ -1,6 +1,7 @@
+import Core
 import Foundation
-import Numerics
 import Layers
+import Numerics
 import PEFT
 import XCTest
 

@@ -1,7 +1,6 @@
+import Config
 import Foundation
-import Numerics
 import PEFT
-import Support
 import XCTest
 
 /// `model.peft` (reference §Configuration) → `CausalTuneOptions`.

@@ -1,6 +1,6 @@
+import Config
+import Core
 import Foundation
-import Numerics
-import Support
 import XCTest
 
 /// Every numeric key has a range; empty `--set` values, YAML aliases and absurd nesting are

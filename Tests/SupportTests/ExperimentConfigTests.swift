@@ -1,6 +1,6 @@
+import Config
+import Core
 import Foundation
-import Numerics
-import Support
 import XCTest
 
 final class ExperimentConfigTests: XCTestCase {

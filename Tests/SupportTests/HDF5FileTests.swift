@@ -1,8 +1,10 @@
-import Foundation
-import Numerics
-import Support
-import XCTest
 import ChildProcesses
+import Core
+import Data
+import Foundation
+import HDF5
+import Numerics
+import XCTest
 
 final class HDF5FileTests: XCTestCase {
     var directory: URL!

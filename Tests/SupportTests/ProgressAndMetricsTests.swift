@@ -1,7 +1,6 @@
 import Foundation
 import Logging
-import Numerics
-import Support
+import RunIO
 import XCTest
 
 final class ProgressAndMetricsTests: XCTestCase {

@@ -1,11 +1,10 @@
-import Foundation
-import XCTest
-import Numerics
-import Support
-import Distributed
 import Backbone
+import Config
+import Distributed
+import Foundation
 import PEFT
 import Training
+import XCTest
 
 /// `causal-tune bench`'s measuring code: the FLOP count against a count done by hand, and
 /// a 2-step run of a tiny model whose JSON carries reference §Command line's keys with finite positive values.

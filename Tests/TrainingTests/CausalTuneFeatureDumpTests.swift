@@ -1,9 +1,9 @@
 import Backbone
-import Data
 import Foundation
+import HDF5
+import ImageIO
 import Numerics
 import PEFT
-import Support
 import Training
 import XCTest
 

@@ -1,8 +1,9 @@
-import XCTest
+import Core
 import Foundation
+import HDF5
 import Numerics
-import Support
 import Training
+import XCTest
 
 /// A checkpoint's root attributes are checked on open: a present attribute with the wrong
 /// type or range is one line naming the file and the attribute, never a default.

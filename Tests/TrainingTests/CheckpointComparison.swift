@@ -1,5 +1,5 @@
-import Support
 import ChildProcesses
+import HDF5
 
 enum CheckpointComparison {
     /// Every dataset under /params and /optimizer of two checkpoints compared bit for bit;

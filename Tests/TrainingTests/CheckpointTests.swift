@@ -1,8 +1,9 @@
-import XCTest
+import Core
 import Foundation
+import HDF5
 import Numerics
-import Support
 import Training
+import XCTest
 
 final class CheckpointTests: XCTestCase {
     private var dir = ""

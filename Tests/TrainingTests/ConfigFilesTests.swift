@@ -1,6 +1,6 @@
-import XCTest
+import Config
 import Foundation
-import Support
+import XCTest
 
 /// Every shipped config resolves against the reference §Configuration schema (unknown keys, bad values
 /// and broken `_base_` paths fail here, not at the start of a 40k-step run).

@@ -1,10 +1,9 @@
-import XCTest
-import Foundation
-import Numerics
-import Support
-import Data
-import Training
 import ChildProcesses
+import Foundation
+import ImageIO
+import Numerics
+import Training
+import XCTest
 
 /// The determinism contract, end to end through the release CLI: for one config, seed and
 /// global batch, every `/params` and `/optimizer` dataset after 3 AdamW steps — and the

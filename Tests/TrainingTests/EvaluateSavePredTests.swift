@@ -1,7 +1,7 @@
-import XCTest
 import Foundation
+import ImageIO
 import Numerics
-import Data
+import XCTest
 
 /// End-to-end `causal-tune evaluate --save-pred` (the binary built by `launch/test`): a tiny
 /// random ViT trained one step on a 5-image `folder` dataset, evaluated in one process and

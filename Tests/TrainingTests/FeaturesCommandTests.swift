@@ -1,9 +1,8 @@
-import XCTest
 import Foundation
-import Numerics
-import Support
-import Data
+import HDF5
+import ImageIO
 import Training
+import XCTest
 
 /// `causal-tune features` (the binary built by `launch/test`): `--set` overrides and how a
 /// non-square image reaches the square backbone input (`--fit crop|stretch`).

@@ -1,9 +1,8 @@
-import XCTest
+import ChildProcesses
 import Foundation
 import Numerics
-import Support
 import Training
-import ChildProcesses
+import XCTest
 
 /// Files that crash Debian's libhdf5 1.10.8 (found by `launch/fuzz`, kept in
 /// Fixtures/hdf5_crash/) never crash the CLI: every command that opens a user's HDF5 file

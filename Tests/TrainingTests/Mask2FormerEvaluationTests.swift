@@ -1,8 +1,8 @@
-import XCTest
+import Config
 import Foundation
 import Numerics
-import Support
 import Training
+import XCTest
 
 /// Evaluation with the mask2former head runs the windows of an image as one batch
 /// (`SegmentationNetwork.evaluationBatch`): the labels must be those of one window at a time,

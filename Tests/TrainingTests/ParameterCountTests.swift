@@ -1,7 +1,7 @@
-import XCTest
+import Config
 import Foundation
-import Support
 import Training
+import XCTest
 
 /// The trainable-parameter count printed at the start of a run (`trainable parameters: …`),
 /// against closed forms (README "Mask2Former head" gives the ViT-L/16 figures).

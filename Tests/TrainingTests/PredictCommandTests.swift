@@ -1,7 +1,8 @@
-import XCTest
-import Foundation
-import Numerics
 import Data
+import Foundation
+import ImageIO
+import Numerics
+import XCTest
 
 /// End-to-end `causal-tune predict` (the binary built by `launch/test`): a tiny random ViT
 /// trained one step on a `folder` dataset; predictions of a folder tree of mixed PNG/JPEG

@@ -1,7 +1,9 @@
 import Backbone
+import Config
+import Core
 import Foundation
 import Numerics
-import Support
+import RunIO
 import Training
 import XCTest
 

@@ -1,11 +1,11 @@
-import XCTest
-import Foundation
-import Numerics
-import Support
 import Backbone
-import Data
-import Training
 import ChildProcesses
+import Foundation
+import HDF5
+import ImageIO
+import Numerics
+import Training
+import XCTest
 
 /// Nothing is lost in a run: the work directory lock, metrics on resume, pruning next to
 /// stale checkpoints, best.h5 bookkeeping, skipped non-finite steps, a changed backbone on

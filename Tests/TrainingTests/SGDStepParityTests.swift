@@ -1,9 +1,11 @@
-import XCTest
-import Foundation
-import Numerics
-import Support
+import Config
+import Core
 import Distributed
+import Foundation
+import HDF5
+import Numerics
 import Training
+import XCTest
 
 /// Issue 6, "gradient parity": from a reference §Files `--init` checkpoint and backbone weights, one
 /// step of `train.optimizer: sgd` (no momentum, weight_decay 0) with `augment: none` on one

@@ -1,10 +1,10 @@
-import XCTest
-import Foundation
-import Numerics
-import Support
-import Data
-import Training
 import ChildProcesses
+import Foundation
+import HDF5
+import ImageIO
+import Numerics
+import Training
+import XCTest
 
 /// End-to-end runs of `.build/release/causal-tune train` (built by `launch/test`): a tiny
 /// random ViT on a 4-image `folder` dataset, single process and under `mpirun -np 2`.

@@ -1,5 +1,6 @@
-import XCTest
+import ImageIO
 import Visualization
+import XCTest
 
 final class CanvasTests: XCTestCase {
     func testFillRectClipsToCanvasAndPaintsExactlyItsPixels() {

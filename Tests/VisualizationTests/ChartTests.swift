@@ -1,7 +1,8 @@
-import XCTest
 import Foundation
+import ImageIO
 import Numerics
 import Visualization
+import XCTest
 
 final class ChartTests: XCTestCase {
     func testLineChartHasRequestedSizeAndDrawsEachSeriesColour() {

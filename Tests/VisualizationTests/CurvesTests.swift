@@ -1,7 +1,7 @@
-import XCTest
+import Core
 import Foundation
-import Numerics
 import Visualization
+import XCTest
 
 final class CurvesTests: XCTestCase {
     private func tempDir() throws -> String {

@@ -1,10 +1,11 @@
-import XCTest
+import Core
 import Foundation
+import HDF5
+import ImageIO
 import Numerics
-import Support
-import Data
 import PEFT
 import Visualization
+import XCTest
 
 final class FeatureDumpTests: XCTestCase {
     let B = 2, C = 24, h = 8, w = 12, patch = 4

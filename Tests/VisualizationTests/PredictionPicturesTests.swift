@@ -1,8 +1,11 @@
-import XCTest
-import Foundation
-import Numerics
+import Core
 import Data
+import Evaluation
+import Foundation
+import ImageIO
+import Numerics
 import Visualization
+import XCTest
 
 /// `evaluate --save-pred`: the evaluator's predictions written by `PredictionPictures`, on a
 /// tiny `folder` dataset with a per-pixel model (no network), then read back with `score`.

@@ -1,8 +1,8 @@
-import XCTest
+import Core
 import Foundation
-import Numerics
-import Data
+import ImageIO
 import Visualization
+import XCTest
 
 final class SweepTests: XCTestCase {
     private func tempDir() throws -> String {

@@ -1,6 +1,7 @@
+import Core
 import Foundation
+import HDF5
 import Numerics
-import Support
 
 /// Backbone weights in our HDF5 files (reference §Files): the datasets under `/backbone/` of a
 /// checkpoint written `--with-backbone`, or, when there is no `/backbone` group, every

@@ -1,6 +1,6 @@
+import Core
 import Foundation
 import Numerics
-import Support
 import ZIPFoundation
 
 /// A pickle encoder for the few values a checkpoint needs (protocol 2: dicts, strings,

@@ -15,12 +15,9 @@
 ///          (soft discs, radius 0.6–2 px).
 /// Each domain's random numbers come from the scene seed and the domain, so every domain
 /// is reproducible on its own.
+import Data
 import Foundation
 import Numerics
-
-public enum SyntheticDomain: String, CaseIterable, Sendable {
-    case source, fog, night, rain, snow
-}
 
 enum Weather {
     static func apply(_ domain: SyntheticDomain, to s: SyntheticScene, seed: UInt64) -> [Float] {

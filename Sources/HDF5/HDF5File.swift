@@ -13,8 +13,8 @@
 /// Files written under their final name should go through `HDF5File.writeAtomically`:
 /// temporary name, flush, close, `rename` — a crash never leaves a half-written file.
 import CHDF5
+import Core
 import Foundation
-import Numerics
 
 /// An open HDF5 file. Not thread-safe (the serial HDF5 library is not); use it from one
 /// thread. Closed by `close()` or when the last reference goes away.

@@ -4,6 +4,7 @@
 /// as arrays of `str`); scalars with a scalar dataspace, arrays as 1-D. Reading also
 /// accepts fixed-length strings and any integer/float width written by other tools.
 import CHDF5
+import Core
 import Foundation
 import Numerics
 

@@ -4,8 +4,8 @@
 /// integers, floats such as `1e-4`); quoted scalars are always strings. Mappings keep
 /// their key order. `merged(over:)` is the `_base_` rule: mappings merge key by key
 /// (recursively), everything else — lists included — is replaced.
+import Core
 import Foundation
-import Numerics
 import Yams
 
 /// An ordered mapping from keys to values.

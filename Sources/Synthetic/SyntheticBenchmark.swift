@@ -8,7 +8,10 @@
 /// `RandomGenerator(seed: mix(seed, s, i))`, so the output depends only on (seed, size,
 /// split, index): more images extend a set without changing the first ones, and the
 /// work is split across cores without changing any pixel.
+import Core
+import Data
 import Foundation
+import ImageIO
 import Numerics
 
 public struct SyntheticBenchmark: Sendable {

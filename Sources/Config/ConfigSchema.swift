@@ -10,8 +10,8 @@
 /// * `partial` resolution (one file of a `_base_` chain) checks only the keys present;
 ///   `full` resolution fills every absent key with its default, in schema order, and
 ///   reports a missing required key.
+import Core
 import Foundation
-import Numerics
 
 public indirect enum ConfigSchema {
     /// An integer in `min…max`; `nil` default means null is the default and allowed.

@@ -4,9 +4,9 @@
 ///
 /// `RunLog` is also a swift-log backend: `runLog.logger(label:)` gives a `Logger` whose
 /// messages go to the same places (`level` and label prefixed for non-info levels).
+import Core
 import Foundation
 import Logging
-import Numerics
 
 public final class RunLog: @unchecked Sendable {
     /// The log file, if one was opened.

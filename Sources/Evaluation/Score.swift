@@ -2,7 +2,7 @@
 ///
 /// Files are found recursively under both folders (`.png` only). A file's *stem* is its
 /// name without the extension and without the first matching Cityscapes-family suffix in
-/// `Score.stemSuffixes` (`_gtFine_labelIds`, `_gtFine_labelTrainIds`, `_gt_labelIds`,
+/// `FileStem.suffixes` (`_gtFine_labelIds`, `_gtFine_labelTrainIds`, `_gt_labelIds`,
 /// `_leftImg8bit`, `_rgb_anon`, `_pred`, …), so `aachen_000000_000019_leftImg8bit.png`
 /// matches `aachen_000000_000019_gtFine_labelIds.png`. Ground truth folders that hold the
 /// whole Cityscapes `gtFine` set are filtered first: with `labelid` only `*labelIds.png`
@@ -14,27 +14,13 @@
 /// Every ground-truth file needs exactly one prediction of the same size; predictions
 /// without ground truth are ignored (as cityscapesScripts does). Prediction values
 /// outside 0…18 (255 included) are wrong predictions (see `ConfusionMatrix`).
+import Core
+import Data
 import Foundation
+import ImageIO
 import Numerics
 
 public enum Score {
-    /// Suffixes stripped from stems, longest first.
-    public static let stemSuffixes: [String] = [
-        "_gtFine_labelTrainIds", "_gtCoarse_labelTrainIds", "_gtFine_labelIds", "_gtCoarse_labelIds",
-        "_gt_labelTrainIds", "_gt_labelIds", "_labelTrainIds", "_leftImg8bit", "_labelIds",
-        "_rgb_anon", "_trainIds", "_train_id", "_prediction", "_pred",
-    ]
-
-    /// The stem used to match a file with its counterpart.
-    public static func stem(of path: String) -> String {
-        var name = (path as NSString).lastPathComponent
-        if let dot = name.lastIndex(of: ".") { name = String(name[..<dot]) }
-        for s in stemSuffixes where name.hasSuffix(s) && name.count > s.count {
-            return String(name.dropLast(s.count))
-        }
-        return name
-    }
-
     /// The `.png` files below `dir`, sorted.
     static func pngFiles(under dir: String, role: String) throws -> [String] {
         var isDir: ObjCBool = false
@@ -77,7 +63,7 @@ public enum Score {
         let preds = try pngFiles(under: predDir, role: "prediction")
         var byStem: [String: String] = [:]
         for p in preds {
-            let s = stem(of: p)
+            let s = FileStem.of(p)
             if let other = byStem[s] {
                 throw CausalTuneError("\(p): two predictions share the stem '\(s)' (also \(other))")
             }
@@ -86,7 +72,7 @@ public enum Score {
         var seen: [String: String] = [:]
         var pairs: [(pred: String, gt: String)] = []
         for g in gts {
-            let s = stem(of: g)
+            let s = FileStem.of(g)
             if let other = seen[s] { throw CausalTuneError("\(g): two ground-truth files share the stem '\(s)' (also \(other))") }
             seen[s] = g
             guard let p = byStem[s] else {

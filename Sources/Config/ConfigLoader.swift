@@ -1,6 +1,6 @@
 /// Loading configs: `_base_` composition, `--set` overrides, validation, YAML output.
+import Core
 import Foundation
-import Numerics
 
 extension ExperimentConfig {
     /// Loads `path`: its `_base_` files first (relative to the including file, recursive),

@@ -18,10 +18,13 @@
 /// and ground truth of the others' images and hands all of them, in index order, to the sink.
 /// A failure anywhere (prediction on any rank, writing on rank 0) ends the round loop on
 /// every rank together and is raised on every rank.
-import Foundation
-import Numerics
+import Core
+import Data
 import Distributed
-import Support
+import Foundation
+import ImageIO
+import Numerics
+import RunIO
 
 /// A segmentation network for evaluation: normalised windows [n, 3, h, w] → logits [n, K, h, w]
 /// (n = 1 unless the `SlidingWindow`'s `batch` allows more).

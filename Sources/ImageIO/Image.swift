@@ -11,8 +11,8 @@
 /// not an image throws one `CausalTuneError` naming it.
 import CPNG
 import CTurboJPEG
+import Core
 import Foundation
-import Numerics
 
 /// An 8-bit RGB image, HWC.
 public struct RGBImage: Equatable, Sendable {

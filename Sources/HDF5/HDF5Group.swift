@@ -1,7 +1,6 @@
 /// HDF5 groups: create by path (intermediate groups included) and list children.
 import CHDF5
 import Foundation
-import Numerics
 
 /// One entry of a group listing.
 public struct HDF5Child: Equatable, Sendable {

@@ -1,6 +1,5 @@
-import Data
+import Core
 import Foundation
-import Numerics
 
 /// Canvas ↔ the Data module's `RGBImage` (same byte layout: row-major, RGB interleaved)
 /// and PNG files through its libpng writer.

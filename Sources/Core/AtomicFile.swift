@@ -4,7 +4,6 @@
 /// crash) sees either the complete old file or the complete new one, never a half-written
 /// file under the real name. A failure removes the temporary file and leaves the old one.
 import Foundation
-import Numerics
 
 public enum AtomicFile {
     /// The temporary name used while writing `path`: `<path>.tmp-<pid>`.

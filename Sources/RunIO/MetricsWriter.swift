@@ -5,8 +5,8 @@
 /// Lines are appended and flushed one at a time, so a crashed or running job's file is
 /// always valid up to its last line. Keys keep the order given; doubles are written at
 /// full precision (shortest round-trip form); non-finite numbers become `null`.
+import Core
 import Foundation
-import Numerics
 
 /// A JSON value with ordered object keys.
 public indirect enum JSONValue: Equatable, Sendable, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,

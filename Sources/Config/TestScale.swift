@@ -1,4 +1,4 @@
-import Numerics
+import Core
 
 /// The test-time resize of a validation entry (`data.val[i].scale`) or of `predict --scale`:
 ///

@@ -272,7 +272,7 @@ public struct Canvas: Equatable, Sendable {
     }
 
     /// `text` shortened with a trailing "..." so that it fits `width` pixels.
-    static func fitted(_ text: String, width: Int, scale: Int) -> String {
+    public static func fitted(_ text: String, width: Int, scale: Int) -> String {
         if BitmapFont.width(of: text, scale: scale) <= width { return text }
         var s = text
         while !s.isEmpty && BitmapFont.width(of: s + "..", scale: scale) > width { s.removeLast() }

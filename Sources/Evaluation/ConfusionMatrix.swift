@@ -13,8 +13,10 @@
 /// prediction of a non-evaluated id on a valid pixel as a false negative only, ignores gt
 /// pixels of non-evaluated ids, and leaves `nan` classes out of the average) and mmseg's
 /// `IoUMetric` (accumulated over the whole split, nan classes dropped by `nanmean`).
+import Data
 import Foundation
-import Support
+import ImageIO
+import RunIO
 
 public struct ConfusionMatrix: Equatable, Sendable {
     public let numClasses: Int

@@ -9,7 +9,7 @@
 /// should create one (the caller's job).
 import Foundation
 
-/// `Progress` without the clash with Foundation's `Progress` (`Support.Progress` works too).
+/// `Progress` without the clash with Foundation's `Progress` (`RunIO.Progress` works too).
 public typealias ProgressReporter = Progress
 
 public final class Progress {
