@@ -69,7 +69,7 @@ let package = Package(
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ], swiftSettings: fast),
         .target(name: "PEFT", dependencies: ["Core", "Numerics", "Layers", "HDF5", "Config"], swiftSettings: fast),
-        .target(name: "Heads", dependencies: ["Numerics", "Layers"], swiftSettings: fast),
+        .target(name: "Heads", dependencies: ["Numerics", "Layers", "Config"], swiftSettings: fast),
         .target(name: "Data", dependencies: ["Core", "Numerics", "Config", "ImageIO"], swiftSettings: fast),
         .target(name: "Synthetic", dependencies: ["Core", "Numerics", "ImageIO", "Data"], swiftSettings: fast),
         .target(name: "Evaluation", dependencies: ["Core", "Numerics", "Distributed", "RunIO", "ImageIO", "Data"],
@@ -99,10 +99,11 @@ let package = Package(
         .target(name: "ChildProcesses", path: "Tests/ChildProcesses"),
         .testTarget(name: "NumericsTests", dependencies: ["Numerics"], exclude: ["make_resample_fixture.py"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Numerics"]),
-        .testTarget(name: "SupportTests", dependencies: [
-            "Core", "Numerics", "HDF5", "Config", "RunIO", "Data", "ChildProcesses",
-            .product(name: "Logging", package: "swift-log"),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Core", "Numerics", "Data", "ChildProcesses"]),
+        .testTarget(name: "RunIOTests", dependencies: [
+            "RunIO", "Core", "ChildProcesses", .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "Core", "Training"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Numerics", "ChildProcesses"]),
         .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Core", "HDF5", "ImageIO", "Layers", "Numerics"],
                     resources: [.copy("Fixtures")]),
@@ -116,7 +117,7 @@ let package = Package(
             "Training", "Core", "Numerics", "Layers", "HDF5", "Config", "RunIO", "ImageIO", "Backbone", "PEFT", "Heads", "Data",
             "Distributed", "ChildProcesses",
         ], resources: [.copy("Fixtures")]),
-        .testTarget(name: "HeadsTests", dependencies: ["Heads", "Config", "Layers", "Numerics"],
+        .testTarget(name: "HeadsTests", dependencies: ["Heads", "Layers", "Numerics", "Training"],
                     exclude: ["make_deformable_fixture.py", "make_loss_fixture.py", "make_decoder_fixture.py", "make_head_fixture.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VisualizationTests", dependencies: [
             "Visualization", "Core", "Numerics", "HDF5", "ImageIO", "Data", "Evaluation", "PEFT",

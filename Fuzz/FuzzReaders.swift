@@ -15,7 +15,6 @@
 // in release mode too, where `@testable import` is not available).
 #if FUZZING
 @testable import Backbone
-import Config
 import Data
 import Foundation
 import ImageIO

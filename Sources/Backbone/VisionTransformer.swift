@@ -122,13 +122,13 @@ public final class VisionTransformer: Module {
     // MARK: weights
 
     /// How the position grid is resampled when the checkpoint's grid differs from the model's.
-    public enum PositionInterpolation: Sendable {
+    public enum PositionInterpolation: String, Sendable, Decodable {
         /// `F.interpolate(size=(h, w), mode="bicubic", align_corners=False)` — Rein's
         /// converter and Hugging Face's `Dinov2Model` (reference §Backbone; the default).
-        case converter
+        case converter = "bicubic"
         /// The official repository's hub forward at another resolution:
         /// `scale_factor = ((h + 0.1)/M, (w + 0.1)/M)`, no antialiasing.
-        case officialHub
+        case officialHub = "official_hub"
         /// `F.interpolate(size=(h, w), mode="bilinear", align_corners=False)` — how Rein
         /// resizes CLIP's positions.
         case bilinear

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Config
 import Core
 import Data
 import Distributed

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Backbone
-import Config
 import Core
 import Distributed
 import Foundation
@@ -51,7 +50,7 @@ struct FeaturesCommand: ParsableCommand {
             }
             let cfg = try ExperimentConfig.load(path: config, overrides: overrides)
             try HDF5Preflight.check(.checkpoint(checkpoint), .weights(of: cfg))
-            var settings = BackboneSettings(cfg)
+            var settings = cfg.model.backbone
             settings.recompute = false   // no backward here
             if let checkpoint, (try? WeightFile.detectFormat(checkpoint)) == .hdf5 {
                 let file = try HDF5File.open(checkpoint)
@@ -61,7 +60,7 @@ struct FeaturesCommand: ParsableCommand {
             } else if let checkpoint, !ReinCheckpoint.handles(checkpoint) {
                 throw CausalTuneError("--checkpoint \(checkpoint): not an HDF5 checkpoint")
             }
-            let peft = try CausalTuneOptions(cfg.model.peft)
+            let peft = cfg.model.peft
             let model = try settings.makeBackbone()
             let selected = try FeatureExtraction.parseLayers(layers, depth: model.blocks.count)
             // Causal-Tune / Rein: the adapter (PEFT parameters from the checkpoint's

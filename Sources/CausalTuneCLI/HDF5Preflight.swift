@@ -9,7 +9,6 @@ import Visualization
 import Glibc
 import Core
 import HDF5
-import Config
 #endif
 
 /// Every HDF5 file a command opens on the user's behalf — a checkpoint (`--resume`, `--init`,

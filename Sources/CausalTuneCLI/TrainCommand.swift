@@ -1,5 +1,4 @@
 import ArgumentParser
-import Config
 import Distributed
 import Foundation
 import Training

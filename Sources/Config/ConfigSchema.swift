@@ -1,8 +1,10 @@
 /// The configuration schema: every key with its type, default and allowed values.
 ///
-/// A schema is a tree of `ConfigSchema` values written as Swift literals (see
-/// `ExperimentConfig.schema`); adding a key is one line there plus the typed property that
-/// reads it. Resolution checks a value tree against the schema:
+/// A schema is a tree of `ConfigSchema` values written as Swift literals: each module's
+/// options type declares its section's (`BackboneOptions.schema`, …) and the experiment
+/// config composes them. Adding a key is one line in its section's schema plus the
+/// property of the same name (snake case) in its options type. Resolution checks a value
+/// tree against the schema:
 ///
 /// * an unknown key, a value of the wrong type, a value outside a choice or below a
 ///   minimum is ONE error naming the full key path (`train.lr`, `data.val[1].dataset`) and
@@ -37,6 +39,9 @@ public indirect enum ConfigSchema {
     case map(KeyValuePairs<String, ConfigSchema>)
     /// A list of mappings with the `item` keys; each item is resolved fully.
     case mapList(item: KeyValuePairs<String, ConfigSchema>, default: [ConfigValue])
+    /// `inner` plus a rule between its keys, checked on the fully resolved value (after
+    /// each `--set` too): `check(value, path, origin)` throws the error naming the keys.
+    case checked(ConfigSchema, check: @Sendable (ConfigValue, _ path: String, _ origin: String) throws -> Void)
 
     /// A `choice` from a `String`-backed enum.
     public static func choice<E: RawRepresentable & CaseIterable>(_ value: E) -> ConfigSchema where E.RawValue == String {
@@ -57,6 +62,7 @@ public indirect enum ConfigSchema {
         case .required: return nil
         case .map: return nil
         case .mapList(_, let d): return .list(d)
+        case .checked(let inner, _): return inner.defaultValue
         }
     }
 
@@ -97,6 +103,11 @@ public indirect enum ConfigSchema {
                 if let v = try schema.resolve(input[key], path: child, origin: origin, full: full) { out[key] = v }
             }
             return .map(out)
+
+        case .checked(let inner, let check):
+            let resolved = try inner.resolve(value, path: path, origin: origin, full: full)
+            if full, let resolved { try check(resolved, path, origin) }
+            return resolved
 
         case .required(let inner):
             guard let value, value != .null else {
@@ -205,7 +216,7 @@ public indirect enum ConfigSchema {
                 default: throw fail("must be a list of strings, got \(describe(item)) in it")
                 }
             })
-        case .map, .mapList, .required:
+        case .map, .mapList, .required, .checked:
             preconditionFailure("handled by resolve")
         }
     }

@@ -218,7 +218,7 @@ public indirect enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
 
     /// `self` with `value` stored at `components` (missing maps are created); throws when
     /// the path runs through a scalar or past the end of a list.
-    func setting(_ value: ConfigValue, at components: ArraySlice<String>, fullPath: String) throws -> ConfigValue {
+    public func setting(_ value: ConfigValue, at components: ArraySlice<String>, fullPath: String) throws -> ConfigValue {
         guard let head = components.first else { return value }
         let rest = components.dropFirst()
         switch self {

@@ -22,8 +22,11 @@ import Core
 import Foundation
 import ImageIO
 
-public enum DatasetKind: String, CaseIterable, Sendable {
-    case cityscapes, gta5, bdd100k, mapillary, acdc, synthetic, folder
+public enum DatasetKind: String, CaseIterable, Sendable, Decodable {
+    case gta5, cityscapes, bdd100k, mapillary, acdc, synthetic, folder
+
+    /// ACDC's adverse conditions (a dataset's `condition`).
+    public static let acdcConditions = ["fog", "night", "rain", "snow"]
 }
 
 /// One (image, label) pair and how its label file encodes classes.
@@ -208,7 +211,7 @@ public struct Dataset: Sendable {
             try checkNoOrphans(labels: files(under: labDir, suffixes: [".png"]), used: samples, labelDir: labDir)
             return samples
         case .acdc:
-            let conds = ["fog", "night", "rain", "snow"]
+            let conds = DatasetKind.acdcConditions
             let chosen: [String]
             if let c = selection?.lowercased() {
                 guard conds.contains(c) else { throw CausalTuneError("acdc condition: '\(c)' is not one of fog, night, rain, snow") }

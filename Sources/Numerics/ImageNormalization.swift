@@ -17,6 +17,9 @@ public struct ImageNormalization: Equatable, Sendable {
     public static let clip = ImageNormalization(mean: [122.7709383, 116.7460125, 104.09373615],
                                                 std: [68.5005327, 66.6321579, 70.32316305])
 
+    /// The names `named` knows.
+    public static let names = ["imagenet", "clip"]
+
     /// `imagenet` or `clip`.
     public static func named(_ name: String) -> ImageNormalization? {
         switch name {

@@ -1,8 +1,9 @@
+import Config
 import Core
 import Foundation
 
 /// Which PEFT method runs after every block (`model.peft.method`).
-public enum PEFTMethod: String, CaseIterable, Sendable {
+public enum PEFTMethod: String, CaseIterable, Sendable, Decodable {
     /// The paper's layer: transform → band-pass → tokens → inverse transform.
     case causalTune = "causal_tune"
     /// Rein: the same token refinement on the spatial features (identity transform, no filter).
@@ -17,7 +18,7 @@ public enum PEFTMethod: String, CaseIterable, Sendable {
 /// high}`, `discardNoncausal`, low-rank tokens (`loraRank`), and `method`. For
 /// `method: rein` the transform is `identity` and the filter `none`, whatever the other
 /// keys say (`effectiveTransform`, `effectiveFilter`).
-public struct CausalTuneOptions: Equatable, Sendable {
+public struct CausalTuneOptions: Equatable, Sendable, Decodable {
     public var method: PEFTMethod
     /// `m`, the number of causal-aware tokens per layer (token 0 is the null sink).
     public var tokens: Int
@@ -28,6 +29,37 @@ public struct CausalTuneOptions: Equatable, Sendable {
     public var transform: TransformKind
     public var discardNoncausal: Bool
     public var filter: FrequencyFilter
+
+    /// The fewest tokens a config may ask for: token 0 is the null sink, so one token
+    /// refines nothing. The layer itself is defined for one token (output = input) and
+    /// `validate` accepts it; tests use it.
+    public static let minConfiguredTokens = 2
+    /// The most tokens per layer: the paper uses 100; 4096 is already 4096 × C values per layer.
+    public static let maxTokens = 4096
+    /// The largest `lora_rank`; it must also not exceed the embed dim C, which the network
+    /// checks when it knows the architecture.
+    public static let maxLoRARank = 4096
+
+    /// `model.peft`: every key with its default and range.
+    public static let schema: ConfigSchema = .checked(.map([
+        "method": .choice(PEFTMethod.causalTune),
+        "tokens": .int(100, min: minConfiguredTokens, max: maxTokens),
+        "lora_rank": .int(nil, min: 1, max: maxLoRARank),   // also ≤ the embed dim C
+        "scale_init": .float(0.001, min: -1000, max: 1000),
+        "transform": .choice(TransformKind.dct),
+        "discard_noncausal": .bool(false),
+        "filter": .map([
+            "mode": .choice(FilterMode.bandpass),
+            "shape": .choice(FilterShape.gaussian),
+            "low": .float(0.2, min: 0, max: 1),
+            "high": .float(0.7, min: 0, max: 1),
+        ]),
+    ]), check: { value, path, origin in
+        if case .float(let low)? = value.value(at: "filter.low"), case .float(let high)? = value.value(at: "filter.high"),
+           low >= high {
+            throw CausalTuneError("config keys '\(path).filter.low' (\(low)) and '\(path).filter.high' (\(high)): low must be below high in \(origin)")
+        }
+    })
 
     public init(method: PEFTMethod = .causalTune, tokens: Int = 100, loraRank: Int? = nil, scaleInit: Float = 1e-3,
                 transform: TransformKind = .dct, discardNoncausal: Bool = false,

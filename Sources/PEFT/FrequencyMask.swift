@@ -27,17 +27,17 @@ import Numerics
 ///
 /// which sum to 1 at every coefficient — a partition of the spectrum into what the filter
 /// removes as "low", keeps as "causal", and removes as "high".
-public enum FilterMode: String, CaseIterable, Sendable {
+public enum FilterMode: String, CaseIterable, Sendable, Decodable {
     case bandpass, lowcut, highcut, none
 }
 
 /// The shape of the mask's factors.
-public enum FilterShape: String, CaseIterable, Sendable {
+public enum FilterShape: String, CaseIterable, Sendable, Decodable {
     case gaussian, ideal
 }
 
 /// A band-pass filter specification: mode, shape and the cut-offs `σ_L` (`low`), `σ_H` (`high`).
-public struct FrequencyFilter: Equatable, Sendable {
+public struct FrequencyFilter: Equatable, Sendable, Decodable {
     public var mode: FilterMode
     public var shape: FilterShape
     public var low: Double

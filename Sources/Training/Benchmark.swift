@@ -1,4 +1,3 @@
-import Config
 import Core
 import Distributed
 import Foundation
@@ -131,7 +130,7 @@ public final class TrainingBenchmark {
     /// The FLOP count of one rank's step.
     public var flops: StepFLOPs {
         let m = config.model
-        let opts = try? CausalTuneOptions(m.peft)
+        let opts: CausalTuneOptions? = m.peft
         return StepFLOPs.count(architecture: network.backbone.architecture, imageSize: network.inputSize,
                                patchSize: m.backbone.patchSize, batch: config.train.batchSize / comm.size,
                                recompute: m.backbone.recompute, peft: network.adapter == nil ? nil : opts,

@@ -1,4 +1,3 @@
-import Config
 import Core
 import Distributed
 import Evaluation

@@ -18,7 +18,7 @@ import Numerics
 ///
 /// The state (moments and step count) is plain data so that checkpoints restore it and a
 /// resumed run continues bit-identically.
-public enum OptimizerKind: String, Sendable {
+public enum OptimizerKind: String, CaseIterable, Sendable, Decodable {
     case adamw, sgd
 }
 

@@ -1,5 +1,4 @@
 import Backbone
-import Config
 import Core
 import Foundation
 import Heads
@@ -43,12 +42,12 @@ public final class SegmentationNetwork {
            r > a.channels {
             throw CausalTuneError("model.peft.lora_rank: \(r) exceeds the embed dim C = \(a.channels) of \(a.name) (a rank above C only adds values)")
         }
-        var settings = BackboneSettings(config)
+        var settings = m.backbone
         settings.seed = seed
         backbone = try settings.makeBackbone()
         let arch = backbone.architecture
         var rng = RandomGenerator(seed: seed &+ 0x5EED)
-        adapter = try CausalTuneAdapter.make(options: try CausalTuneOptions(m.peft), layers: arch.depth,
+        adapter = try CausalTuneAdapter.make(options: m.peft, layers: arch.depth,
                                              channels: arch.channels, patchSize: m.backbone.patchSize, seed: rng.next())
         backbone.adapter = adapter
         // With recompute every layer's adapter forward is re-run right before its backward,

@@ -1,5 +1,4 @@
 import Backbone
-import Config
 import Core
 import Data
 import Distributed
@@ -188,7 +187,7 @@ public final class Trainer {
 
     /// Opens a configured dataset, generating the synthetic benchmark first when its
     /// root does not exist (rank 0 writes, the others wait).
-    public static func openDataset(_ d: ExperimentConfig.DatasetOptions, comm: Communicator, log: RunLog) throws -> Dataset {
+    public static func openDataset(_ d: DatasetOptions, comm: Communicator, log: RunLog) throws -> Dataset {
         if d.dataset == .synthetic {
             var isDir: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: d.root, isDirectory: &isDir) && isDir.boolValue
@@ -220,16 +219,16 @@ public final class Trainer {
     /// default (Cityscapes val in `data/cityscapes`); when that folder is not there the run
     /// trains without evaluation (a warning says so) instead of failing — a minimal config
     /// (train data only) runs. A configured val root that is missing stays an error.
-    public static func validationDomains(_ val: [ExperimentConfig.DatasetOptions], log: RunLog) -> [ExperimentConfig.DatasetOptions] {
-        guard val.count == 1, let v = val.first, v.dataset == .cityscapes, v.root == "data/cityscapes", v.split == "val",
-              v.name == "citys", v.condition == nil, v.domain == nil, !FileManager.default.fileExists(atPath: v.root) else {
+    public static func validationDomains(_ config: ExperimentConfig, log: RunLog) -> [DatasetOptions] {
+        let val = config.data.val
+        guard !config.isSet("data.val"), let v = val.first, !FileManager.default.fileExists(atPath: v.root) else {
             return val
         }
         log.warning("data.val is the default (Cityscapes val in data/cityscapes), which is not there: training without evaluation (set data.val to evaluate, or data.val: [] to silence this)")
         return []
     }
 
-    func openDataset(_ d: ExperimentConfig.DatasetOptions) throws -> Dataset {
+    func openDataset(_ d: DatasetOptions) throws -> Dataset {
         try Trainer.openDataset(d, comm: comm, log: log)
     }
 
@@ -277,7 +276,7 @@ public final class Trainer {
             log.info(network.trainableSummary)
         }
         let trainSet = try openDataset(config.data.train)
-        let valSets = try Trainer.validationDomains(config.data.val, log: log).map { try openDataset($0) }
+        let valSets = try Trainer.validationDomains(config, log: log).map { try openDataset($0) }
         let crop = config.data.cropSize
         guard crop == network.inputSize else {
             throw CausalTuneError("data.crop_size: \(crop) must equal model.backbone.image_size (\(network.inputSize)): the network input is the crop")

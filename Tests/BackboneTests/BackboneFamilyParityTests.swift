@@ -120,7 +120,7 @@ final class BackboneFamilyParityTests: XCTestCase {
 
     func testRandomWeightsRunForEveryFamily() throws {
         for arch in ["eva02_vitt14", "clip_vitb16"] {
-            let model = try BackboneSettings(arch: arch, weights: "random", imageSize: 32, patchSize: 16).makeBackbone()
+            let model = try BackboneOptions(arch: arch, weights: "random", imageSize: 32, patchSize: 16).makeBackbone()
             let input = Tensor(zeros: [1, 3, 32, 32])
             var rng = RandomGenerator(seed: 3)
             rng.fillNormal(input)

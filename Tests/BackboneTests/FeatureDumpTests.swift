@@ -48,18 +48,18 @@ final class FeatureDumpTests: XCTestCase {
     }
 
     func testSettingsBuildTheNamedArchitectureOrNameTheBadKey() throws {
-        let model = try BackboneSettings(arch: "dinov2_vits14_reg4", weights: "random", imageSize: 64, patchSize: 16).makeBackbone()
+        let model = try BackboneOptions(arch: "dinov2_vits14_reg4", weights: "random", imageSize: 64, patchSize: 16).makeBackbone()
         XCTAssertEqual(model.tokenCount, 1 + 4 + 16)
         XCTAssertEqual(model.patchEmbed.weight.shape, [384, 3, 16, 16])
         assertCausalTuneError(["model.backbone.arch", "vit_huge"]) {
-            _ = try BackboneSettings(arch: "vit_huge", weights: "random", imageSize: 64).makeBackbone()
+            _ = try BackboneOptions(arch: "vit_huge", weights: "random", imageSize: 64).makeBackbone()
         }
         assertCausalTuneError(["model.backbone.image_size"]) {
-            _ = try BackboneSettings(arch: "dinov2_vits14", weights: "random", imageSize: 8).makeBackbone()
+            _ = try BackboneOptions(arch: "dinov2_vits14", weights: "random", imageSize: 8).makeBackbone()
         }
         // The fixture is a C = 16 model: loading it as ViT-S names the first mis-shaped tensor.
         assertCausalTuneError(["s14.pth", "'cls_token'", "[1, 1, 16]", "[1, 1, 384]"]) {
-            _ = try BackboneSettings(arch: "dinov2_vits14", weights: Fixtures.path("s14.pth"), imageSize: 56).makeBackbone()
+            _ = try BackboneOptions(arch: "dinov2_vits14", weights: Fixtures.path("s14.pth"), imageSize: 56).makeBackbone()
         }
     }
 

@@ -1,8 +1,8 @@
-import Config
 import Foundation
 import Heads
 import Layers
 import Numerics
+import Training
 import XCTest
 
 final class Mask2FormerDecodeHeadTests: XCTestCase {

@@ -3,11 +3,15 @@ import Foundation
 import PEFT
 import XCTest
 
-/// `model.peft` (reference §Configuration) → `CausalTuneOptions`.
+/// `model.peft` (reference §Configuration) → `CausalTuneOptions`: the section resolved
+/// against the layer's own schema, decoded and validated, as the experiment config does.
 final class CausalTuneConfigTests: XCTestCase {
     private func options(_ peft: String) throws -> CausalTuneOptions {
-        let config = try ExperimentConfig.parse(yaml: "model:\n  backbone: {weights: random}\n  peft: \(peft)\n")
-        return try CausalTuneOptions(config.model.peft)
+        let section = try ConfigValue.parse(yaml: peft, source: "test")
+        let o = try ConfigDecoder.decode(CausalTuneOptions.self, section: section, schema: CausalTuneOptions.schema,
+                                         path: "model.peft", origin: "test")
+        try o.validate()
+        return o
     }
 
     func testDefaultsAreThePapersConfiguration() throws {

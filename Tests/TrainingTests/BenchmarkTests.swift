@@ -1,5 +1,4 @@
 import Backbone
-import Config
 import Distributed
 import Foundation
 import PEFT
@@ -36,7 +35,7 @@ final class BenchmarkTests: XCTestCase {
     ///   head forward 2·8·192·19 = 58 368, backward 116 736
     func testFLOPCountOfATinyConfigurationEqualsTheHandCount() throws {
         let cfg = try ExperimentConfig.parse(yaml: BenchmarkTests.yaml)
-        let opts = try CausalTuneOptions(cfg.model.peft)
+        let opts = cfg.model.peft
         let f = StepFLOPs.count(architecture: try BackboneArchitecture.named("dinov2_vitt14"), imageSize: 28, patchSize: 14,
                                 batch: 2, recompute: false, peft: opts, headClasses: 19, headOutputs: 1)
         XCTAssertEqual(f.patchEmbed, 1_806_336)

@@ -1,5 +1,5 @@
-import Config
 import Foundation
+import Training
 import XCTest
 
 /// Every shipped config resolves against the reference §Configuration schema (unknown keys, bad values

@@ -1,5 +1,4 @@
 import Backbone
-import Config
 import Core
 import Foundation
 import Numerics

@@ -24,7 +24,7 @@ import Numerics
 ///
 /// The backward pass of `forward` is `inverse` and vice versa (orthonormality), so the
 /// same two calls serve the layer's forward and backward passes.
-public enum TransformKind: String, CaseIterable, Sendable {
+public enum TransformKind: String, CaseIterable, Sendable, Decodable {
     case dct, fft, haar, identity
 }
 

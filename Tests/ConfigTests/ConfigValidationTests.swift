@@ -1,6 +1,6 @@
-import Config
 import Core
 import Foundation
+import Training
 import XCTest
 
 /// Every numeric key has a range; empty `--set` values, YAML aliases and absurd nesting are

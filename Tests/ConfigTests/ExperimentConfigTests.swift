@@ -1,6 +1,6 @@
-import Config
 import Core
 import Foundation
+import Training
 import XCTest
 
 final class ExperimentConfigTests: XCTestCase {
@@ -220,6 +220,27 @@ final class ExperimentConfigTests: XCTestCase {
         XCTAssertThrowsError(try ExperimentConfig.load(path: cycleA)) { error in
             XCTAssertTrue("\(error)".contains("_base_ cycle"), "\(error)")
         }
+    }
+
+    /// The config records which keys the files and `--set` wrote, so "left at the default"
+    /// and "set to the default's value" differ (a run warns only for the first).
+    func testTheConfigRecordsWhichKeysWereSet() throws {
+        try write("_base_/data.yaml", "data:\n  val:\n    - {dataset: cityscapes, root: data/cityscapes, name: citys}\n")
+        let minimal = try ExperimentConfig.load(path: try write("minimal.yaml", "model:\n  backbone: {weights: random}\n"))
+        XCTAssertTrue(minimal.isSet("model.backbone.weights"))
+        XCTAssertTrue(minimal.isSet("model.backbone"))
+        XCTAssertFalse(minimal.isSet("model.backbone.arch"))
+        XCTAssertFalse(minimal.isSet("data.val"))
+        XCTAssertFalse(minimal.isSet("data"))
+
+        let viaBase = try ExperimentConfig.load(path: try write("viabase.yaml", "_base_: [_base_/data.yaml]\nmodel:\n  backbone: {weights: random}\n"))
+        XCTAssertEqual(viaBase.data.val, minimal.data.val, "the base writes the default's value")
+        XCTAssertTrue(viaBase.isSet("data.val"), "a _base_ file's keys count as set")
+
+        let viaSet = try minimal.overriding(["data.val[0].root=data/cityscapes"])
+        XCTAssertEqual(viaSet.data.val, minimal.data.val)
+        XCTAssertTrue(viaSet.isSet("data.val"))
+        XCTAssertFalse(viaSet.isSet("data.train"))
     }
 
     func testResolvedYAMLReloadsToAnIdenticalConfig() throws {

@@ -6,7 +6,7 @@ import Core
 ///              that fits, as mmseg's `Resize(scale=(W, H), keep_ratio=True)`)
 ///     none     no resize: the decoded image goes to the sliding window as it is
 ///     (absent) the dataset's own evaluation scale (Cityscapes 1024x512, …)
-public enum TestScale: Equatable, Sendable {
+public enum TestScale: Equatable, Sendable, Decodable {
     case size(width: Int, height: Int)
     case original
 
@@ -27,5 +27,12 @@ public enum TestScale: Equatable, Sendable {
         case .size(let w, let h): return (w, h)
         case .original: return nil
         }
+    }
+}
+
+extension TestScale {
+    /// From the config's `scale` string (already checked by `DataOptions.schema`).
+    public init(from decoder: any Decoder) throws {
+        self = try TestScale.parse(try decoder.singleValueContainer().decode(String.self), what: "scale")
     }
 }
