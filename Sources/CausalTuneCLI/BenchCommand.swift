@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time the training step of a configured model (in-memory random images).",
-        discussion: "See README \"Performance\". The FLOP count is the step's GEMMs (Training/StepFLOPs.swift)."
+        discussion: "See docs/performance.md. The FLOP count is the step's GEMMs (Training/StepFLOPs.swift)."
     )
 
     @Option(help: "Experiment config (YAML; every key in docs/reference.md, Configuration).") var config: String

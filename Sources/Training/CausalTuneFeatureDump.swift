@@ -13,8 +13,7 @@ import PEFT
 ///
 /// The adapter records these arrays during the backbone's ordinary forward
 /// (`CausalTuneAdapter.recordFeatures`); the hook copies them into the file one image
-/// (row) at a time. `band_energy` is defined in `FrequencyFilter` (README "The Causal-Tune
-/// layer").
+/// (row) at a time. `band_energy` is defined in `FrequencyFilter` (docs/causal-tune-layer.md).
 public enum CausalTuneFeatureDump {
     /// Attaches `adapter` to `model`, records `layers`, and returns the hook that writes
     /// the PEFT datasets.

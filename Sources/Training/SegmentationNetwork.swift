@@ -217,7 +217,7 @@ public final class SegmentationNetwork {
 
     /// Windows per `logits(window:)` call in evaluation (`SlidingWindow.batch`): the
     /// mask2former head runs the windows of an image as one batch (its products are larger,
-    /// ≈ 2× faster on the synthetic benchmark — README "Mask2Former head"), as many as keep the
+    /// ≈ 2× faster on the synthetic benchmark — docs/mask2former.md), as many as keep the
     /// upsampled mask logits [n, Q, S, S] within 2^26 floats (256 MB); the linear head one.
     public var evaluationBatch: Int {
         guard let m2f = head as? Mask2FormerDecodeHead else { return 1 }

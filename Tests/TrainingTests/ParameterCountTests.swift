@@ -3,7 +3,7 @@ import Training
 import XCTest
 
 /// The trainable-parameter count printed at the start of a run (`trainable parameters: …`),
-/// against closed forms (README "Mask2Former head" gives the ViT-L/16 figures).
+/// against closed forms (docs/mask2former.md gives the ViT-L/16 figures).
 final class ParameterCountTests: XCTestCase {
     private func network(head: String, loraRank: Int? = nil) throws -> SegmentationNetwork {
         let yaml = """
