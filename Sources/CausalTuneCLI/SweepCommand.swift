@@ -5,7 +5,7 @@ import Foundation
 import Training
 import Visualization
 
-/// `causal-tune sweep` — the paper's Fig. 4: train (or collect) a grid of
+/// `causal-tune sweep` — the filter cut-off sweep: train (or collect) a grid of
 /// `filter.low` × `filter.high` runs from one base config, draw the accuracy matrix.
 ///
 /// Training happens in this process through `Trainer`, one grid point after the other, so

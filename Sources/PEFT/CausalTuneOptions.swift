@@ -4,7 +4,7 @@ import Foundation
 
 /// Which PEFT method runs after every block (`model.peft.method`).
 public enum PEFTMethod: String, CaseIterable, Sendable, Decodable {
-    /// The paper's layer: transform → band-pass → tokens → inverse transform.
+    /// The Causal-Tune layer: transform → band-pass → tokens → inverse transform.
     case causalTune = "causal_tune"
     /// Rein: the same token refinement on the spatial features (identity transform, no filter).
     case rein
@@ -34,7 +34,7 @@ public struct CausalTuneOptions: Equatable, Sendable, Decodable {
     /// refines nothing. The layer itself is defined for one token (output = input) and
     /// `validate` accepts it; tests use it.
     public static let minConfiguredTokens = 2
-    /// The most tokens per layer: the paper uses 100; 4096 is already 4096 × C values per layer.
+    /// The most tokens per layer: the full-size configs use 100; 4096 is already 4096 × C values per layer.
     public static let maxTokens = 4096
     /// The largest `lora_rank`; it must also not exceed the embed dim C, which the network
     /// checks when it knows the architecture.

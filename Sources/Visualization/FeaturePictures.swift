@@ -4,7 +4,7 @@ import ImageIO
 import Numerics
 import PEFT
 
-/// The pictures of `causal-tune visualize features` (the paper's Fig. 1 and Fig. 5) and
+/// The pictures of `causal-tune visualize features` (PCA maps and spectra per layer) and
 /// `visualize bands`.
 ///
 /// For layer `i` and image `b` of a dump, one row of panels, left to right:

@@ -1,8 +1,8 @@
 import Foundation
 import ImageIO
 
-/// A heat map of a matrix with each cell's value printed in it (the paper's Fig. 4:
-/// the accuracy matrix over `filter.low` × `filter.high`).
+/// A heat map of a matrix with each cell's value printed in it (for the cut-off
+/// sweep: the accuracy matrix over `filter.low` × `filter.high`).
 ///
 /// Cell `(i, j)` (row `i` from the top, column `j` from the left) is painted with
 /// `colorMap((v − lo)/(hi − lo))`, `lo`/`hi` the smallest/largest present value, and its

@@ -2,8 +2,8 @@ import Foundation
 import ImageIO
 import Numerics
 
-/// Principal component analysis of a feature map, for the paper's Fig. 1 / Fig. 5 style
-/// "first three components as RGB" pictures.
+/// Principal component analysis of a feature map, for the
+/// "first three components as RGB" pictures of `visualize features`.
 ///
 /// Features `X ∈ R^{C×N}` (C channels, N = h·w positions; `[C, h, w]` row-major is
 /// already this layout). With the channel means `μ` and `X̄ = X − μ1ᵀ`:

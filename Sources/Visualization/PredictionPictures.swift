@@ -4,8 +4,8 @@ import Evaluation
 import Foundation
 import ImageIO
 
-/// `causal-tune evaluate --save-pred DIR`: the files of every evaluated image (the
-/// paper's Fig. 6), written by rank 0 (the evaluator gathers the other ranks' predictions):
+/// `causal-tune evaluate --save-pred DIR`: the files of every evaluated image
+/// (prediction, overlay, error map), written by rank 0 (the evaluator gathers the other ranks' predictions):
 ///
 ///     DIR/<domain>/<stem>.png          prediction as train ids 0…18, 8-bit grey — the file
 ///                                      `causal-tune score --pred DIR/<domain> --gt …` reads

@@ -1,7 +1,7 @@
 import Data
 import ImageIO
 
-/// Segmentation pictures (the paper's Fig. 6): predictions in the Cityscapes palette, an
+/// Segmentation pictures: predictions in the Cityscapes palette, an
 /// overlay on the input, and an error map.
 ///
 /// * `colorize`: train id `k < 19` → `Cityscapes.palette[k]`, anything else (255 =

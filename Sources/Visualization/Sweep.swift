@@ -1,7 +1,7 @@
 import Core
 import Foundation
 
-/// The cut-off sweep of the paper's Fig. 4: a grid of `filter.low` × `filter.high`, one
+/// The filter cut-off sweep: a grid of `filter.low` × `filter.high`, one
 /// training run per point, summarised as an accuracy matrix (heat map) and a CSV table.
 ///
 /// Point `(l, h)` trains in `ROOT/low<l>_high<h>` (cut-offs printed with up to three

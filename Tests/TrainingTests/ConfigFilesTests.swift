@@ -24,7 +24,7 @@ final class ConfigFilesTests: XCTestCase {
                 XCTAssertEqual(c.model.backbone.patchSize, 16, f)
                 XCTAssertEqual(c.model.backbone.imageSize, 512, f)
                 XCTAssertEqual(c.train.iters, 40000, f)
-                // The paper's head (issue 8) on Rein's blocks.
+                // The Mask2Former head (issue 8) on Rein's blocks.
                 XCTAssertEqual(c.model.head.type, .mask2former, f)
                 XCTAssertEqual(c.model.head.outIndices, [7, 11, 15, 23], f)
                 XCTAssertEqual(c.model.peft.tokens, 100, f)
