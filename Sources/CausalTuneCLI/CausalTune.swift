@@ -15,7 +15,7 @@ struct CausalTune: ParsableCommand {
         version: CausalTuneVersion.string,
         subcommands: [ScoreCommand.self, SynthCommand.self, VisualizeCommand.self, SweepCommand.self,
                       FeaturesCommand.self, InspectCommand.self, BackboneBenchCommand.self, BenchCommand.self,
-                      TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self,
+                      TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, ConfigCommand.self,
                       CheckHDF5Command.self]
     )
 }
