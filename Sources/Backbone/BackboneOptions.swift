@@ -81,7 +81,7 @@ public struct BackboneOptions: Equatable, Sendable, Decodable {
 
     /// Builds the backbone: architecture from `arch`, grid from `image_size / patch_size`,
     /// weights read, checked and resampled (or randomised).
-    public func makeBackbone() throws -> VisionTransformer {
+    public func makeBackbone() throws -> any Backbone {
         var architecture = try BackboneArchitecture.named(arch)
         guard patchSize > 0 && patchSize <= 64 else {
             throw CausalTuneError("model.backbone.patch_size: \(patchSize) is not a patch size (1…64)")
@@ -90,7 +90,7 @@ public struct BackboneOptions: Equatable, Sendable, Decodable {
             throw CausalTuneError("model.backbone.image_size: \(imageSize) is smaller than patch_size \(patchSize)")
         }
         if weights == "random" {
-            let model = VisionTransformer(architecture: architecture, imageSize: imageSize, patchSize: patchSize, recompute: recompute)
+            let model = BackboneRegistry.make(architecture, self)
             model.randomize(seed: seed)
             return model
         }
@@ -99,7 +99,7 @@ public struct BackboneOptions: Equatable, Sendable, Decodable {
             // The released EVA02 sizes differ in layout; the file says which one it holds.
             architecture = try BackboneArchitecture.named(arch, eva02SubNorm: file.tensors["blocks.0.mlp.ffn_ln.weight"] != nil)
         }
-        let model = VisionTransformer(architecture: architecture, imageSize: imageSize, patchSize: patchSize, recompute: recompute)
+        let model = BackboneRegistry.make(architecture, self)
         try model.load(file, positionInterpolation: positionInterpolation)
         return model
     }

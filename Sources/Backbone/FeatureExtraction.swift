@@ -39,7 +39,7 @@ public enum FeatureExtraction {
     }
 
     /// Writes the dump of `images` to `path` (atomically). `config` is the resolved YAML text.
-    public static func dump(model: VisionTransformer, images: [String], layers: [Int], config: String, to path: String,
+    public static func dump(model: any Backbone, images: [String], layers: [Int], config: String, to path: String,
                             load: (String) throws -> LoadedImage, hook: LayerHook? = nil,
                             normalization: ImageNormalization = .imagenet) throws {
         guard !images.isEmpty else { throw CausalTuneError("features: no input images given") }

@@ -62,11 +62,11 @@ struct FeaturesCommand: ParsableCommand {
             }
             let peft = cfg.model.peft
             let model = try settings.makeBackbone()
-            let selected = try FeatureExtraction.parseLayers(layers, depth: model.blocks.count)
+            let selected = try FeatureExtraction.parseLayers(layers, depth: model.depth)
             // Causal-Tune / Rein: the adapter (PEFT parameters from the checkpoint's
             // /params/peft/*) adds spectrum, causal, refined, band_energy and /mask.
             var hook: FeatureExtraction.LayerHook? = nil
-            if let adapter = try CausalTuneAdapter.make(options: peft, layers: model.blocks.count, channels: model.channels,
+            if let adapter = try CausalTuneAdapter.make(options: peft, layers: model.depth, channels: model.channels,
                                                         patchSize: cfg.model.backbone.patchSize,
                                                         seed: UInt64(max(0, cfg.train.seed))) {
                 if let checkpoint, ReinCheckpoint.handles(checkpoint) {

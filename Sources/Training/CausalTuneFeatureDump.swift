@@ -17,7 +17,7 @@ import PEFT
 public enum CausalTuneFeatureDump {
     /// Attaches `adapter` to `model`, records `layers`, and returns the hook that writes
     /// the PEFT datasets.
-    public static func hook(adapter: CausalTuneAdapter, model: VisionTransformer, layers: [Int]) -> FeatureExtraction.LayerHook {
+    public static func hook(adapter: CausalTuneAdapter, model: any Backbone, layers: [Int]) -> FeatureExtraction.LayerHook {
         model.adapter = adapter
         adapter.recordFeatures = Set(layers)
         let grid = (h: model.grid.h, w: model.grid.w), c = model.channels

@@ -20,7 +20,7 @@ import PEFT
 /// backward, which would only give the unused ∂L/∂x₀, is skipped. Only the adapter
 /// and the head have gradients; the backbone weights are never touched.
 public final class SegmentationNetwork {
-    public let backbone: VisionTransformer
+    public let backbone: any Backbone
     public let adapter: CausalTuneAdapter?
     public let head: DecodeHead
     public let config: ExperimentConfig

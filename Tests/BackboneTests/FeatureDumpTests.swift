@@ -48,7 +48,8 @@ final class FeatureDumpTests: XCTestCase {
     }
 
     func testSettingsBuildTheNamedArchitectureOrNameTheBadKey() throws {
-        let model = try BackboneOptions(arch: "dinov2_vits14_reg4", weights: "random", imageSize: 64, patchSize: 16).makeBackbone()
+        let built = try BackboneOptions(arch: "dinov2_vits14_reg4", weights: "random", imageSize: 64, patchSize: 16).makeBackbone()
+        let model = try XCTUnwrap(built as? VisionTransformer, "DINOv2 is built as a VisionTransformer")
         XCTAssertEqual(model.tokenCount, 1 + 4 + 16)
         XCTAssertEqual(model.patchEmbed.weight.shape, [384, 3, 16, 16])
         assertCausalTuneError(["model.backbone.arch", "vit_huge"]) {
