@@ -123,5 +123,5 @@ let package = Package(
             "Visualization", "Core", "Numerics", "HDF5", "ImageIO", "Data", "Evaluation", "PEFT",
         ]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

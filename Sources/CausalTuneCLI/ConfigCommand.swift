@@ -38,7 +38,7 @@ struct ConfigCommand: ParsableCommand {
                 print(try ExperimentConfig.load(path: config, overrides: overrides).yaml, terminator: "")
             }
         } catch let e as CausalTuneError {
-            fputs(e.message + "\n", stderr)
+            e.printToStandardError()
             throw ExitCode.failure
         }
     }

@@ -81,7 +81,7 @@ struct ExportCommand: ParsableCommand {
                 print("note: the checkpoint was trained with peft.method \(method); Rein's own module computes Rein's layer with these values")
             }
         } catch let e as CausalTuneError {
-            fputs(e.message + "\n", stderr)
+            e.printToStandardError()
             throw ExitCode.failure
         }
     }

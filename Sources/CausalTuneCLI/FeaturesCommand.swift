@@ -81,7 +81,7 @@ struct FeaturesCommand: ParsableCommand {
                                        normalization: cfg.model.backbone.normalization)
             print("features: \(images.count) image(s), layers \(selected.map(String.init).joined(separator: ",")), grid \(model.grid.h)x\(model.grid.w) → \(out)")
         } catch let e as CausalTuneError {
-            fputs(e.message + "\n", stderr)
+            e.printToStandardError()
             throw ExitCode.failure
         }
     }

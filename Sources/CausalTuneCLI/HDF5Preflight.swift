@@ -72,6 +72,7 @@ enum HDF5Preflight {
     static var enabled: Bool { ProcessInfo.processInfo.environment[environmentSwitch] != "0" }
 
     /// Paths (resolved) already checked in this process (a sweep checks its weights once).
+    // Unsynchronised: commands call the preflight from their main thread only.
     nonisolated(unsafe) private static var checked: Set<String> = []
 
     // MARK: - Parent

@@ -23,7 +23,7 @@ struct InspectCommand: ParsableCommand {
             try HDF5Preflight.check([.init(path: file, kind: .any)])
             for line in try Inspection.describe(file) { print(line) }
         } catch let e as CausalTuneError {
-            fputs(e.message + "\n", stderr)
+            e.printToStandardError()
             throw ExitCode.failure
         }
     }

@@ -41,7 +41,7 @@ struct ScoreCommand: ParsableCommand {
                 }
             }
         } catch let e as CausalTuneError {
-            fputs(e.message + "\n", stderr)
+            e.printToStandardError()
             throw ExitCode.failure
         }
     }

@@ -93,7 +93,7 @@ struct SweepCommand: ParsableCommand {
     func collectAndDraw(lows: [Double], highs: [Double], points: [Sweep.Point]) throws {
         let excluded = Set(excludeDomains.isEmpty ? ["source"] : excludeDomains)
         let results = Sweep.collect(points, excluding: excluded)
-        for r in results where r.miou == nil { fputs("warning: \(r.note ?? r.point.workDir)\n", stderr) }
+        for r in results where r.miou == nil { FileHandle.standardError.write(Data("warning: \(r.note ?? r.point.workDir)\n".utf8)) }
         guard results.contains(where: { $0.miou != nil }) else {
             throw CausalTuneError("\(workRoot): no finished run of the grid (no evaluation in any low<l>_high<h>/metrics.jsonl)")
         }

@@ -38,7 +38,7 @@ struct SynthCommand: ParsableCommand {
             print(String(format: "wrote %d train + %d val scenes x 5 domains (%dx%d) to %@ in %.1f s",
                          train, val, parts[0], parts[1], out, Date().timeIntervalSince(start)))
         } catch let e as CausalTuneError {
-            fputs(e.message + "\n", stderr)
+            e.printToStandardError()
             throw ExitCode.failure
         }
     }

@@ -18,7 +18,7 @@ struct VisualizeCommand: ParsableCommand {
     static func reportingErrors(_ body: () throws -> Void) throws {
         if Communicator.launchedAsNonRootRank() { return }
         do { try body() } catch let e as CausalTuneError {
-            fputs(e.message + "\n", stderr)
+            e.printToStandardError()
             throw ExitCode.failure
         }
     }

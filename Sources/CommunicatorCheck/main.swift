@@ -37,7 +37,7 @@ if let flag = arguments.firstIndex(of: "--exit-on-rank"), flag + 1 < arguments.c
 let r = comm.rank
 let p = comm.size
 var failures: [String] = []
-func check(_ ok: Bool, _ what: @autoclosure () -> String) { if !ok { failures.append(what()) } }
+@MainActor func check(_ ok: Bool, _ what: @autoclosure () -> String) { if !ok { failures.append(what()) } }
 
 // Float sum and mean: element i on rank r is (r + 1) · (i + 1).
 // Σ_r (r+1)(i+1) = (i+1) · P(P+1)/2.
@@ -96,7 +96,7 @@ comm.barrier()
 let status = failures.isEmpty ? "OK" : "MISMATCH: " + failures.joined(separator: "; ")
 print("communicator-check rank \(r)/\(p) local \(comm.localRank)/\(comm.localSize): "
       + "sum=\(sumTensor[n - 1]) mean=\(meanTensor[n - 1]) int64=\(counts[2]) bcast=\(d) gather=\(gathered) \(status)")
-fflush(stdout)
+fflush(nil)
 comm.barrier()
 if failures.isEmpty { comm.finish() }
 comm.abort(code: 1)

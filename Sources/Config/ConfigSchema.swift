@@ -15,7 +15,7 @@
 import Core
 import Foundation
 
-public indirect enum ConfigSchema {
+public indirect enum ConfigSchema: Sendable {
     /// An integer in `min…max`; `nil` default means null is the default and allowed.
     case int(Int?, min: Int? = nil, max: Int? = nil)
     /// A number (integers accepted) above `min` (or at it unless `exclusiveMin`) and below

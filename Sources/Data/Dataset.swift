@@ -269,6 +269,7 @@ public struct Dataset: Sendable {
 /// become ignore (255); each file holding such values is reported once, with the count, so
 /// a dataset in the wrong encoding does not train silently on nothing.
 public enum LabelValueReport {
+    // Both guarded by `lock`.
     nonisolated(unsafe) private static var reported: Set<String> = []
     nonisolated(unsafe) private static var sinkFunction: @Sendable (String) -> Void = { message in
         FileHandle.standardError.write(Data(("warning: " + message + "\n").utf8))

@@ -118,6 +118,7 @@ public struct ShardedSampler: Sendable {
 }
 
 /// One rank's part of a global batch.
+// @unchecked: the loader thread fills a batch, then hands it over; nobody writes it after.
 public struct Batch: @unchecked Sendable {
     public let step: Int
     /// [b, 3, H, W] normalised images (b = this rank's slots).
@@ -135,6 +136,7 @@ public struct Batch: @unchecked Sendable {
 /// The worker thread holds only the prefetch queue and copies of the dataset, options and
 /// sampler — never the loader — so dropping the last reference to a loader stops its
 /// thread (`deinit` calls `stop()`); `stop()` may also be called early, and more than once.
+// @unchecked: `started` is guarded by `startLock`; batches reach the worker's caller through the locked queue.
 public final class BatchLoader: @unchecked Sendable {
     public let dataset: Dataset
     public let options: PipelineOptions
@@ -194,6 +196,7 @@ public final class BatchLoader: @unchecked Sendable {
 }
 
 /// The bounded step-ordered queue between `BatchLoader.next()` and its worker thread.
+// @unchecked: every member is read and written under its condition lock.
 final class PrefetchQueue: @unchecked Sendable {
     private let lock = NSCondition()
     private var ready: [Int: Result<Batch, Error>] = [:]

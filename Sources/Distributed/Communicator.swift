@@ -36,7 +36,8 @@ public enum ReduceOperation: Sendable {
 /// The ranks of one data-parallel job. Subclasses: `MPICommunicator`,
 /// `SingleProcessCommunicator`. Collective calls must be made by every rank in the same
 /// order; call them from one thread (MPI is initialised `MPI_THREAD_FUNNELED`).
-public class Communicator {
+// @unchecked: MPI's state is process-wide and every collective is made from the main thread.
+public class Communicator: @unchecked Sendable {
     /// This process's rank in `0 ..< size`.
     public let rank: Int
     /// The number of ranks.
@@ -106,7 +107,8 @@ public class Communicator {
 
     /// The largest number of elements one MPI call moves (MPI counts are 32-bit); longer
     /// buffers are sent in chunks. Lowered only by `communicator-check` to test chunking.
-    public static var maxElementsPerCall = 1 << 30
+    // Set only by `communicator-check`, before its first collective.
+    nonisolated(unsafe) public static var maxElementsPerCall = 1 << 30
 
     // MARK: - Factory
 

@@ -59,8 +59,7 @@ public final class MPICommunicator: Communicator {
         MPI_Initialized(&initialised)
         MPI_Finalized(&finalised)
         if initialised != 0 && finalised == 0, let world = ct_mpi_comm_world() {
-            fflush(stdout)
-            fflush(stderr)
+            fflush(nil)   // every output stream (stdout, stderr) before the processes die
             MPI_Abort(world, status)
         }
     }
@@ -128,14 +127,13 @@ public final class MPICommunicator: Communicator {
     }
 
     override public func abort(code: Int32) -> Never {
-        fflush(stdout)
-        fflush(stderr)
+        fflush(nil)   // every output stream (stdout, stderr) before the processes die
         MPI_Abort(world, code)
         exit(code)
     }
 
     override public func finish() -> Never {
-        fflush(stdout)
+        fflush(nil)
         MPICommunicator.finalizeIfNeeded()
         exit(0)
     }

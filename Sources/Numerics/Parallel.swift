@@ -13,6 +13,7 @@ import Foundation
 /// inline on that worker, so a body may call `BLAS.gemm` or `Kernels` freely. The workers
 /// are `WorkerPool`'s persistent threads, which spin briefly between regions.
 public enum Parallel {
+    // Set by the main thread between regions (`threads = n`), never while workers run.
     nonisolated(unsafe) private static var configuredThreads: Int = defaultThreadCount()
 
     /// The number of workers `forEach` uses.
@@ -35,7 +36,6 @@ public enum Parallel {
         pthread_key_create(&key, nil)
         return key
     }()
-    private static let marker = UnsafeMutableRawPointer(bitPattern: 1)
 
     /// Whether the calling thread is inside a parallel region (nested work runs inline).
     @inline(__always)
@@ -65,6 +65,7 @@ public enum Parallel {
     /// Marks (or unmarks) the calling thread as running a part of a region.
     @inline(__always)
     static func markRegion(_ inside: Bool) {
-        pthread_setspecific(regionKey, inside ? marker : nil)
+        // Any non-nil pointer marks the thread; it is never dereferenced.
+        pthread_setspecific(regionKey, inside ? UnsafeRawPointer(bitPattern: 1) : nil)
     }
 }

@@ -10,6 +10,7 @@ public enum PhaseTimer {
         if on { atexit { PhaseTimer.report() } }
         return on
     }()
+    // Guarded by `lock` (every read and write takes it).
     nonisolated(unsafe) private static var totals: [String: (seconds: Double, calls: Int)] = [:]
     nonisolated(unsafe) private static var order: [String] = []
     private static let lock = NSLock()

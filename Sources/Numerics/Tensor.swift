@@ -7,6 +7,7 @@ import Foundation
 /// every copy. Layers use it the way llm.c uses its activation arena: buffers are
 /// allocated once and written in place by forward and backward passes. Use `clone()` for
 /// an independent copy.
+// @unchecked: a reference to shared storage by design; parallel kernels write disjoint ranges.
 public struct Tensor: CustomStringConvertible, @unchecked Sendable {
     /// The dimensions, outermost first (`[B, T, C]`).
     public let shape: [Int]
@@ -152,6 +153,7 @@ public struct Tensor: CustomStringConvertible, @unchecked Sendable {
 }
 
 /// 64-byte aligned Float storage owned by one or more `Tensor` values.
+// @unchecked: owns raw memory; who writes which range is the kernels' contract, as for Tensor.
 public final class TensorStorage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int

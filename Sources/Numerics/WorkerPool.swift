@@ -20,6 +20,8 @@ import Synchronization
 /// at a time (`busy`); a region requested while another runs (from another thread) runs
 /// inline on its caller. The sleep/wake hand-off is the classic store-then-load pair
 /// (`sleepers` vs `state`, both sequentially consistent), so a wake-up is never lost.
+// @unchecked: shared state is atomics, the mutex/condition pair, and fields written only by
+// the dispatcher while it holds `busy` (published to workers through `state`).
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 
@@ -35,6 +37,7 @@ final class WorkerPool: @unchecked Sendable {
     /// Worker threads started so far (touched only by the dispatcher holding `busy`).
     private var started = 0
     /// The running region's body, `(part) -> Void`, valid while its generation runs.
+    // Written by the dispatcher before it publishes the generation in `state`; read after.
     nonisolated(unsafe) private var job: UnsafeRawPointer?
 
     private init() {

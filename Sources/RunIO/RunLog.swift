@@ -8,6 +8,7 @@ import Core
 import Foundation
 import Logging
 
+// @unchecked: every write to the file and to stderr takes the log's lock.
 public final class RunLog: @unchecked Sendable {
     /// The log file, if one was opened.
     public let path: String?

@@ -73,6 +73,7 @@ public enum ChildProcess {
         return p
     }
 
+    // @unchecked: written by the pipe handler, read only after the process has exited.
     final class OutputBox: @unchecked Sendable { var data = Data() }
 
     /// Runs to completion within `timeout` seconds; returns the exit status and stdout +

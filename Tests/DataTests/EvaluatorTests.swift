@@ -19,7 +19,7 @@ final class EvaluatorTests: XCTestCase {
     }
 
     /// A per-pixel model: logits_k = −|R − 10k| with R the un-normalised red value.
-    static let pixelModel: SegmentationModel = { x in
+    static func pixelModel(_ x: Tensor) -> Tensor {
         let h = x.shape[2], w = x.shape[3], K = 19
         let out = Tensor(zeros: [1, K, h, w])
         for i in 0..<(h * w) {

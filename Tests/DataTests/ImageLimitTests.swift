@@ -79,6 +79,7 @@ final class ImageLimitTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir + "/labels", withIntermediateDirectories: true)
         try ImageIO.writePNG(RGBImage(width: 4, height: 2, fill: 9), to: dir + "/images/a.png")
         try ImageIO.writePNG(LabelMap(width: 4, height: 2, labels: [0, 18, 19, 40, 254, 255, 3, 40]), to: dir + "/labels/a.png")
+        // @unchecked: `lines` is touched only under `lock`.
         final class Box: @unchecked Sendable { var lines: [String] = []; let lock = NSLock() }
         let box = Box()
         let saved = LabelValueReport.sink

@@ -15,7 +15,7 @@ final class WorkerPoolTests: XCTestCase {
     }
 
     /// Runs one region over `count` indices and returns how often each index was visited.
-    private func visits(_ count: Int, grain: Int = 1) -> [Int32] {
+    private static func visits(_ count: Int, grain: Int = 1) -> [Int32] {
         let hits = UnsafeMutablePointer<Int32>.allocate(capacity: count)
         defer { hits.deallocate() }
         hits.initialize(repeating: 0, count: count)
@@ -30,7 +30,7 @@ final class WorkerPoolTests: XCTestCase {
             for r in 0..<5000 {
                 // Widths 1…4 parts (count / grain), so workers alternately join and sit out.
                 let count = 8 + r % 29, grain = [1, count / 2, count / 3, count][r % 4]
-                let hits = visits(count, grain: Swift.max(1, grain))
+                let hits = Self.visits(count, grain: Swift.max(1, grain))
                 XCTAssertTrue(hits.allSatisfy { $0 == 1 }, "region \(r): \(hits)")
                 if hits.contains(where: { $0 != 1 }) { return }
             }
@@ -41,7 +41,7 @@ final class WorkerPoolTests: XCTestCase {
         withThreads(3) {
             for _ in 0..<20 {
                 usleep(2_000)   // ≫ the workers' spin time: they are blocked on the condition
-                XCTAssertTrue(visits(300).allSatisfy { $0 == 1 })
+                XCTAssertTrue(Self.visits(300).allSatisfy { $0 == 1 })
             }
         }
     }
@@ -49,13 +49,14 @@ final class WorkerPoolTests: XCTestCase {
     func testRegionsOpenedFromTwoThreadsAtOnceBothComplete() {
         withThreads(2) {
             let group = DispatchGroup()
-            let failures = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+            // Each thread writes only its own slot; read after both have left the group.
+            nonisolated(unsafe) let failures = UnsafeMutablePointer<Int>.allocate(capacity: 2)
             defer { failures.deallocate() }
             failures.initialize(repeating: 0, count: 2)
             for t in 0..<2 {
                 group.enter()
                 let thread = Thread {
-                    for _ in 0..<2000 where !self.visits(64).allSatisfy({ $0 == 1 }) { failures[t] += 1 }
+                    for _ in 0..<2000 where !Self.visits(64).allSatisfy({ $0 == 1 }) { failures[t] += 1 }
                     group.leave()
                 }
                 thread.start()

@@ -38,7 +38,7 @@ final class PredictionPicturesTests: XCTestCase {
 
     /// logits_k = −|R − 10k| (R the un-normalised red value), with every 5th pixel shifted
     /// to the next class — a model that is right on most pixels and wrong on some.
-    private static let model: SegmentationModel = { x in
+    private static func model(_ x: Tensor) -> Tensor {
         let h = x.shape[2], w = x.shape[3], K = 19, n = h * w
         let out = Tensor(zeros: [1, K, h, w])
         for i in 0..<n {
