@@ -70,7 +70,9 @@ let package = Package(
         ], swiftSettings: fast),
         .target(name: "PEFT", dependencies: ["Core", "Numerics", "Layers", "HDF5", "Config"], swiftSettings: fast),
         .target(name: "Heads", dependencies: ["Numerics", "Layers", "Config"], swiftSettings: fast),
-        .target(name: "Data", dependencies: ["Core", "Numerics", "Config", "ImageIO"], swiftSettings: fast),
+        .target(name: "Data", dependencies: [
+            "Core", "Numerics", "Config", "ImageIO", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: fast),
         .target(name: "Synthetic", dependencies: ["Core", "Numerics", "ImageIO", "Data"], swiftSettings: fast),
         .target(name: "Evaluation", dependencies: ["Core", "Numerics", "Distributed", "RunIO", "ImageIO", "Data"],
                 swiftSettings: fast),
@@ -111,6 +113,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DataTests", dependencies: [
             "Core", "Numerics", "ImageIO", "Data", "Synthetic", "Evaluation", "ChildProcesses",
+            .product(name: "Logging", package: "swift-log"),
         ],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: [

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Core
+import RunIO
 
 /// `causal-tune`: fine-tunes a frozen DINOv2 with Causal-Tune for domain-generalized
 /// semantic segmentation. Subcommands live one per file beside this one.
@@ -18,4 +19,10 @@ struct CausalTune: ParsableCommand {
                       TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, ConfigCommand.self,
                       CheckHDF5Command.self]
     )
+
+    /// Every module's swift-log `Logger` writes to the running command's log.
+    static func main() {
+        RunLog.bootstrapLogging()
+        main(nil)
+    }
 }

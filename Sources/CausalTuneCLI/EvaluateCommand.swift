@@ -43,6 +43,7 @@ struct EvaluateCommand: ParsableCommand {
             let cfg = try ExperimentConfig.load(path: config, overrides: sets)
             try HDF5Preflight.check(.checkpoint(checkpoint), .weights(of: cfg), comm: comm)
             let log = comm.isRoot ? RunLog.console() : RunLog.silent()
+            RunLog.current = log
             // Rank 0 alone writes the pictures (the evaluator gathers every prediction there).
             let pictures = try savePred.flatMap { comm.isRoot ? try PredictionPictures(directory: $0) : nil }
             let report = try CheckpointEvaluation.run(config: cfg, checkpoint: checkpoint, datasets: datasets,

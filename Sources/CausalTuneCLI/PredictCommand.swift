@@ -88,6 +88,7 @@ struct PredictCommand: ParsableCommand {
 
             Trainer.configureThreads(comm)
             let log = comm.isRoot ? RunLog.console() : RunLog.silent()
+            RunLog.current = log
             let network = try SegmentationNetwork(config: cfg, seed: UInt64(cfg.train.seed))
             let parameters = ParameterSet(network.trainableParameters)
             let loaded = try ReinCheckpoint.loadAny(checkpoint, into: parameters, signature: network.signature,

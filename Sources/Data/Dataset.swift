@@ -21,6 +21,7 @@
 import Core
 import Foundation
 import ImageIO
+import Logging
 
 public enum DatasetKind: String, CaseIterable, Sendable, Decodable {
     case gta5, cityscapes, bdd100k, mapillary, acdc, synthetic, folder
@@ -271,15 +272,14 @@ public struct Dataset: Sendable {
 public enum LabelValueReport {
     // Both guarded by `lock`.
     nonisolated(unsafe) private static var reported: Set<String> = []
-    nonisolated(unsafe) private static var sinkFunction: @Sendable (String) -> Void = { message in
-        FileHandle.standardError.write(Data(("warning: " + message + "\n").utf8))
-    }
+    nonisolated(unsafe) private static var reportLogger = Logger(label: "causal-tune.data")
     private static let lock = NSLock()
 
-    /// Where the one-line reports go (default: stderr; the trainer sends them to its log).
-    public static var sink: @Sendable (String) -> Void {
-        get { lock.lock(); defer { lock.unlock() }; return sinkFunction }
-        set { lock.lock(); sinkFunction = newValue; lock.unlock() }
+    /// Where the one-line warnings go: swift-log, which the command line routes to the
+    /// running command's log (stderr, and `train.log` during training).
+    public static var logger: Logger {
+        get { lock.lock(); defer { lock.unlock() }; return reportLogger }
+        set { lock.lock(); reportLogger = newValue; lock.unlock() }
     }
 
     /// The first undefined value and how many pixels hold undefined values, or nil.
@@ -301,10 +301,10 @@ public enum LabelValueReport {
         guard let (first, count) = undefinedValues(map, encoding: encoding) else { return }
         lock.lock()
         let isNew = reported.insert(file).inserted
-        let sink = sinkFunction
+        let logger = reportLogger
         lock.unlock()
         guard isNew else { return }
         let range = encoding == .trainId ? "train ids 0…18 and 255" : "Cityscapes label ids 0…33 and 255"
-        sink("\(file): \(count) of \(map.labels.count) pixels hold values outside \(range) (first: \(first)); they are ignored as 255 — is the dataset's label encoding right?")
+        logger.warning("\(file): \(count) of \(map.labels.count) pixels hold values outside \(range) (first: \(first)); they are ignored as 255 — is the dataset's label encoding right?")
     }
 }

@@ -2,8 +2,10 @@
 ///
 ///     2026-11-22T10:41:07Z  step 50/40000  loss 1.2346  lr 9.99e-05
 ///
-/// `RunLog` is also a swift-log backend: `runLog.logger(label:)` gives a `Logger` whose
-/// messages go to the same places (`level` and label prefixed for non-info levels).
+/// `RunLog` is also the swift-log backend: the command line calls `bootstrapLogging()` once,
+/// after which every module's `Logger` writes to `RunLog.current` — the running command's
+/// log (stderr, plus `train.log` while training; nothing on ranks other than 0).
+/// `runLog.logger(label:)` gives a `Logger` bound to one log.
 import Core
 import Foundation
 import Logging
@@ -86,6 +88,27 @@ public final class RunLog: @unchecked Sendable {
     /// Writes a warning line (`warning: …`).
     public func warning(_ message: String) { info("warning: " + message) }
 
+    // Guarded by `currentLock`.
+    nonisolated(unsafe) private static var currentLog: RunLog?
+    private static let currentLock = NSLock()
+
+    /// Where the modules' swift-log messages go; stderr until a command sets its own log.
+    public static var current: RunLog {
+        get {
+            currentLock.lock(); defer { currentLock.unlock() }
+            if let log = currentLog { return log }
+            let console = RunLog.console()
+            currentLog = console
+            return console
+        }
+        set { currentLock.lock(); currentLog = newValue; currentLock.unlock() }
+    }
+
+    /// Routes every `Logger` of the process to `RunLog.current`. Call once, at startup.
+    public static func bootstrapLogging() {
+        LoggingSystem.bootstrap { _ in RunLogHandler(log: nil) }
+    }
+
     /// A swift-log `Logger` writing through this log.
     public func logger(label: String, level: Logger.Level = .info) -> Logger {
         var logger = Logger(label: label) { _ in RunLogHandler(log: self) }
@@ -94,13 +117,13 @@ public final class RunLog: @unchecked Sendable {
     }
 }
 
-/// A swift-log handler that writes to a `RunLog`.
+/// A swift-log handler that writes to a `RunLog` (nil: `RunLog.current` at each message).
 public struct RunLogHandler: LogHandler {
-    public let log: RunLog
+    public let log: RunLog?
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
 
-    public init(log: RunLog) { self.log = log }
+    public init(log: RunLog?) { self.log = log }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -114,6 +137,6 @@ public struct RunLogHandler: LogHandler {
         let message = event.message
         let suffix = all.isEmpty ? "" : "  " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let prefix = level == .info || level == .notice ? "" : "\(level): "
-        log.info(prefix + message.description + suffix)
+        (log ?? RunLog.current).info(prefix + message.description + suffix)
     }
 }

@@ -98,6 +98,8 @@ public final class Trainer {
         } else {
             log = RunLog.silent()
         }
+        // The modules' warnings (e.g. undefined label values) land in this run's log.
+        RunLog.current = log
 
         rng = RandomGenerator(seed: UInt64(t.seed))
         network = try SegmentationNetwork(config: config, seed: UInt64(t.seed))

@@ -1,6 +1,7 @@
 import Core
 import Data
 import Foundation
+import Logging
 import ImageIO
 import XCTest
 
@@ -81,10 +82,20 @@ final class ImageLimitTests: XCTestCase {
         try ImageIO.writePNG(LabelMap(width: 4, height: 2, labels: [0, 18, 19, 40, 254, 255, 3, 40]), to: dir + "/labels/a.png")
         // @unchecked: `lines` is touched only under `lock`.
         final class Box: @unchecked Sendable { var lines: [String] = []; let lock = NSLock() }
+        struct Capture: LogHandler {
+            let box: Box
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .info
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+            func log(event: LogEvent) { box.lock.lock(); box.lines.append(event.message.description); box.lock.unlock() }
+        }
         let box = Box()
-        let saved = LabelValueReport.sink
-        LabelValueReport.sink = { line in box.lock.lock(); box.lines.append(line); box.lock.unlock() }
-        defer { LabelValueReport.sink = saved }
+        let saved = LabelValueReport.logger
+        LabelValueReport.logger = Logger(label: "test") { _ in Capture(box: box) }
+        defer { LabelValueReport.logger = saved }
         let ds = try Dataset(kind: .folder, root: dir, split: "train")
         let (_, labels) = try ds.load(0)
         _ = try ds.load(0)
