@@ -9,7 +9,7 @@ import Numerics
 ///     dx += dy W            dW += dyᵀ x            db += Σ_N dy
 ///
 /// Initialisation (`reset`): PyTorch's default, W and b ~ U(−1/√C, 1/√C).
-public final class Linear: Module {
+public final class Linear: Layer {
     public let inputDimensions: Int    // C
     public let outputDimensions: Int   // OC
     public let weight: Parameter       // [OC, C]
@@ -52,13 +52,11 @@ public final class Linear: Module {
                   beta: bias == nil ? 0 : 1, c: output.data, ldc: oc)
     }
 
-    /// Allocating form of `forward` (tests, one-off calls): input [..., C] → [..., OC].
-    public func callAsFunction(_ input: Tensor) -> Tensor {
-        var shape = input.shape
+    /// input [..., C] → [..., OC].
+    public func outputShape(for inputShape: [Int]) -> [Int] {
+        var shape = inputShape
         shape[shape.count - 1] = outputDimensions
-        let out = Tensor(zeros: shape)
-        forward(input, into: out)
-        return out
+        return shape
     }
 
     /// Full backward: accumulates dx (when `dInput` is given) and dW, db for the parameters
@@ -82,6 +80,11 @@ public final class Linear: Module {
     /// dOutput [N, OC], dInput [N, C].
     public func backwardInput(dOutput: Tensor, dInput: Tensor) {
         inputGradient(dOutput: dOutput, into: dInput, accumulate: true)
+    }
+
+    /// The `Layer` form of the frozen backward (dx does not depend on the input).
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+        backwardInput(dOutput: dOutput, dInput: dInput)
     }
 
     /// dx = dy W (accumulate: false) or dx += dy W (accumulate: true); for layers that own a
