@@ -292,7 +292,7 @@ public final class Mask2FormerHead: Module {
             dc.zero(); dm.zero()
             let t = criterion.loss(classLogits: pred.classLogits, maskLogits: pred.maskLogits, targets: targets,
                                    normalizer: normalizer, points: points?[i] ?? .random, generators: &generators, dClass: dc, dMask: dm,
-                                   classWeightSum: classWeightSum)
+                                   classWeightSum: classWeightSum, scratch: scratch)
             total.classification += t.classification
             total.mask += t.mask
             total.dice += t.dice
