@@ -28,15 +28,11 @@ public final class Conv2d: Layer {
     }
 
     public func parameters(prefix: String) -> [NamedParameter] {
-        var p = [NamedParameter(name: prefix + "weight", parameter: weight)]
-        if let b = bias { p.append(NamedParameter(name: prefix + "bias", parameter: b)) }
-        return p
+        WeightAndBias.parameters(prefix: prefix, weight: weight, bias: bias)
     }
 
     public func reset(rng: inout RandomGenerator) {
-        let bound = 1 / Float(inputChannels * kernelSize * kernelSize).squareRoot()
-        rng.fillUniform(weight.value, -bound, bound)
-        if let b = bias { rng.fillUniform(b.value, -bound, bound) }
+        WeightAndBias.reset(weight: weight, bias: bias, fanIn: inputChannels * kernelSize * kernelSize, rng: &rng)
     }
 
     private func dims(_ input: Tensor) -> (B: Int, H: Int, W: Int) {

@@ -72,16 +72,8 @@ public final class LayerScale: Layer {
         backwardInput(dOutput: dOutput, dInput: dInput)
     }
 
-    /// Frozen backward: dx += dy ⊙ γ.
+    /// Frozen backward: dx += dy ⊙ γ, which is the accumulating forward applied to dy.
     public func backwardInput(dOutput: Tensor, dInput: Tensor) {
-        let n = rowCount(dInput, channels)
-        precondition(dOutput.count == dInput.count, "LayerScale: dOutput \(dOutput.shape) for dInput \(dInput.shape)")
-        let dy = dOutput.data, dx = dInput.data, g = gamma.value.data, C = channels
-        Parallel.forEach(n, grain: Swift.max(1, Kernels.elementGrain / Swift.max(C, 1))) { r in
-            for i in r {
-                let a = dy + i * C, b = dx + i * C
-                for c in 0..<C { b[c] += a[c] * g[c] }
-            }
-        }
+        forward(dOutput, into: dInput, accumulate: true)
     }
 }

@@ -23,16 +23,12 @@ public final class Linear: Layer {
     }
 
     public func parameters(prefix: String) -> [NamedParameter] {
-        var p = [NamedParameter(name: prefix + "weight", parameter: weight)]
-        if let b = bias { p.append(NamedParameter(name: prefix + "bias", parameter: b)) }
-        return p
+        WeightAndBias.parameters(prefix: prefix, weight: weight, bias: bias)
     }
 
     /// PyTorch's default initialisation: W, b ~ U(−1/√C, 1/√C).
     public func reset(rng: inout RandomGenerator) {
-        let bound = 1 / Float(inputDimensions).squareRoot()
-        rng.fillUniform(weight.value, -bound, bound)
-        if let b = bias { rng.fillUniform(b.value, -bound, bound) }
+        WeightAndBias.reset(weight: weight, bias: bias, fanIn: inputDimensions, rng: &rng)
     }
 
     /// y = x Wᵀ + b. input [N, C], output [N, OC] (written).
