@@ -13,7 +13,8 @@ import Numerics
 ///     da = dy W2  (fc2),   dh = act'(h) ⊙ da,   dx += dh W1  (fc1)
 ///
 /// Caches of the last forward: h and a ([N, H] each; a not with `inputGradientsOnly`, as
-/// only fc2's weight gradient reads it); backward uses one [N, H] scratch. With an `arena`
+/// only fc2's weight gradient reads it; with ReLU one buffer, h made max(h, 0) in place);
+/// backward uses one [N, H] scratch. With an `arena`
 /// the scratch (and a with `inputGradientsOnly`) is borrowed from it, with `cachesInArena`
 /// h too (see `Attention`).
 public final class MLP: Layer {
@@ -77,24 +78,33 @@ public final class MLP: Layer {
         let n = rowCount(input, channels)
         precondition(output.count == input.count, "MLP: output \(output.shape) for input \(input.shape)")
         let h = pre.cache(arena, inArena: cachesInArena, "mlp.pre", [n, hiddenChannels])
-        // a is read back only by fc2's weight gradient.
-        let a = act.cache(arena, inArena: cachesInArena || inputGradientsOnly, "mlp.act", [n, hiddenChannels])
         preCache = h
-        actCache = a
         switch activation {
         case .gelu:
+            let a = activationCache(rows: n)
             fc1Product(input, into: h, rows: n)
             Kernels.biasGELUForward(preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
                                     rows: n, cols: hiddenChannels)
         case .quickGELU:
+            let a = activationCache(rows: n)
             fc1Product(input, into: h, rows: n)
             Kernels.biasQuickGELUForward(preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
                                          rows: n, cols: hiddenChannels)
         case .relu:
+            // In place, as mmcv's FFN: the backward's mask h > 0 reads the same after
+            // max(h, 0) as before it, so one buffer serves as h and a.
             fc1.forward(input, into: h)
-            MLP.relu(h, into: a)
+            MLP.reluInPlace(h)
+            actCache = h
         }
-        fc2.forward(a, into: output)
+        fc2.forward(actCache, into: output)
+    }
+
+    /// The cache of a (GELU's output), which only fc2's weight gradient reads back.
+    private func activationCache(rows n: Int) -> Tensor {
+        let a = act.cache(arena, inArena: cachesInArena || inputGradientsOnly, "mlp.act", [n, hiddenChannels])
+        actCache = a
+        return a
     }
 
     /// h = x W1ᵀ without the bias (the GELU kernels add it).
@@ -146,9 +156,9 @@ public final class MLP: Layer {
         return da
     }
 
-    private static func relu(_ h: Tensor, into a: Tensor) {
-        let hp = h.data, ap = a.data
-        Parallel.forEach(h.count, grain: Kernels.elementGrain) { r in for i in r { ap[i] = hp[i] < 0 ? 0 : hp[i] } }
+    private static func reluInPlace(_ h: Tensor) {
+        let hp = h.data
+        Parallel.forEach(h.count, grain: Kernels.elementGrain) { r in for i in r where hp[i] < 0 { hp[i] = 0 } }
     }
 
     private static func reluBackwardInPlace(_ d: Tensor, preActivation h: Tensor) {
