@@ -1,20 +1,44 @@
-/// The typed collective operations, built on the `Communicator` primitives.
+/// The typed collective operations, built on the `Communicator` primitives, once for every
+/// element type the primitives move (`CommunicatorScalar`: Float, Double, Int64, UInt64, UInt8):
 ///
-///     allReduceSum(x):   x ← Σ_p x_p            (Float, Double, Int64 buffers, tensors)
+///     allReduceSum(x):   x ← Σ_p x_p            (buffers, arrays, single values, tensors)
+///     allReduceMax/Min:  x ← max_p / min_p x_p  (single values)
 ///     allReduceMean(x):  x ← (1/P) Σ_p x_p      (Float buffers and tensors)
 ///     broadcast(x):      x ← x_root
 ///     allGather(v):      [v_0, v_1, …, v_{P−1}]
 import Foundation
 import Numerics
 
+/// An element type the primitives move: plain bits, one `CommunicatorElement` each.
+public protocol CommunicatorScalar: BitwiseCopyable {
+    static var communicatorElement: CommunicatorElement { get }
+}
+
+extension Float: CommunicatorScalar { public static var communicatorElement: CommunicatorElement { .float32 } }
+extension Double: CommunicatorScalar { public static var communicatorElement: CommunicatorElement { .float64 } }
+extension Int64: CommunicatorScalar { public static var communicatorElement: CommunicatorElement { .int64 } }
+extension UInt64: CommunicatorScalar { public static var communicatorElement: CommunicatorElement { .uint64 } }
+extension UInt8: CommunicatorScalar { public static var communicatorElement: CommunicatorElement { .byte } }
+
 extension Communicator {
     // MARK: - All-reduce (in place)
 
-    /// Sums `buffer` across ranks, in place.
-    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {
+    /// Reduces `buffer` across ranks with `operation`, in place.
+    public func allReduce<T: CommunicatorScalar>(_ buffer: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation) {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        allReduceRaw(base, count: buffer.count, element: .float32, operation: .sum)
+        allReduceRaw(base, count: buffer.count, element: T.communicatorElement, operation: operation)
     }
+
+    /// Sums `buffer` across ranks, in place (e.g. confusion matrices).
+    public func allReduceSum<T: CommunicatorScalar>(_ buffer: UnsafeMutableBufferPointer<T>) { allReduce(buffer, .sum) }
+
+    /// Sums `values` across ranks, in place.
+    public func allReduceSum<T: CommunicatorScalar>(_ values: inout [T]) {
+        values.withUnsafeMutableBufferPointer { allReduce($0, .sum) }
+    }
+
+    /// Sums `tensor`'s elements across ranks, in place.
+    public func allReduceSum(_ tensor: Tensor) { allReduceSum(tensor.buffer) }
 
     /// Averages `buffer` across ranks, in place (sum, then × 1/size).
     public func allReduceMean(_ buffer: UnsafeMutableBufferPointer<Float>) {
@@ -25,109 +49,45 @@ extension Communicator {
         }
     }
 
-    /// Sums `tensor`'s elements across ranks, in place.
-    public func allReduceSum(_ tensor: Tensor) { allReduceSum(tensor.buffer) }
-
     /// Averages `tensor`'s elements across ranks, in place.
     public func allReduceMean(_ tensor: Tensor) { allReduceMean(tensor.buffer) }
-
-    /// Sums `values` across ranks, in place.
-    public func allReduceSum(_ values: inout [Float]) {
-        values.withUnsafeMutableBufferPointer { allReduceSum($0) }
-    }
 
     /// Averages `values` across ranks, in place.
     public func allReduceMean(_ values: inout [Float]) {
         values.withUnsafeMutableBufferPointer { allReduceMean($0) }
     }
 
-    /// Sums `buffer` across ranks, in place.
-    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        allReduceRaw(base, count: buffer.count, element: .float64, operation: .sum)
-    }
-
-    /// Sums `values` across ranks, in place.
-    public func allReduceSum(_ values: inout [Double]) {
-        values.withUnsafeMutableBufferPointer { allReduceSum($0) }
-    }
-
-    /// Sums `buffer` across ranks, in place (e.g. confusion matrices).
-    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>) {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        allReduceRaw(base, count: buffer.count, element: .int64, operation: .sum)
-    }
-
-    /// Sums `values` across ranks, in place.
-    public func allReduceSum(_ values: inout [Int64]) {
-        values.withUnsafeMutableBufferPointer { allReduceSum($0) }
-    }
-
-    /// The sum of `value` over ranks.
-    public func allReduceSum(_ value: Double) -> Double {
+    /// `value` reduced over ranks with `operation`.
+    public func allReduce<T: CommunicatorScalar>(_ value: T, _ operation: ReduceOperation) -> T {
         var v = value
-        allReduceRaw(&v, count: 1, element: .float64, operation: .sum)
+        withUnsafeMutablePointer(to: &v) { allReduceRaw($0, count: 1, element: T.communicatorElement, operation: operation) }
         return v
     }
 
     /// The sum of `value` over ranks.
-    public func allReduceSum(_ value: Int64) -> Int64 {
-        var v = value
-        allReduceRaw(&v, count: 1, element: .int64, operation: .sum)
-        return v
-    }
-
-    /// The largest `value` over ranks.
-    public func allReduceMax(_ value: Double) -> Double {
-        var v = value
-        allReduceRaw(&v, count: 1, element: .float64, operation: .max)
-        return v
-    }
+    public func allReduceSum<T: CommunicatorScalar>(_ value: T) -> T { allReduce(value, .sum) }
 
     /// The largest `value` over ranks (e.g. "did any rank see a non-finite loss": 0/1).
-    public func allReduceMax(_ value: Int64) -> Int64 {
-        var v = value
-        allReduceRaw(&v, count: 1, element: .int64, operation: .max)
-        return v
-    }
+    public func allReduceMax<T: CommunicatorScalar>(_ value: T) -> T { allReduce(value, .max) }
 
     /// The smallest `value` over ranks.
-    public func allReduceMin(_ value: Double) -> Double {
-        var v = value
-        allReduceRaw(&v, count: 1, element: .float64, operation: .min)
-        return v
-    }
+    public func allReduceMin<T: CommunicatorScalar>(_ value: T) -> T { allReduce(value, .min) }
 
     /// Whether `flag` is true on any rank.
     public func any(_ flag: Bool) -> Bool { allReduceMax(flag ? Int64(1) : 0) != 0 }
 
     // MARK: - Broadcast
 
-    /// `root`'s value on every rank.
-    public func broadcast(_ value: Float, root: Int = 0) -> Float {
-        var v = value
-        broadcastRaw(&v, count: 1, element: .float32, root: root)
-        return v
+    /// Overwrites `buffer` with `root`'s elements (every rank passes the same count).
+    public func broadcast<T: CommunicatorScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int = 0) {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        broadcastRaw(base, count: buffer.count, element: T.communicatorElement, root: root)
     }
 
     /// `root`'s value on every rank.
-    public func broadcast(_ value: Double, root: Int = 0) -> Double {
+    public func broadcast<T: CommunicatorScalar>(_ value: T, root: Int = 0) -> T {
         var v = value
-        broadcastRaw(&v, count: 1, element: .float64, root: root)
-        return v
-    }
-
-    /// `root`'s value on every rank.
-    public func broadcast(_ value: Int64, root: Int = 0) -> Int64 {
-        var v = value
-        broadcastRaw(&v, count: 1, element: .int64, root: root)
-        return v
-    }
-
-    /// `root`'s value on every rank.
-    public func broadcast(_ value: UInt64, root: Int = 0) -> UInt64 {
-        var v = value
-        broadcastRaw(&v, count: 1, element: .uint64, root: root)
+        withUnsafeMutablePointer(to: &v) { broadcast(UnsafeMutableBufferPointer(start: $0, count: 1), root: root) }
         return v
     }
 
@@ -136,47 +96,23 @@ extension Communicator {
         Int(broadcast(Int64(value), root: root))
     }
 
-    /// Overwrites `buffer` with `root`'s elements (every rank passes the same count).
-    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int = 0) {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        broadcastRaw(base, count: buffer.count, element: .float32, root: root)
-    }
-
     /// Overwrites `tensor`'s elements with `root`'s (same shape on every rank).
     public func broadcast(_ tensor: Tensor, root: Int = 0) { broadcast(tensor.buffer, root: root) }
 
     /// `root`'s array on every rank (the length is sent first; other ranks' input is
     /// ignored).
-    public func broadcast(_ values: [UInt64], root: Int = 0) -> [UInt64] {
+    public func broadcast<T: CommunicatorScalar>(_ values: [T], root: Int = 0) -> [T] {
         let n = broadcast(values.count, root: root)
-        var out = [UInt64](repeating: 0, count: n)
-        if rank == root { out = values }
-        out.withUnsafeMutableBytes { raw in
-            if let base = raw.baseAddress, raw.count > 0 { broadcastRaw(base, count: n, element: .uint64, root: root) }
+        if rank == root {
+            var out = values
+            out.withUnsafeMutableBufferPointer { broadcast($0, root: root) }
+            return out
         }
-        return out
-    }
-
-    /// `root`'s array on every rank.
-    public func broadcast(_ values: [Double], root: Int = 0) -> [Double] {
-        let n = broadcast(values.count, root: root)
-        var out = [Double](repeating: 0, count: n)
-        if rank == root { out = values }
-        out.withUnsafeMutableBytes { raw in
-            if let base = raw.baseAddress, raw.count > 0 { broadcastRaw(base, count: n, element: .float64, root: root) }
+        return [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+            // Plain bits: the broadcast initialises every element.
+            broadcast(buffer, root: root)
+            initialized = n
         }
-        return out
-    }
-
-    /// `root`'s bytes on every rank.
-    public func broadcast(_ bytes: [UInt8], root: Int = 0) -> [UInt8] {
-        let n = broadcast(bytes.count, root: root)
-        var out = [UInt8](repeating: 0, count: n)
-        if rank == root { out = bytes }
-        out.withUnsafeMutableBytes { raw in
-            if let base = raw.baseAddress, raw.count > 0 { broadcastRaw(base, count: n, element: .byte, root: root) }
-        }
-        return out
     }
 
     /// `root`'s string on every rank (e.g. the resolved config text).
@@ -187,21 +123,16 @@ extension Communicator {
     // MARK: - All-gather
 
     /// Every rank's `value`, in rank order.
-    public func allGather(_ value: Int64) -> [Int64] {
+    public func allGather<T: CommunicatorScalar>(_ value: T) -> [T] {
         var input = value
-        var output = [Int64](repeating: 0, count: size)
-        output.withUnsafeMutableBytes { allGatherRaw(&input, $0.baseAddress!, count: 1, element: .int64) }
-        return output
+        return [T](unsafeUninitializedCapacity: size) { output, initialized in
+            withUnsafePointer(to: &input) {
+                allGatherRaw($0, output.baseAddress!, count: 1, element: T.communicatorElement)
+            }
+            initialized = size
+        }
     }
 
     /// Every rank's `value`, in rank order.
     public func allGather(_ value: Int) -> [Int] { allGather(Int64(value)).map { Int($0) } }
-
-    /// Every rank's `value`, in rank order.
-    public func allGather(_ value: Double) -> [Double] {
-        var input = value
-        var output = [Double](repeating: 0, count: size)
-        output.withUnsafeMutableBytes { allGatherRaw(&input, $0.baseAddress!, count: 1, element: .float64) }
-        return output
-    }
 }

@@ -23,7 +23,7 @@ import Synchronization
 /// Memory: with an `arena`, the backward work buffers (and y with `inputGradientsOnly`) are
 /// borrowed from it; with `cachesInArena` the caches too (for layers whose backward
 /// directly follows their own forward, e.g. the backbone's recompute mode).
-public final class Attention: Module {
+public final class Attention: Layer {
     public let channels: Int   // C
     public let heads: Int      // NH
     public let headDim: Int    // D
@@ -74,7 +74,7 @@ public final class Attention: Module {
 
     /// The attention probabilities of the last forward, [B, NH, T, T] (empty unless
     /// `storesProbabilities`).
-    public var attentionProbabilities: Tensor { probabilitiesStored ? attCache : Tensor(zeros: [0]) }
+    public var attentionProbabilities: Tensor { probabilitiesStored ? attCache : Tensor.empty }
 
     /// Whether (b, h) pairs run on `Parallel` workers (each GEMM single-threaded).
     private var parallelPairs: Bool { BLAS.threads == 1 && Parallel.threads > 1 }
@@ -137,7 +137,7 @@ public final class Attention: Module {
         }
         qkvCache = qkvT
         yCache = yT
-        attCache = storesProbabilities ? probs : Tensor(zeros: [0])
+        attCache = storesProbabilities ? probs : Tensor.empty
         qkv.forward(input, into: qkvT)
         rotary?.rotate(qkvT, channels: C)
         probabilitiesStored = storesProbabilities
@@ -154,12 +154,6 @@ public final class Attention: Module {
         proj.forward(yT, into: output)
     }
 
-    public func callAsFunction(_ input: Tensor) -> Tensor {
-        let out = Tensor(zeros: input.shape)
-        forward(input, into: out)
-        return out
-    }
-
     /// Full backward (after `forward` on the same `input`): accumulates dx (when given) and
     /// the gradients of the parameters that require one.
     public func backward(dOutput: Tensor, input: Tensor, dInput: Tensor?) {
@@ -168,8 +162,13 @@ public final class Attention: Module {
         qkv.backward(dOutput: g, input: input, dInput: dInput)
     }
 
-    /// Frozen backward: accumulates only dx (or, with `accumulate: false`, writes it).
-    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor, accumulate: Bool = true) {
+    /// Frozen backward: accumulates only dx.
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+        backwardInput(dOutput: dOutput, input: input, dInput: dInput, accumulate: true)
+    }
+
+    /// Frozen backward that accumulates dx or, with `accumulate: false`, writes it.
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor, accumulate: Bool) {
         precondition(dInput.count == input.count, "Attention: dInput \(dInput.shape) for input \(input.shape)")
         let g = qkvGradient(dOutput: dOutput, input: input, frozen: true)
         qkv.inputGradient(dOutput: g, into: dInput, accumulate: accumulate)

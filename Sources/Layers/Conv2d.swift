@@ -12,7 +12,7 @@ import Numerics
 ///     dW_mat += dY · X_colᵀ,   db += Σ_{i,j} dY,   dX_col = W_matᵀ · dY  (scattered back: col2im)
 ///
 /// Initialisation (`reset`): PyTorch's default, U(−1/√(C·k·k), 1/√(C·k·k)) for W and b.
-public final class Conv2d: Module {
+public final class Conv2d: Layer {
     public let inputChannels: Int, outputChannels: Int, kernelSize: Int
     public let weight: Parameter   // [OC, C, k, k]
     public let bias: Parameter?    // [OC]
@@ -28,15 +28,11 @@ public final class Conv2d: Module {
     }
 
     public func parameters(prefix: String) -> [NamedParameter] {
-        var p = [NamedParameter(name: prefix + "weight", parameter: weight)]
-        if let b = bias { p.append(NamedParameter(name: prefix + "bias", parameter: b)) }
-        return p
+        WeightAndBias.parameters(prefix: prefix, weight: weight, bias: bias)
     }
 
     public func reset(rng: inout RandomGenerator) {
-        let bound = 1 / Float(inputChannels * kernelSize * kernelSize).squareRoot()
-        rng.fillUniform(weight.value, -bound, bound)
-        if let b = bias { rng.fillUniform(b.value, -bound, bound) }
+        WeightAndBias.reset(weight: weight, bias: bias, fanIn: inputChannels * kernelSize * kernelSize, rng: &rng)
     }
 
     private func dims(_ input: Tensor) -> (B: Int, H: Int, W: Int) {
@@ -100,7 +96,7 @@ public final class Conv2d: Module {
         precondition(output.shape == [B, OC, H, W], "Conv2d: output \(output.shape) for input \(input.shape)")
         let ckk = C * k * k, HW = H * W
         let band = bandRows(H, W)
-        let col = k == 1 ? Tensor(zeros: [0]) : scratch.ensure([ckk * band * W])
+        let col = k == 1 ? Tensor.empty : scratch.ensure([ckk * band * W])
         for b in 0..<B {
             let x = input.data + b * C * HW, y = output.data + b * OC * HW
             if let bias {
@@ -122,10 +118,9 @@ public final class Conv2d: Module {
         }
     }
 
-    public func callAsFunction(_ input: Tensor) -> Tensor {
-        let out = Tensor(zeros: [input.shape[0], outputChannels, input.shape[2], input.shape[3]])
-        forward(input, into: out)
-        return out
+    /// [B, C, H, W] → [B, OC, H, W].
+    public func outputShape(for inputShape: [Int]) -> [Int] {
+        [inputShape[0], outputChannels, inputShape[2], inputShape[3]]
     }
 
     /// Accumulates dx (when given) and dW, db for the parameters that require a gradient.
@@ -149,8 +144,8 @@ public final class Conv2d: Module {
         let dW = parameterGradients ? weight.grad : nil
         let dBias = parameterGradients ? bias?.grad : nil
         let needCol = k > 1 && (dW != nil || dInput != nil)
-        let col = needCol ? scratch.ensure([ckk * band * W]) : Tensor(zeros: [0])
-        let dCol = needCol && dInput != nil ? dScratch.ensure([ckk * band * W]) : Tensor(zeros: [0])
+        let col = needCol ? scratch.ensure([ckk * band * W]) : Tensor.empty
+        let dCol = needCol && dInput != nil ? dScratch.ensure([ckk * band * W]) : Tensor.empty
         for b in 0..<B {
             let x = input.data + b * C * HW, g = dOutput.data + b * OC * HW
             if let db = dBias {

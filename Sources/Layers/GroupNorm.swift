@@ -11,7 +11,7 @@ import Numerics
 ///     dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)),   dγ_c += Σ dy x̂,   dβ_c += Σ dy
 ///
 /// Caches mean and rstd [B, G] of the last forward. Initialisation: γ = 1, β = 0.
-public final class GroupNorm: Module {
+public final class GroupNorm: Layer {
     public let groups: Int, channels: Int
     public let eps: Float
     public let weight: Parameter   // γ [C]
@@ -63,12 +63,6 @@ public final class GroupNorm: Module {
                 }
             }
         }
-    }
-
-    public func callAsFunction(_ input: Tensor) -> Tensor {
-        let out = Tensor(zeros: input.shape)
-        forward(input, into: out)
-        return out
     }
 
     /// Full backward (after `forward` on the same `input`): accumulates dx when given and dγ,

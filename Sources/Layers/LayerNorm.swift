@@ -6,7 +6,7 @@ import Numerics
 ///
 /// The math of forward and backward is in `Kernels.layerNormForward/Backward`; the layer
 /// caches `mean` and `rstd` ([N] each) of its last forward. Initialisation: γ = 1, β = 0.
-public final class LayerNorm: Module {
+public final class LayerNorm: Layer {
     public let channels: Int       // C
     public let eps: Float
     public let weight: Parameter   // γ [C]
@@ -33,12 +33,6 @@ public final class LayerNorm: Module {
         Kernels.layerNormForward(out: output.data, mean: m.data, rstd: r.data, input: input.data,
                                  weight: weight.value.data, bias: bias.value.data,
                                  rows: n, channels: channels, eps: eps)
-    }
-
-    public func callAsFunction(_ input: Tensor) -> Tensor {
-        let out = Tensor(zeros: input.shape)
-        forward(input, into: out)
-        return out
     }
 
     /// Full backward (after `forward` on the same `input`): accumulates dx when `dInput` is

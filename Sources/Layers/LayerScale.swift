@@ -8,7 +8,7 @@ import Numerics
 /// `forward(_:into:accumulate: true)` adds the scaled branch onto `output` instead
 /// (`x_res += ls(branch)`), which is how a block applies it without a temporary.
 /// Initialisation: γ = `initValue` (DINOv2 uses 1e-5 at training start; checkpoints overwrite it).
-public final class LayerScale: Module {
+public final class LayerScale: Layer {
     public let channels: Int
     public let gamma: Parameter   // [C]
 
@@ -21,8 +21,13 @@ public final class LayerScale: Module {
         [NamedParameter(name: prefix + "gamma", parameter: gamma)]
     }
 
+    /// output = x ⊙ γ. input, output [N, C].
+    public func forward(_ input: Tensor, into output: Tensor) {
+        forward(input, into: output, accumulate: false)
+    }
+
     /// output = x ⊙ γ, or output += x ⊙ γ with `accumulate`. input, output [N, C].
-    public func forward(_ input: Tensor, into output: Tensor, accumulate: Bool = false) {
+    public func forward(_ input: Tensor, into output: Tensor, accumulate: Bool) {
         let n = rowCount(input, channels)
         precondition(output.count == input.count, "LayerScale: output \(output.shape) for input \(input.shape)")
         let x = input.data, y = output.data, g = gamma.value.data, C = channels
@@ -36,12 +41,6 @@ public final class LayerScale: Module {
                 }
             }
         }
-    }
-
-    public func callAsFunction(_ input: Tensor) -> Tensor {
-        let out = Tensor(zeros: input.shape)
-        forward(input, into: out)
-        return out
     }
 
     /// Full backward: accumulates dx (when given) and dγ (when γ requires a gradient).
@@ -68,16 +67,13 @@ public final class LayerScale: Module {
         if let dx = dInput { backwardInput(dOutput: dOutput, dInput: dx) }
     }
 
-    /// Frozen backward: dx += dy ⊙ γ.
+    /// Frozen backward: dx += dy ⊙ γ (the `Layer` form; dx does not depend on the input).
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+        backwardInput(dOutput: dOutput, dInput: dInput)
+    }
+
+    /// Frozen backward: dx += dy ⊙ γ, which is the accumulating forward applied to dy.
     public func backwardInput(dOutput: Tensor, dInput: Tensor) {
-        let n = rowCount(dInput, channels)
-        precondition(dOutput.count == dInput.count, "LayerScale: dOutput \(dOutput.shape) for dInput \(dInput.shape)")
-        let dy = dOutput.data, dx = dInput.data, g = gamma.value.data, C = channels
-        Parallel.forEach(n, grain: Swift.max(1, Kernels.elementGrain / Swift.max(C, 1))) { r in
-            for i in r {
-                let a = dy + i * C, b = dx + i * C
-                for c in 0..<C { b[c] += a[c] * g[c] }
-            }
-        }
+        forward(dOutput, into: dInput, accumulate: true)
     }
 }

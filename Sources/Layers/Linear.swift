@@ -9,7 +9,7 @@ import Numerics
 ///     dx += dy W            dW += dyᵀ x            db += Σ_N dy
 ///
 /// Initialisation (`reset`): PyTorch's default, W and b ~ U(−1/√C, 1/√C).
-public final class Linear: Module {
+public final class Linear: Layer {
     public let inputDimensions: Int    // C
     public let outputDimensions: Int   // OC
     public let weight: Parameter       // [OC, C]
@@ -23,16 +23,12 @@ public final class Linear: Module {
     }
 
     public func parameters(prefix: String) -> [NamedParameter] {
-        var p = [NamedParameter(name: prefix + "weight", parameter: weight)]
-        if let b = bias { p.append(NamedParameter(name: prefix + "bias", parameter: b)) }
-        return p
+        WeightAndBias.parameters(prefix: prefix, weight: weight, bias: bias)
     }
 
     /// PyTorch's default initialisation: W, b ~ U(−1/√C, 1/√C).
     public func reset(rng: inout RandomGenerator) {
-        let bound = 1 / Float(inputDimensions).squareRoot()
-        rng.fillUniform(weight.value, -bound, bound)
-        if let b = bias { rng.fillUniform(b.value, -bound, bound) }
+        WeightAndBias.reset(weight: weight, bias: bias, fanIn: inputDimensions, rng: &rng)
     }
 
     /// y = x Wᵀ + b. input [N, C], output [N, OC] (written).
@@ -52,13 +48,11 @@ public final class Linear: Module {
                   beta: bias == nil ? 0 : 1, c: output.data, ldc: oc)
     }
 
-    /// Allocating form of `forward` (tests, one-off calls): input [..., C] → [..., OC].
-    public func callAsFunction(_ input: Tensor) -> Tensor {
-        var shape = input.shape
+    /// input [..., C] → [..., OC].
+    public func outputShape(for inputShape: [Int]) -> [Int] {
+        var shape = inputShape
         shape[shape.count - 1] = outputDimensions
-        let out = Tensor(zeros: shape)
-        forward(input, into: out)
-        return out
+        return shape
     }
 
     /// Full backward: accumulates dx (when `dInput` is given) and dW, db for the parameters
@@ -82,6 +76,11 @@ public final class Linear: Module {
     /// dOutput [N, OC], dInput [N, C].
     public func backwardInput(dOutput: Tensor, dInput: Tensor) {
         inputGradient(dOutput: dOutput, into: dInput, accumulate: true)
+    }
+
+    /// The `Layer` form of the frozen backward (dx does not depend on the input).
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+        backwardInput(dOutput: dOutput, dInput: dInput)
     }
 
     /// dx = dy W (accumulate: false) or dx += dy W (accumulate: true); for layers that own a

@@ -1,26 +1,39 @@
 import Numerics
 
-/// The ViT feed-forward block (timm `Mlp`): exact GELU (DINOv2 ViT-S/B/L) or QuickGELU
-/// (CLIP, `x·σ(1.702x)`):
+/// The two-layer feed-forward block: timm's ViT `Mlp` with exact GELU (DINOv2 ViT-S/B/L) or
+/// QuickGELU (CLIP, `x·σ(1.702x)`), and mmcv's `FFN` with ReLU (Mask2Former's pixel and
+/// transformer decoders; without its residual, which the layers add):
 ///
 ///     h = x W1ᵀ + b1,   a = act(h),   y = a W2ᵀ + b2
 ///     x [N, C], W1 [H, C] (`fc1`), W2 [C, H] (`fc2`), H = 4C
 ///
-/// The bias add and GELU are fused after the first GEMM. Backward:
+/// The bias add and GELU are fused after the first GEMM; ReLU follows `fc1` as mmcv's does
+/// (bias first, then the product), which keeps the head's numbers those of its fixtures. Backward:
 ///
 ///     da = dy W2  (fc2),   dh = act'(h) ⊙ da,   dx += dh W1  (fc1)
 ///
 /// Caches of the last forward: h and a ([N, H] each; a not with `inputGradientsOnly`, as
-/// only fc2's weight gradient reads it); backward uses one [N, H] scratch. With an `arena`
+/// only fc2's weight gradient reads it; with ReLU one buffer, h made max(h, 0) in place);
+/// backward uses one [N, H] scratch. With an `arena`
 /// the scratch (and a with `inputGradientsOnly`) is borrowed from it, with `cachesInArena`
 /// h too (see `Attention`).
-public final class MLP: Module {
+public final class MLP: Layer {
     /// The nonlinearity between the two products.
     public enum Activation: String, Equatable, Sendable {
         /// Exact (erf) GELU, `torch.nn.GELU()`.
         case gelu
         /// CLIP's `x · σ(1.702 x)`.
         case quickGELU
+        /// `max(x, 0)` (mmcv `FFN`).
+        case relu
+    }
+
+    /// How the two products are named in checkpoints.
+    public enum Naming: Sendable {
+        /// timm `fc1.*`, `fc2.*`.
+        case timm
+        /// mmcv `FFN`'s Sequential: `layers.0.0.*`, `layers.1.*`.
+        case mmcvFFN
     }
 
     public let channels: Int        // C
@@ -28,6 +41,7 @@ public final class MLP: Module {
     public let hiddenChannels: Int  // H
     public let fc1: Linear          // [H, C]
     public let fc2: Linear          // [C, H]
+    public let naming: Naming
     private var pre = CacheBuffer(), act = CacheBuffer(), dAct = CacheBuffer()
     private var preCache = Tensor(zeros: [0]), actCache = Tensor(zeros: [0])
 
@@ -38,8 +52,9 @@ public final class MLP: Module {
     /// Only `backwardInput` will follow (frozen weights): a goes to the arena, not the cache.
     public var inputGradientsOnly = false
 
-    public init(channels: Int, hiddenChannels: Int, activation: Activation = .gelu) {
+    public init(channels: Int, hiddenChannels: Int, activation: Activation = .gelu, naming: Naming = .timm) {
         self.channels = channels
+        self.naming = naming
         self.activation = activation
         self.hiddenChannels = hiddenChannels
         fc1 = Linear(inputDimensions: channels, outputDimensions: hiddenChannels)
@@ -47,7 +62,10 @@ public final class MLP: Module {
     }
 
     public func parameters(prefix: String) -> [NamedParameter] {
-        fc1.parameters(prefix: prefix + "fc1.") + fc2.parameters(prefix: prefix + "fc2.")
+        switch naming {
+        case .timm: fc1.parameters(prefix: prefix + "fc1.") + fc2.parameters(prefix: prefix + "fc2.")
+        case .mmcvFFN: fc1.parameters(prefix: prefix + "layers.0.0.") + fc2.parameters(prefix: prefix + "layers.1.")
+        }
     }
 
     public func reset(rng: inout RandomGenerator) {
@@ -60,28 +78,41 @@ public final class MLP: Module {
         let n = rowCount(input, channels)
         precondition(output.count == input.count, "MLP: output \(output.shape) for input \(input.shape)")
         let h = pre.cache(arena, inArena: cachesInArena, "mlp.pre", [n, hiddenChannels])
-        // a is read back only by fc2's weight gradient.
-        let a = act.cache(arena, inArena: cachesInArena || inputGradientsOnly, "mlp.act", [n, hiddenChannels])
         preCache = h
-        actCache = a
-        BLAS.gemm(transposeA: false, transposeB: true, m: n, n: hiddenChannels, k: channels,
-                  a: input.data, lda: channels, b: fc1.weight.value.data, ldb: channels,
-                  c: h.data, ldc: hiddenChannels)
         switch activation {
         case .gelu:
+            let a = activationCache(rows: n)
+            fc1Product(input, into: h, rows: n)
             Kernels.biasGELUForward(preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
                                     rows: n, cols: hiddenChannels)
         case .quickGELU:
+            let a = activationCache(rows: n)
+            fc1Product(input, into: h, rows: n)
             Kernels.biasQuickGELUForward(preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
                                          rows: n, cols: hiddenChannels)
+        case .relu:
+            // In place, as mmcv's FFN: the backward's mask h > 0 reads the same after
+            // max(h, 0) as before it, so one buffer serves as h and a.
+            fc1.forward(input, into: h)
+            MLP.reluInPlace(h)
+            actCache = h
         }
-        fc2.forward(a, into: output)
+        fc2.forward(actCache, into: output)
     }
 
-    public func callAsFunction(_ input: Tensor) -> Tensor {
-        let out = Tensor(zeros: input.shape)
-        forward(input, into: out)
-        return out
+    /// The cache of a (GELU's output), which only fc2's weight gradient reads back.
+    private func activationCache(rows n: Int) -> Tensor {
+        let a = act.cache(arena, inArena: cachesInArena || inputGradientsOnly, "mlp.act", [n, hiddenChannels])
+        actCache = a
+        return a
+    }
+
+    /// h = x W1ᵀ without the bias (the GELU kernels add it).
+    @inline(__always)
+    private func fc1Product(_ input: Tensor, into h: Tensor, rows n: Int) {
+        BLAS.gemm(transposeA: false, transposeB: true, m: n, n: hiddenChannels, k: channels,
+                  a: input.data, lda: channels, b: fc1.weight.value.data, ldb: channels,
+                  c: h.data, ldc: hiddenChannels)
     }
 
     /// Full backward: accumulates dx (when given) and the gradients of the parameters that
@@ -92,8 +123,13 @@ public final class MLP: Module {
         fc1.backward(dOutput: dh, input: input, dInput: dInput)
     }
 
-    /// Frozen backward: accumulates only dx (or, with `accumulate: false`, writes it).
-    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor, accumulate: Bool = true) {
+    /// Frozen backward: accumulates only dx.
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
+        backwardInput(dOutput: dOutput, input: input, dInput: dInput, accumulate: true)
+    }
+
+    /// Frozen backward that accumulates dx or, with `accumulate: false`, writes it.
+    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor, accumulate: Bool) {
         let dh = hiddenGradient(dOutput: dOutput, input: input, frozen: true)
         fc1.inputGradient(dOutput: dh, into: dInput, accumulate: accumulate)
     }
@@ -115,7 +151,18 @@ public final class MLP: Module {
         switch activation {
         case .gelu: Kernels.geluBackwardInPlace(da.data, preActivation: preCache.data, count: da.count)
         case .quickGELU: Kernels.quickGELUBackwardInPlace(da.data, preActivation: preCache.data, count: da.count)
+        case .relu: MLP.reluBackwardInPlace(da, preActivation: preCache)
         }
         return da
+    }
+
+    private static func reluInPlace(_ h: Tensor) {
+        let hp = h.data
+        Parallel.forEach(h.count, grain: Kernels.elementGrain) { r in for i in r where hp[i] < 0 { hp[i] = 0 } }
+    }
+
+    private static func reluBackwardInPlace(_ d: Tensor, preActivation h: Tensor) {
+        let hp = h.data, dp = d.data
+        Parallel.forEach(d.count, grain: Kernels.elementGrain) { r in for i in r where hp[i] <= 0 { dp[i] = 0 } }
     }
 }

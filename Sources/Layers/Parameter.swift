@@ -75,16 +75,18 @@ extension Module {
 }
 
 /// A cache buffer a layer owns, reallocated only when the shape it must hold changes.
-struct CacheBuffer {
-    private(set) var tensor = Tensor(zeros: [0])
+public struct CacheBuffer {
+    public private(set) var tensor = Tensor.empty
+
+    public init() {}
 
     /// A tensor of `shape`, reusing the storage when the shape is unchanged.
-    mutating func ensure(_ shape: [Int]) -> Tensor {
+    public mutating func ensure(_ shape: [Int]) -> Tensor {
         if tensor.shape != shape { tensor = Tensor(zeros: shape) }
         return tensor
     }
 
-    mutating func release() { tensor = Tensor(zeros: [0]) }
+    public mutating func release() { tensor = Tensor.empty }
 
     /// A work buffer of a layer that may borrow from a shared arena: the arena's tensor for
     /// `key` when there is an arena (this buffer then holds nothing), else this buffer.
@@ -99,6 +101,11 @@ struct CacheBuffer {
         if inArena, let arena { release(); return arena.tensor(key, shape) }
         return ensure(shape)
     }
+}
+
+extension Tensor {
+    /// One shared zero-element tensor: a placeholder that costs no allocation per call.
+    public static let empty = Tensor(zeros: [0])
 }
 
 /// Rows of a `[..., C]` tensor read as a matrix.

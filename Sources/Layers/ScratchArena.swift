@@ -7,6 +7,8 @@ import Numerics
 /// of memory serves all blocks and is allocated once, not every step.
 ///
 ///     tensor(key, shape)   a [shape] view of the key's buffer, grown when too small
+///     zeros(key, shape)    the same, zero-filled
+///     copy(key, of: t)     the same, holding t's elements
 ///
 /// A buffer's contents live until the next user of the same key writes it; two buffers in
 /// use at the same time must have different keys. Not thread-safe (call from the driving
@@ -26,6 +28,21 @@ public final class ScratchArena {
         let t = Tensor(zeros: [n])
         buffers[key] = t
         return t.reshaped(shape)
+    }
+
+    /// As `tensor`, zero-filled: the reused stand-in for a fresh `Tensor(zeros:)` that an
+    /// accumulating backward adds into.
+    public func zeros(_ key: String, _ shape: [Int]) -> Tensor {
+        let t = tensor(key, shape)
+        t.zero()
+        return t
+    }
+
+    /// As `tensor`, holding a copy of `source` (the reused stand-in for `clone()`).
+    public func copy(_ key: String, of source: Tensor) -> Tensor {
+        let t = tensor(key, source.shape)
+        t.copy(from: source)
+        return t
     }
 
     /// Frees every buffer (views handed out stay valid while they are held).

@@ -20,7 +20,7 @@ import Numerics
 /// with `H = (Int(mlpRatio·C · 2/3) + 7) / 8 · 8` (`hiddenSize(channels:)`: 4096 for C = 1536).
 /// The gate's math and gradient are in `Kernels.swiGLUForward/Backward`. Caches of the last
 /// forward: x12 [N, 2H] and h [N, H]; backward uses [N, H] and [N, 2H] scratch.
-public final class SwiGLUFFN: Module {
+public final class SwiGLUFFN: Layer {
     public let channels: Int        // C
     public let hiddenChannels: Int  // H
     public let w12: Linear          // [2H, C]
@@ -86,12 +86,6 @@ public final class SwiGLUFFN: Module {
         } else {
             w3.forward(h, into: output)
         }
-    }
-
-    public func callAsFunction(_ input: Tensor) -> Tensor {
-        let out = Tensor(zeros: input.shape)
-        forward(input, into: out)
-        return out
     }
 
     /// Full backward: accumulates dx (when given) and the gradients of the parameters that

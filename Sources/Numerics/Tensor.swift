@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A dense, row-major Float32 array that carries its shape.
 ///
@@ -158,6 +159,12 @@ public final class TensorStorage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
 
+    /// Storages created since the process started. Layers promise to allocate nothing per
+    /// step once warmed up; tests hold them to it by reading this before and after a step.
+    /// (One relaxed atomic add per allocation: nothing next to the allocation itself.)
+    public static var allocationCount: Int { allocations.load(ordering: .relaxed) }
+    private static let allocations = Atomic<Int>(0)
+
     public init(count: Int) {
         precondition(count >= 0 && count <= Tensor.maxElements, "TensorStorage of \(count) elements")
         self.count = count
@@ -165,6 +172,7 @@ public final class TensorStorage: @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         raw.initializeMemory(as: Float.self, repeating: 0, count: Swift.max(count, 1))
         pointer = raw.assumingMemoryBound(to: Float.self)
+        TensorStorage.allocations.wrappingAdd(1, ordering: .relaxed)
     }
 
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }

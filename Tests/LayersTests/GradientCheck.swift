@@ -16,6 +16,15 @@ struct LayerUnderTest {
     let backwardInput: (_ dOutput: Tensor, _ input: Tensor, _ dInput: Tensor) -> Void
 }
 
+extension LayerUnderTest {
+    /// A layer through the `Layer` contract alone.
+    init<L: Layer>(layer: L, input: Tensor) {
+        self.init(module: layer, input: input, forward: { layer($0) },
+                  backward: { layer.backward(dOutput: $0, input: $1, dInput: $2) },
+                  backwardInput: { layer.backwardInput(dOutput: $0, input: $1, dInput: $2) })
+    }
+}
+
 func randomTensor(_ shape: [Int], _ rng: inout RandomGenerator, scale: Float = 1) -> Tensor {
     let t = Tensor(zeros: shape)
     rng.fillNormal(t, std: scale)

@@ -10,22 +10,25 @@ import Layers
 ///
 /// LayerNorm eps 1e-5 (torch default). Backward gives ∂x, ∂p (the query positions are learned
 /// — from Rein's tokens — so they get a gradient) and ∂m; p_m is a constant.
+/// Backward work buffers come from `scratch` (keys `dec.*`), shared with the head's other layers.
 /// Parameter names: `cross_attn.attn.*`, `self_attn.attn.*`, `ffn.*`, `norms.{0,1,2}.*` (mmdet).
 public final class DecoderLayer: Module {
     public let channels: Int
     public let crossAttention: MultiheadAttention, selfAttention: MultiheadAttention
-    public let ffn: FeedForward
+    public let ffn: MLP
     public let norms: [LayerNorm]
 
     private var caQ = Tensor(zeros: [0]), caK = Tensor(zeros: [0]), r1 = Tensor(zeros: [0]), x1 = Tensor(zeros: [0])
     private var saQ = Tensor(zeros: [0]), r2 = Tensor(zeros: [0]), x2 = Tensor(zeros: [0]), r3 = Tensor(zeros: [0])
     private var memory = Tensor(zeros: [0])
+    private let scratch: ScratchArena
 
-    public init(channels: Int = 256, heads: Int = 8, feedforward: Int = 2048) {
+    public init(channels: Int = 256, heads: Int = 8, feedforward: Int = 2048, scratch: ScratchArena = ScratchArena()) {
         self.channels = channels
-        crossAttention = MultiheadAttention(channels: channels, heads: heads)
-        selfAttention = MultiheadAttention(channels: channels, heads: heads)
-        ffn = FeedForward(channels: channels, hidden: feedforward)
+        self.scratch = scratch
+        crossAttention = MultiheadAttention(channels: channels, heads: heads, scratch: scratch)
+        selfAttention = MultiheadAttention(channels: channels, heads: heads, scratch: scratch)
+        ffn = MLP(channels: channels, hiddenChannels: feedforward, activation: .relu, naming: .mmcvFFN)
         norms = (0..<3).map { _ in LayerNorm(channels: channels, eps: 1e-5) }
     }
 
@@ -62,35 +65,29 @@ public final class DecoderLayer: Module {
         DecoderLayer.addPositions(query, queryPos, into: caQ)
         DecoderLayer.addPositions(memory, memoryPos, into: caK)
         crossAttention.forward(query: caQ, key: caK, value: memory, mask: mask, into: r1)
-        Kernels.axpy(1, query, r1)
-        norms[0].forward(r1.reshaped([B * Q, C]), into: x1.reshaped([B * Q, C]))
+        PostNormResidual.forward(query, sum: r1, norm: norms[0], into: x1)
         DecoderLayer.addPositions(x1, queryPos, into: saQ)
         selfAttention.forward(query: saQ, key: saQ, value: x1, mask: nil, into: r2)
-        Kernels.axpy(1, x1, r2)
-        norms[1].forward(r2.reshaped([B * Q, C]), into: x2.reshaped([B * Q, C]))
-        ffn.forward(x2, into: r3)
-        Kernels.axpy(1, x2, r3)
-        norms[2].forward(r3.reshaped([B * Q, C]), into: output.reshaped([B * Q, C]))
+        PostNormResidual.forward(x1, sum: r2, norm: norms[1], into: x2)
+        PostNormResidual.forward(x2, through: ffn, sum: r3, norm: norms[2], into: output)
     }
 
     /// Backward of the last forward (same `query`): accumulates parameter gradients and
     /// ∂query, ∂queryPos [Q, C], ∂memory where given.
     public func backward(dOutput: Tensor, query: Tensor, dQuery: Tensor?, dQueryPos: Tensor?, dMemory: Tensor?) {
         let C = channels, B = query.shape[0], Q = query.count / (B * C)
-        let rows = [B * Q, C]
-        let dr3 = Tensor(zeros: [B, Q, C])
-        norms[2].backward(dOutput: dOutput.reshaped(rows), input: r3.reshaped(rows), dInput: dr3.reshaped(rows))
-        let dx2 = dr3.clone()
-        ffn.backward(dOutput: dr3, input: x2, dInput: dx2)
-        let dr2 = Tensor(zeros: [B, Q, C])
-        norms[1].backward(dOutput: dx2.reshaped(rows), input: r2.reshaped(rows), dInput: dr2.reshaped(rows))
-        let dx1 = dr2.clone(), dSaQ = Tensor(zeros: [B, Q, C])
+        let dx2 = scratch.tensor("dec.dx2", [B, Q, C])
+        PostNormResidual.backward(dOutput: dOutput, input: x2, through: ffn, sum: r3, norm: norms[2],
+                                  dSum: scratch.tensor("dec.dr3", [B, Q, C]), dInput: dx2)
+        let dr2 = scratch.tensor("dec.dr2", [B, Q, C])
+        PostNormResidual.backward(dOutput: dx2, sum: r2, norm: norms[1], into: dr2)
+        let dx1 = scratch.copy("dec.dx1", of: dr2), dSaQ = scratch.zeros("dec.dSaQ", [B, Q, C])
         selfAttention.backward(dOutput: dr2, query: saQ, key: saQ, value: x1, dQuery: dSaQ, dKey: dSaQ, dValue: dx1)
         Kernels.axpy(1, dSaQ, dx1)
-        let dr1 = Tensor(zeros: [B, Q, C])
-        norms[0].backward(dOutput: dx1.reshaped(rows), input: r1.reshaped(rows), dInput: dr1.reshaped(rows))
-        let dCaQ = Tensor(zeros: [B, Q, C])
-        let dCaK = dMemory == nil ? nil : Tensor(zeros: memory.shape)
+        let dr1 = scratch.tensor("dec.dr1", [B, Q, C])
+        PostNormResidual.backward(dOutput: dx1, sum: r1, norm: norms[0], into: dr1)
+        let dCaQ = scratch.zeros("dec.dCaQ", [B, Q, C])
+        let dCaK = dMemory == nil ? nil : scratch.zeros("dec.dCaK", memory.shape)
         crossAttention.backward(dOutput: dr1, query: caQ, key: caK, value: memory, dQuery: dCaQ, dKey: dCaK, dValue: dMemory)
         if let dMemory, let dCaK { Kernels.axpy(1, dCaK, dMemory) }
         if let dQuery { Kernels.axpy(1, dr1, dQuery); Kernels.axpy(1, dCaQ, dQuery) }

@@ -8,20 +8,25 @@ import Layers
 ///     x₂ = LN₁(x₁ + FFN(x₁))                                   FFN C → 1024 → C, ReLU
 ///
 /// LayerNorm eps 1e-5. `pos` [S, C] (sine + level embedding) is shared by the batch; its
-/// gradient (the level embedding's) is returned summed over the batch.
+/// gradient (the level embedding's) is returned summed over the batch. Backward work buffers
+/// come from `scratch` (keys `enc.*`), shared with the other layers of the head.
 /// Parameter names: `self_attn.*`, `ffn.*`, `norms.{0,1}.*` (mmdet).
 public final class EncoderLayer: Module {
     public let channels: Int
     public let attention: MultiScaleDeformableAttention
-    public let ffn: FeedForward
+    public let ffn: MLP
     public let norms: [LayerNorm]
     private var q = Tensor(zeros: [0]), r1 = Tensor(zeros: [0]), x1 = Tensor(zeros: [0]), r2 = Tensor(zeros: [0])
     private var input = Tensor(zeros: [0])
+    private let scratch: ScratchArena
 
-    public init(channels: Int = 256, heads: Int = 8, levels: Int = 3, points: Int = 4, feedforward: Int = 1024) {
+    public init(channels: Int = 256, heads: Int = 8, levels: Int = 3, points: Int = 4, feedforward: Int = 1024,
+                scratch: ScratchArena = ScratchArena()) {
         self.channels = channels
-        attention = MultiScaleDeformableAttention(channels: channels, heads: heads, levels: levels, points: points)
-        ffn = FeedForward(channels: channels, hidden: feedforward)
+        self.scratch = scratch
+        attention = MultiScaleDeformableAttention(channels: channels, heads: heads, levels: levels, points: points,
+                                                  scratch: scratch)
+        ffn = MLP(channels: channels, hiddenChannels: feedforward, activation: .relu, naming: .mmcvFFN)
         norms = (0..<2).map { _ in LayerNorm(channels: channels, eps: 1e-5) }
     }
 
@@ -44,24 +49,19 @@ public final class EncoderLayer: Module {
         input = x
         DecoderLayer.addPositions(x, pos, into: q)
         attention.forward(query: q, value: x, reference: reference, shapes: shapes, into: r1)
-        Kernels.axpy(1, x, r1)
-        norms[0].forward(r1.reshaped([B * S, C]), into: x1.reshaped([B * S, C]))
-        ffn.forward(x1, into: r2)
-        Kernels.axpy(1, x1, r2)
-        norms[1].forward(r2.reshaped([B * S, C]), into: output.reshaped([B * S, C]))
+        PostNormResidual.forward(x, sum: r1, norm: norms[0], into: x1)
+        PostNormResidual.forward(x1, through: ffn, sum: r2, norm: norms[1], into: output)
     }
 
     /// Backward of the last forward: accumulates parameter gradients, ∂x [B, S, C] and ∂pos [S, C].
     public func backward(dOutput: Tensor, dInput: Tensor, dPos: Tensor?) {
         let C = channels, B = input.shape[0], S = input.count / (B * C)
-        let rows = [B * S, C]
-        let dr2 = Tensor(zeros: [B, S, C])
-        norms[1].backward(dOutput: dOutput.reshaped(rows), input: r2.reshaped(rows), dInput: dr2.reshaped(rows))
-        let dx1 = dr2.clone()
-        ffn.backward(dOutput: dr2, input: x1, dInput: dx1)
-        let dr1 = Tensor(zeros: [B, S, C])
-        norms[0].backward(dOutput: dx1.reshaped(rows), input: r1.reshaped(rows), dInput: dr1.reshaped(rows))
-        let dq = Tensor(zeros: [B, S, C])
+        let dx1 = scratch.tensor("enc.dx1", [B, S, C])
+        PostNormResidual.backward(dOutput: dOutput, input: x1, through: ffn, sum: r2, norm: norms[1],
+                                  dSum: scratch.tensor("enc.dr2", [B, S, C]), dInput: dx1)
+        let dr1 = scratch.tensor("enc.dr1", [B, S, C])
+        PostNormResidual.backward(dOutput: dx1, sum: r1, norm: norms[0], into: dr1)
+        let dq = scratch.zeros("enc.dq", [B, S, C])
         Kernels.axpy(1, dr1, dInput)
         attention.backward(dOutput: dr1, query: q, value: input, dQuery: dq, dValue: dInput)
         Kernels.axpy(1, dq, dInput)

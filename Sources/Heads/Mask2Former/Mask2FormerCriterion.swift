@@ -1,4 +1,5 @@
 import Numerics
+import Layers
 
 /// Where the criterion's random points come from: drawn from a generator (training), or
 /// given (parity tests against the reference, which draws with torch).
@@ -48,14 +49,16 @@ public struct Mask2FormerCriterion {
     /// `normalizer` M = max(1, target masks averaged over ranks). Accumulates ∂L/∂logits into
     /// `dClass` / `dMask` when given. `classWeightSum` replaces the batch's Σ w of the
     /// classification loss (data-parallel training passes the global sum). Random points come
-    /// from one shared `rng`.
+    /// from one shared `rng`. Work buffers come from `scratch` when given (keys `crit.*`,
+    /// `loss.*`, `cost.*`), else are allocated.
     public func loss(classLogits: Tensor, maskLogits: Tensor, targets: [MaskTargets], normalizer: Float,
                      points source: LossPointSource = .random, rng: inout RandomGenerator,
-                     dClass: Tensor?, dMask: Tensor?, classWeightSum: Double? = nil) -> Terms {
+                     dClass: Tensor?, dMask: Tensor?, classWeightSum: Double? = nil, scratch: ScratchArena? = nil) -> Terms {
         var generators = [rng]
         defer { rng = generators[0] }
         return loss(classLogits: classLogits, maskLogits: maskLogits, targets: targets, normalizer: normalizer,
-                    points: source, generators: &generators, dClass: dClass, dMask: dMask, classWeightSum: classWeightSum)
+                    points: source, generators: &generators, dClass: dClass, dMask: dMask, classWeightSum: classWeightSum,
+                    scratch: scratch)
     }
 
     /// As above, with the random points of image b drawn from `generators[b]` (one per image)
@@ -65,7 +68,8 @@ public struct Mask2FormerCriterion {
     /// parallelism at any world size draws the same points).
     public func loss(classLogits: Tensor, maskLogits: Tensor, targets: [MaskTargets], normalizer: Float,
                      points source: LossPointSource = .random, generators: inout [RandomGenerator],
-                     dClass: Tensor?, dMask: Tensor?, classWeightSum: Double? = nil) -> Terms {
+                     dClass: Tensor?, dMask: Tensor?, classWeightSum: Double? = nil, scratch: ScratchArena? = nil) -> Terms {
+        let work = { (key: String, shape: [Int]) in Mask2FormerLoss.work(scratch, key, shape) }
         let (B, Q, K1) = (classLogits.shape[0], classLogits.shape[1], classLogits.shape[2])
         precondition(K1 == numClasses + 1 && maskLogits.rank == 4 && maskLogits.shape[0] == B && maskLogits.shape[1] == Q,
                      "Mask2FormerCriterion: class \(classLogits.shape), masks \(maskLogits.shape)")
@@ -83,15 +87,16 @@ public struct Mask2FormerCriterion {
             if G == 0 { terms.assignments.append([]); continue }
             let pts: Tensor
             switch source {
-            case .random: pts = Mask2FormerLoss.uniformPoints(1, settings.points, rng: &generators[gen(b)])
+            case .random: pts = Mask2FormerLoss.uniformPoints(1, settings.points, rng: &generators[gen(b)], scratch: scratch)
             case .given(let matching, _, _): pts = matching[b]
             }
             let Pm = pts.shape[1]
-            let maskPts = Tensor(zeros: [Q, Pm]), targetPts = Tensor(zeros: [G, Pm])
+            let maskPts = work("crit.matchLogits", [Q, Pm]), targetPts = work("crit.matchTargets", [G, Pm])
             PointSample.forward(maps: maskLogits.slice(b), points: pts, into: maskPts)
             PointSample.forward(maps: t.masks, points: pts, into: targetPts)
             let cost = Mask2FormerLoss.matchingCost(classLogits: classLogits.slice(b), maskPoints: maskPts,
-                                                    targetPoints: targetPts, classes: t.classes, settings: settings)
+                                                    targetPoints: targetPts, classes: t.classes, settings: settings,
+                                                    scratch: scratch)
             let assignment = Mask2FormerCriterion.match(cost: cost, queries: Q, targets: G)
             terms.assignments.append(assignment)
             var imagePairs: [(b: Int, q: Int, g: Int)] = []
@@ -107,7 +112,7 @@ public struct Mask2FormerCriterion {
         let N = pairs.count
         if N == 0 { return terms }
         // Matched predictions [N, h, w] and their point samples.
-        let preds = Tensor(zeros: [N, h, w])
+        let preds = work("crit.matched", [N, h, w])
         for (i, p) in pairs.enumerated() {
             (preds.data + i * h * w).update(from: maskLogits.data + (p.b * Q + p.q) * h * w, count: h * w)
         }
@@ -117,7 +122,7 @@ public struct Mask2FormerCriterion {
             // Per image (its pairs are consecutive rows): candidates, then fresh points.
             let P = settings.points, k = Int(settings.importanceSampleRatio * Float(P))
             let C = settings.oversampleRatio * P
-            let candidates = Tensor(zeros: [N, C, 2]), fresh = Tensor(zeros: [N, P - k, 2])
+            let candidates = work("crit.candidates", [N, C, 2]), fresh = work("crit.fresh", [N, P - k, 2])
             var start = 0
             while start < N {
                 let b = pairs[start].b
@@ -127,13 +132,14 @@ public struct Mask2FormerCriterion {
                 generators[gen(b)].fillUniform(fresh.rows(start..<end), 0, 1)
                 start = end
             }
-            points = Mask2FormerLoss.uncertainPoints(maskLogits: preds, candidates: candidates, fresh: fresh, points: P)
+            points = Mask2FormerLoss.uncertainPoints(maskLogits: preds, candidates: candidates, fresh: fresh, points: P,
+                                                     scratch: scratch)
         case .given(_, let candidates, let fresh):
             points = Mask2FormerLoss.uncertainPoints(maskLogits: preds, candidates: candidates, fresh: fresh,
-                                                     points: settings.points)
+                                                     points: settings.points, scratch: scratch)
         }
         let P = points.shape[1]
-        let predPts = Tensor(zeros: [N, P]), targetPts = Tensor(zeros: [N, P])
+        let predPts = work("crit.pointLogits", [N, P]), targetPts = work("crit.pointTargets", [N, P])
         // The taps of the loss points on the mask logits serve the forward and the backward.
         let taps = BilinearTaps(points: points, width: w, height: h)
         PointSample.forward(maps: preds, taps: taps, into: predPts)
@@ -143,13 +149,13 @@ public struct Mask2FormerCriterion {
                                 points: points.slice(i).reshaped([1, P, 2]),
                                 into: targetPts.slice(i).reshaped([1, P]))
         }
-        let dPts = dMask == nil ? nil : Tensor(zeros: [N, P])
+        let dPts = dMask == nil ? nil : work("crit.dPointLogits", [N, P])
         let (lm, ld) = Mask2FormerLoss.maskLosses(pointLogits: predPts, pointTargets: targetPts, normalizer: normalizer,
                                                   dPointLogits: dPts, settings: settings)
         terms.mask = lm
         terms.dice = ld
         if let dMask, let dPts {
-            let dPreds = Tensor(zeros: [N, h, w])
+            let dPreds = work("crit.dMatched", [N, h, w])
             PointSample.backward(dOut: dPts, taps: taps, dMaps: dPreds)
             for (i, p) in pairs.enumerated() {
                 Kernels.axpy(1, dPreds.data + i * h * w, dMask.data + (p.b * Q + p.q) * h * w, count: h * w)

@@ -41,6 +41,12 @@ public final class Mask2FormerDecodeHead: DecodeHead {
     public var pointSeeds: [UInt64]?
 
     private var maps: [Tensor] = [], scaled: [Tensor] = []
+    /// The storage behind `maps` and `scaled` (the pixel decoder's backward reads them), reused
+    /// from step to step; backward work buffers come from `scratch`.
+    private var mapBuffers = [CacheBuffer](repeating: CacheBuffer(), count: 4)
+    private var scaledBuffers = [CacheBuffer](repeating: CacheBuffer(), count: 4)
+    private let scratch = ScratchArena()
+    private static let scaledGradientKeys = ["dh.dScaled0", "dh.dScaled1", "dh.dScaled2", "dh.dScaled3"]
     private var batch = 0, grid = (h: 0, w: 0)
     private let factors: [Double] = [4, 2, 1, 0.5]
 
@@ -89,14 +95,15 @@ public final class Mask2FormerDecodeHead: DecodeHead {
         let B = features[0].count / (n * C)
         batch = B
         self.grid = grid
-        maps = features.map { f in
-            let m = Tensor(zeros: [B, C, grid.h, grid.w])
-            Kernels.transpose(f.data, rows: n, cols: C, into: m.data, batch: B)
+        maps = features.indices.map { j in
+            let m = mapBuffers[j].ensure([B, C, grid.h, grid.w])
+            Kernels.transpose(features[j].data, rows: n, cols: C, into: m.data, batch: B)
             return m
         }
-        scaled = zip(maps, factors).map { m, s in
+        scaled = maps.indices.map { j in
+            let m = maps[j], s = factors[j]
             if s == 1 { return m }
-            let out = Tensor(zeros: [B, C, Int(Double(grid.h) * s), Int(Double(grid.w) * s)])
+            let out = scaledBuffers[j].ensure([B, C, Int(Double(grid.h) * s), Int(Double(grid.w) * s)])
             Resample.bilinear(m, into: out, scaleFactor: (s, s))
             return out
         }
@@ -130,20 +137,20 @@ public final class Mask2FormerDecodeHead: DecodeHead {
 
     public func backwardLoss(dFeatures: [Tensor]) {
         let C = head.pixelDecoder.inputChannels, n = grid.h * grid.w, B = batch
-        let dScaled = scaled.map { Tensor(zeros: $0.shape) }
+        let dScaled = scaled.indices.map { scratch.zeros(Mask2FormerDecodeHead.scaledGradientKeys[$0], scaled[$0].shape) }
         if let tokens = tokensForForward(), linkTokensGradient.shape != tokens.shape {
             linkTokensGradient = Tensor(zeros: tokens.shape)
         }
         head.backward(dFeatures: dScaled, dTokens: head.link == nil ? nil : linkTokensGradient)
-        let scratch = Tensor(zeros: [B, n, C])
+        let rows = scratch.zeros("dh.rows", [B, n, C])
         for j in 0..<4 {
             let dMap: Tensor
             if factors[j] == 1 { dMap = dScaled[j] } else {
-                dMap = Tensor(zeros: maps[j].shape)
+                dMap = scratch.zeros("dh.dMap", maps[j].shape)
                 Resample.bilinearBackward(dOutput: dScaled[j], dInput: dMap, scaleFactor: (factors[j], factors[j]))
             }
-            Kernels.transpose(dMap.data, rows: C, cols: n, into: scratch.data, batch: B)
-            Kernels.axpy(1, scratch, dFeatures[j])
+            Kernels.transpose(dMap.data, rows: C, cols: n, into: rows.data, batch: B)
+            Kernels.axpy(1, rows, dFeatures[j])
         }
     }
 

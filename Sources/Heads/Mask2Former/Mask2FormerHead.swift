@@ -28,6 +28,10 @@ import Layers
 /// `query_embed.weight`), `pixel_decoder.*`,
 /// `transformer_decoder.layers.<i>.*`, `transformer_decoder.post_norm.*`, `level_embed.weight`,
 /// `cls_embed.*`, `mask_embed.{0,2,4}.*`.
+///
+/// Memory: what the backward reads (x_i, the predictions, their gradients) is kept in buffers
+/// reused from step to step; every layer of the head borrows its work buffers from one
+/// `ScratchArena`, so a training step allocates no tensors once the first has run.
 public final class Mask2FormerHead: Module {
     public let numClasses: Int, channels: Int, queries: Int
     public let link: TokenQueryLink?
@@ -54,6 +58,16 @@ public final class Mask2FormerHead: Module {
     private var maskFeatures = Tensor(zeros: [0])
     private var levelInputs: [Tensor] = [], levelPos: [Tensor] = []
     private var dPredictions: [(Tensor, Tensor)] = []
+    /// The storage behind x_i, the predictions and their gradients, one per prediction.
+    private var xBuffers: [CacheBuffer], classBuffers: [CacheBuffer], maskBuffers: [CacheBuffer]
+    private var dClassBuffers: [CacheBuffer], dMaskBuffers: [CacheBuffer]
+    private var x0Buffer = CacheBuffer(), levelBuffers = [CacheBuffer](repeating: CacheBuffer(), count: 3)
+    private var sines = SineEncodings()
+    /// The attention mask of the decoder layer being run, [B, Q, h·w] (true = masked).
+    private var maskBits: [Bool] = []
+    private let scratch: ScratchArena
+    private static let activationKeys = ["m2f.y", "m2f.h0", "m2f.h1", "m2f.e"]
+    private static let levelGradientKeys = ["m2f.dLevel0", "m2f.dLevel1", "m2f.dLevel2"]
 
     public init(inputChannels: Int, backboneChannels: Int?, numClasses: Int, channels: Int = 256, queries: Int = 100,
                 decoderLayers: Int = 9, heads: Int = 8, encoderLayers: Int = 6, points: Int = 4,
@@ -61,8 +75,10 @@ public final class Mask2FormerHead: Module {
         self.numClasses = numClasses
         self.channels = channels
         self.queries = queries
+        let scratch = ScratchArena()
+        self.scratch = scratch
         if let backboneChannels {
-            link = TokenQueryLink(backboneChannels: backboneChannels, channels: channels)
+            link = TokenQueryLink(backboneChannels: backboneChannels, channels: channels, scratch: scratch)
             querysToFeat = Linear(inputDimensions: channels, outputDimensions: channels)
             queryFeat = nil; queryEmbed = nil
         } else {
@@ -70,13 +86,19 @@ public final class Mask2FormerHead: Module {
             queryFeat = Parameter(zeros: [queries, channels]); queryEmbed = Parameter(zeros: [queries, channels])
         }
         pixelDecoder = PixelDecoder(inputChannels: inputChannels, channels: channels, encoderLayers: encoderLayers,
-                                    heads: heads, points: points, feedforward: encoderFeedforward, groups: groups)
+                                    heads: heads, points: points, feedforward: encoderFeedforward, groups: groups,
+                                    scratch: scratch)
         levelEmbed = Parameter(zeros: [3, channels])
-        layers = (0..<decoderLayers).map { _ in DecoderLayer(channels: channels, heads: heads, feedforward: decoderFeedforward) }
+        layers = (0..<decoderLayers).map { _ in
+            DecoderLayer(channels: channels, heads: heads, feedforward: decoderFeedforward, scratch: scratch)
+        }
         postNorm = LayerNorm(channels: channels, eps: 1e-5)
         classEmbed = Linear(inputDimensions: channels, outputDimensions: numClasses + 1)
         maskEmbed = (0..<3).map { _ in Linear(inputDimensions: channels, outputDimensions: channels) }
         criterion = Mask2FormerCriterion(numClasses: numClasses)
+        let perPrediction = [CacheBuffer](repeating: CacheBuffer(), count: decoderLayers + 1)
+        xBuffers = perPrediction; classBuffers = perPrediction; maskBuffers = perPrediction
+        dClassBuffers = perPrediction; dMaskBuffers = perPrediction
     }
 
     public func parameters(prefix: String) -> [NamedParameter] {
@@ -116,41 +138,50 @@ public final class Mask2FormerHead: Module {
 
     // MARK: prediction head
 
-    /// y = LN(x); class = cls_embed(y); mask = MLP₃(y)·F. x [B, Q, D]. Fills the prediction and
-    /// returns the MLP activations (h₁, h₂, e) and y for the backward.
-    private func predict(_ x: Tensor) -> (Prediction, [Tensor]) {
+    /// The class and mask logits of prediction i, [B, Q, K+1] and [B, Q, H₄, W₄].
+    private func predictionBuffers(_ i: Int, batch B: Int) -> Prediction {
+        Prediction(classLogits: classBuffers[i].ensure([B, queries, numClasses + 1]),
+                   maskLogits: maskBuffers[i].ensure([B, queries, maskFeatures.shape[2], maskFeatures.shape[3]]))
+    }
+
+    /// y = LN(x); class = cls_embed(y); mask = MLP₃(y)·F. x [B, Q, D]. Fills `prediction` and
+    /// returns y and the MLP activations (h₁, h₂, e) for the backward (scratch, valid until
+    /// the next predict).
+    private func predict(_ x: Tensor, into prediction: Prediction) -> [Tensor] {
         let D = channels, B = x.shape[0], Q = x.count / (B * D)
         let rows = [B * Q, D]
-        let y = Tensor(zeros: rows)
+        let y = scratch.tensor(Mask2FormerHead.activationKeys[0], rows)
         postNorm.forward(x.reshaped(rows), into: y)
-        let cls = Tensor(zeros: [B, Q, numClasses + 1])
+        let cls = prediction.classLogits
         classEmbed.forward(y, into: cls.reshaped([B * Q, numClasses + 1]))
         var acts = [y]
         var h = y
         for (i, l) in maskEmbed.enumerated() {
-            let o = Tensor(zeros: rows)
+            let o = scratch.tensor(Mask2FormerHead.activationKeys[i + 1], rows)
             l.forward(h, into: o)
             if i < 2 { let op = o.data; for k in 0..<o.count where op[k] < 0 { op[k] = 0 } }
             acts.append(o)
             h = o
         }
         let (H4, W4) = (maskFeatures.shape[2], maskFeatures.shape[3]), hw = H4 * W4
-        let mask = Tensor(zeros: [B, Q, H4, W4])
+        let mask = prediction.maskLogits
         for b in 0..<B {
             BLAS.gemm(transposeA: false, transposeB: false, m: Q, n: hw, k: D, a: h.data + b * Q * D, lda: D,
                       b: maskFeatures.data + b * D * hw, ldb: hw, c: mask.data + b * Q * hw, ldc: hw)
         }
-        return (Prediction(classLogits: cls, maskLogits: mask), acts)
+        return acts
     }
 
     /// Backward of `predict` (recomputed on x): accumulates ∂x, ∂F and the parameter gradients.
     private func predictBackward(_ x: Tensor, dClass: Tensor, dMask: Tensor, dX: Tensor, dF: Tensor) {
         let D = channels, B = x.shape[0], Q = x.count / (B * D)
         let rows = [B * Q, D]
-        let (_, acts) = predict(x)   // restores postNorm's statistics and the activations
         let (H4, W4) = (maskFeatures.shape[2], maskFeatures.shape[3]), hw = H4 * W4
+        // Restores postNorm's statistics and the activations; the logits are not needed again.
+        let acts = predict(x, into: Prediction(classLogits: scratch.tensor("m2f.class", [B, Q, numClasses + 1]),
+                                               maskLogits: scratch.tensor("m2f.mask", [B, Q, H4, W4])))
         let e = acts[3]
-        var dh = Tensor(zeros: rows)
+        var dh = scratch.zeros("m2f.dh1", rows)
         for b in 0..<B {
             // ∂e = ∂mask · Fᵀ;  ∂F += eᵀ · ∂mask
             BLAS.gemm(transposeA: false, transposeB: true, m: Q, n: D, k: hw, a: dMask.data + b * Q * hw, lda: hw,
@@ -163,7 +194,8 @@ public final class Mask2FormerHead: Module {
                 let a = acts[i + 1].data, g = dh.data
                 for k in 0..<dh.count where a[k] <= 0 { g[k] = 0 }
             }
-            let dIn = Tensor(zeros: rows)
+            // Two buffers in turn: one layer's ∂input is the next (earlier) layer's ∂output.
+            let dIn = scratch.zeros(i % 2 == 0 ? "m2f.dh0" : "m2f.dh1", rows)
             maskEmbed[i].backward(dOutput: dh, input: acts[i], dInput: dIn)
             dh = dIn
         }
@@ -171,21 +203,22 @@ public final class Mask2FormerHead: Module {
         postNorm.backward(dOutput: dh, input: x.reshaped(rows), dInput: dX.reshaped(rows))
     }
 
-    /// Attention mask [B, Q, h·w] of level l from mask logits: bilinear resize, masked where
-    /// the logit is < 0; rows masked everywhere are unmasked.
-    private func attentionMask(_ mask: Tensor, level l: Int) -> [Bool] {
+    /// Sets `maskBits` to the attention mask [B, Q, h·w] of level l from mask logits: bilinear
+    /// resize, masked where the logit is < 0; rows masked everywhere are unmasked.
+    private func computeAttentionMask(_ mask: Tensor, level l: Int) {
         let (h, w) = pixelDecoder.shapes[l]
         let B = mask.shape[0], Q = mask.shape[1]
-        let small = Tensor(zeros: [B, Q, h, w])
+        let small = scratch.tensor("m2f.smallMask", [B, Q, h, w])
         Resample.bilinear(mask, into: small)
-        var out = [Bool](repeating: false, count: small.count)
+        if maskBits.count != small.count { maskBits = [Bool](repeating: false, count: small.count) }
         let hw = h * w, sp = small.data
-        for r in 0..<(B * Q) {
-            var all = true
-            for j in 0..<hw { let m = sp[r * hw + j] < 0; out[r * hw + j] = m; if !m { all = false } }
-            if all { for j in 0..<hw { out[r * hw + j] = false } }
+        maskBits.withUnsafeMutableBufferPointer { out in
+            for r in 0..<(B * Q) {
+                var all = true
+                for j in 0..<hw { let m = sp[r * hw + j] < 0; out[r * hw + j] = m; if !m { all = false } }
+                if all { for j in 0..<hw { out[r * hw + j] = false } }
+            }
         }
-        return out
     }
 
     // MARK: forward / loss / backward
@@ -199,7 +232,7 @@ public final class Mask2FormerHead: Module {
             guard let tokens else { preconditionFailure("Mask2FormerHead: the token link needs the PEFT tokens") }
             precondition(tokens.rank == 3 && tokens.shape[1] == queries, "Mask2FormerHead: tokens \(tokens.shape), expected [L, \(queries), C]")
             p = link.forward(tokens)
-            x0 = Tensor(zeros: [Q, D])
+            x0 = x0Buffer.ensure([Q, D])
             querysToFeat.forward(p, into: x0)
         } else {
             p = queryEmbed!.value
@@ -211,26 +244,28 @@ public final class Mask2FormerHead: Module {
         levelInputs = []; levelPos = []
         for l in 0..<3 {
             let hw = shapes[l].h * shapes[l].w
-            let t = Tensor(zeros: [B, hw, D])
+            let t = levelBuffers[l].ensure([B, hw, D])
             for b in 0..<B {
                 let src = memory.data + (b * S + starts[l]) * D, dst = t.data + b * hw * D
                 for r in 0..<hw { Kernels.add(src + r * D, levelEmbed.value.data + l * D, into: dst + r * D, count: D) }
             }
             levelInputs.append(t)
-            levelPos.append(SinePositionalEncoding.tokens(height: shapes[l].h, width: shapes[l].w, features: D / 2))
+            levelPos.append(sines.tokens(height: shapes[l].h, width: shapes[l].w, features: D / 2))
         }
-        let first = Tensor(zeros: [B, Q, D])
+        let first = xBuffers[0].ensure([B, Q, D])
         for b in 0..<B { (first.data + b * Q * D).update(from: x0.data, count: Q * D) }
         xs = [first]
-        var (pred, _) = PhaseTimer.measure("m2f.predict") { predict(first) }
+        var pred = predictionBuffers(0, batch: B)
+        PhaseTimer.measure("m2f.predict") { _ = predict(first, into: pred) }
         predictions = [pred]
         for (i, layer) in layers.enumerated() {
             let l = i % 3
-            let mask = PhaseTimer.measure("m2f.attentionMask") { attentionMask(pred.maskLogits, level: l) }
-            let out = Tensor(zeros: [B, Q, D])
-            PhaseTimer.measure("m2f.decoderLayer") { layer.forward(query: xs[i], queryPos: p, memory: levelInputs[l], memoryPos: levelPos[l], mask: mask, into: out) }
+            PhaseTimer.measure("m2f.attentionMask") { computeAttentionMask(pred.maskLogits, level: l) }
+            let out = xBuffers[i + 1].ensure([B, Q, D])
+            PhaseTimer.measure("m2f.decoderLayer") { layer.forward(query: xs[i], queryPos: p, memory: levelInputs[l], memoryPos: levelPos[l], mask: maskBits, into: out) }
             xs.append(out)
-            (pred, _) = PhaseTimer.measure("m2f.predict") { predict(out) }
+            pred = predictionBuffers(i + 1, batch: B)
+            PhaseTimer.measure("m2f.predict") { _ = predict(out, into: pred) }
             predictions.append(pred)
         }
         return predictions
@@ -253,10 +288,11 @@ public final class Mask2FormerHead: Module {
         var total = Mask2FormerCriterion.Terms()
         dPredictions = []
         for (i, pred) in predictions.enumerated() {
-            let dc = Tensor(zeros: pred.classLogits.shape), dm = Tensor(zeros: pred.maskLogits.shape)
+            let dc = dClassBuffers[i].ensure(pred.classLogits.shape), dm = dMaskBuffers[i].ensure(pred.maskLogits.shape)
+            dc.zero(); dm.zero()
             let t = criterion.loss(classLogits: pred.classLogits, maskLogits: pred.maskLogits, targets: targets,
                                    normalizer: normalizer, points: points?[i] ?? .random, generators: &generators, dClass: dc, dMask: dm,
-                                   classWeightSum: classWeightSum)
+                                   classWeightSum: classWeightSum, scratch: scratch)
             total.classification += t.classification
             total.mask += t.mask
             total.dice += t.dice
@@ -271,20 +307,22 @@ public final class Mask2FormerHead: Module {
     public func backward(dFeatures: [Tensor?], dTokens: Tensor?) {
         precondition(dPredictions.count == predictions.count, "Mask2FormerHead: backward without loss")
         let D = channels, B = xs[0].shape[0], Q = queries
-        let dF = Tensor(zeros: maskFeatures.shape)
-        let dP = Tensor(zeros: [Q, D])
-        var dx = Tensor(zeros: [B, Q, D])
+        let dF = scratch.zeros("m2f.dF", maskFeatures.shape)
+        let dP = scratch.zeros("m2f.dP", [Q, D])
+        // Two buffers in turn: ∂x_i is written while ∂x_{i+1} is read.
+        let dxKey = { (i: Int) in i % 2 == 0 ? "m2f.dx0" : "m2f.dx1" }
         let last = layers.count
+        var dx = scratch.zeros(dxKey(last), [B, Q, D])
         predictBackward(xs[last], dClass: dPredictions[last].0, dMask: dPredictions[last].1, dX: dx, dF: dF)
-        let dLevel = levelInputs.map { Tensor(zeros: $0.shape) }
+        let dLevel = (0..<3).map { scratch.zeros(Mask2FormerHead.levelGradientKeys[$0], levelInputs[$0].shape) }
         for i in stride(from: last - 1, through: 0, by: -1) {
-            let dPrev = Tensor(zeros: [B, Q, D])
+            let dPrev = scratch.zeros(dxKey(i), [B, Q, D])
             layers[i].backward(dOutput: dx, query: xs[i], dQuery: dPrev, dQueryPos: dP, dMemory: dLevel[i % 3])
             predictBackward(xs[i], dClass: dPredictions[i].0, dMask: dPredictions[i].1, dX: dPrev, dF: dF)
             dx = dPrev
         }
         // x₀ = querys2feat(p), the same rows for every image.
-        let dX0 = Tensor(zeros: [Q, D])
+        let dX0 = scratch.zeros("m2f.dX0", [Q, D])
         for b in 0..<B { Kernels.axpy(1, dx.data + b * Q * D, dX0.data, count: Q * D) }
         if let link, let querysToFeat {
             querysToFeat.backward(dOutput: dX0, input: p, dInput: dP)
@@ -296,7 +334,7 @@ public final class Mask2FormerHead: Module {
         // Memory: the level inputs are memory_l + level_embed[l].
         let shapes = pixelDecoder.shapes, starts = DeformableAttentionCore.levelStarts(shapes)
         let S = starts[2] + shapes[2].h * shapes[2].w
-        let dMemory = Tensor(zeros: [B, S, D])
+        let dMemory = scratch.zeros("m2f.dMemory", [B, S, D])
         for l in 0..<3 {
             let hw = shapes[l].h * shapes[l].w
             for b in 0..<B {

@@ -1,5 +1,6 @@
 import Foundation
 import Numerics
+import Layers
 
 /// Mask2Former's training targets and losses (mmdet `Mask2FormerHead.loss_by_feat_single`
 /// with mmseg's semantic-segmentation targets), for one set of predictions (one decoder layer):
@@ -81,15 +82,22 @@ public enum Mask2FormerLoss {
     @inline(__always) static func softplus(_ z: Float) -> Float { Swift.max(z, 0) + log1pf(expf(-abs(z))) }
     @inline(__always) static func sigmoid(_ z: Float) -> Float { 1 / (1 + expf(-z)) }
 
+    /// A zero-filled work tensor: borrowed from `scratch` when there is one (the head's, so
+    /// that a step reuses the last step's memory), else new.
+    static func work(_ scratch: ScratchArena?, _ key: String, _ shape: [Int]) -> Tensor {
+        scratch?.zeros(key, shape) ?? Tensor(zeros: shape)
+    }
+
     /// The matching cost [Q, G] (row-major) of one image. classLogits [Q, K+1],
-    /// maskPoints x [Q, P_m], targetPoints t [G, P_m], classes [G].
+    /// maskPoints x [Q, P_m], targetPoints t [G, P_m], classes [G]. Work buffers: `cost.*`.
     public static func matchingCost(classLogits: Tensor, maskPoints: Tensor, targetPoints: Tensor, classes: [Int],
-                                    settings: Mask2FormerLossSettings = .init()) -> [Float] {
+                                    settings: Mask2FormerLossSettings = .init(), scratch: ScratchArena? = nil) -> [Float] {
         let Q = classLogits.shape[0], K1 = classLogits.shape[1], G = classes.count, P = maskPoints.shape[1]
         precondition(maskPoints.count == Q * P && targetPoints.count == G * P, "matchingCost: points \(maskPoints.shape), \(targetPoints.shape)")
         if G == 0 { return [] }
         // pos = softplus(−x), neg = softplus(x), s = σ(x)  [Q, P]
-        let pos = Tensor(zeros: [Q, P]), neg = Tensor(zeros: [Q, P]), sig = Tensor(zeros: [Q, P])
+        let pos = work(scratch, "cost.pos", [Q, P]), neg = work(scratch, "cost.neg", [Q, P])
+        let sig = work(scratch, "cost.sigmoid", [Q, P])
         let x = maskPoints.data, pp = pos.data, np = neg.data, sp = sig.data
         Parallel.forEach(Q * P, grain: 1 << 14) { r in
             for i in r {
@@ -98,9 +106,9 @@ public enum Mask2FormerLoss {
             }
         }
         // BCE cost: pos tᵀ + neg (1 − t)ᵀ = (pos − neg) tᵀ + rowsum(neg)
-        let diff = Tensor(zeros: [Q, P])
+        let diff = work(scratch, "cost.diff", [Q, P])
         for i in 0..<(Q * P) { diff.data[i] = pp[i] - np[i] }
-        let bce = Tensor(zeros: [Q, G]), inter = Tensor(zeros: [Q, G])
+        let bce = work(scratch, "cost.bce", [Q, G]), inter = work(scratch, "cost.intersection", [Q, G])
         BLAS.gemm(transposeA: false, transposeB: true, m: Q, n: G, k: P, a: diff.data, lda: P,
                   b: targetPoints.data, ldb: P, c: bce.data, ldc: G)
         BLAS.gemm(transposeA: false, transposeB: true, m: Q, n: G, k: P, a: sp, lda: P,
@@ -127,22 +135,24 @@ public enum Mask2FormerLoss {
         return cost
     }
 
-    /// Uniform points [n, count, 2] in [0, 1)².
-    public static func uniformPoints(_ n: Int, _ count: Int, rng: inout RandomGenerator) -> Tensor {
-        let t = Tensor(zeros: [n, count, 2])
+    /// Uniform points [n, count, 2] in [0, 1)² (in `scratch`'s `loss.uniformPoints` when given).
+    public static func uniformPoints(_ n: Int, _ count: Int, rng: inout RandomGenerator, scratch: ScratchArena? = nil) -> Tensor {
+        let t = work(scratch, "loss.uniformPoints", [n, count, 2])
         rng.fillUniform(t, 0, 1)
         return t
     }
 
     /// Importance sampling given its random draws: candidates [N, C, 2] (C = oversample·P) and
     /// fresh [N, P − k, 2] points, k = ⌊ratio·P⌋: per mask, the k candidates of smallest
-    /// |logit| (ties: the earlier one), then the fresh points → [N, P, 2].
-    public static func uncertainPoints(maskLogits: Tensor, candidates: Tensor, fresh: Tensor, points P: Int) -> Tensor {
+    /// |logit| (ties: the earlier one), then the fresh points → [N, P, 2] (in `scratch`'s
+    /// `loss.points` when given).
+    public static func uncertainPoints(maskLogits: Tensor, candidates: Tensor, fresh: Tensor, points P: Int,
+                                       scratch: ScratchArena? = nil) -> Tensor {
         let N = maskLogits.shape[0], C = candidates.shape[1], k = P - fresh.shape[1]
         precondition(k >= 0 && k <= C && candidates.shape[0] == N && fresh.shape[0] == N, "uncertainPoints: shapes")
-        let sampled = Tensor(zeros: [N, C])
+        let sampled = work(scratch, "loss.candidateLogits", [N, C])
         PointSample.forward(maps: maskLogits, points: candidates, into: sampled)
-        let out = Tensor(zeros: [N, P, 2])
+        let out = work(scratch, "loss.points", [N, P, 2])
         let cp = candidates.data, fp = fresh.data, op = out.data, sp = sampled.data
         Parallel.forEach(N) { r in
             var keys = [Float](repeating: 0, count: C)

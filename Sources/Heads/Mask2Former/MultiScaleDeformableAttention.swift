@@ -20,6 +20,7 @@ import Layers
 /// Initialisation (mmcv `init_weights`): sampling_offsets W = 0 and b = the direction of head
 /// h (angle 2πh/NH, scaled so the larger of |cos|, |sin| is 1) times (p + 1); attention_weights
 /// W = b = 0; value_proj and output_proj Xavier-uniform with zero bias.
+/// Backward work buffers come from `scratch` (keys `msda.*`; they live only during `backward`).
 /// Parameter names: `value_proj.*`, `sampling_offsets.*`, `attention_weights.*`, `output_proj.*`.
 public final class MultiScaleDeformableAttention: Module {
     public let channels: Int, heads: Int, levels: Int, points: Int
@@ -29,10 +30,12 @@ public final class MultiScaleDeformableAttention: Module {
     private var v = Tensor(zeros: [0]), offsets = Tensor(zeros: [0]), attn = Tensor(zeros: [0])
     private var locations = Tensor(zeros: [0]), sampled = Tensor(zeros: [0])
     private var batch = 0, queries = 0, keys = 0
+    private let scratch: ScratchArena
 
-    public init(channels: Int = 256, heads: Int = 8, levels: Int = 3, points: Int = 4) {
+    public init(channels: Int = 256, heads: Int = 8, levels: Int = 3, points: Int = 4, scratch: ScratchArena = ScratchArena()) {
         precondition(channels % heads == 0, "MultiScaleDeformableAttention: \(channels) channels over \(heads) heads")
         self.channels = channels; self.heads = heads; self.levels = levels; self.points = points
+        self.scratch = scratch
         valueProj = Linear(inputDimensions: channels, outputDimensions: channels)
         samplingOffsets = Linear(inputDimensions: channels, outputDimensions: heads * levels * points * 2)
         attentionWeights = Linear(inputDimensions: channels, outputDimensions: heads * levels * points)
@@ -120,9 +123,10 @@ public final class MultiScaleDeformableAttention: Module {
         precondition(B > 0 && query.count == B * Q * C && value.count == B * S * C,
                      "MultiScaleDeformableAttention: backward without a matching forward")
         let (NH, L, P) = (heads, levels, points)
-        let dSampled = Tensor(zeros: [B * Q, C])
+        let dSampled = scratch.zeros("msda.dSampled", [B * Q, C])
         outputProj.backward(dOutput: dOutput.reshaped([B * Q, C]), input: sampled.reshaped([B * Q, C]), dInput: dSampled)
-        let dV = Tensor(zeros: v.shape), dLoc = Tensor(zeros: locations.shape), dA = Tensor(zeros: attn.shape)
+        let dV = scratch.zeros("msda.dV", v.shape), dLoc = scratch.zeros("msda.dLoc", locations.shape)
+        let dA = scratch.zeros("msda.dA", attn.shape)
         DeformableAttentionCore.backward(dOutput: dSampled, value: v, shapes: shapes, locations: locations, weights: attn,
                                          dValue: dV, dLocations: dLoc, dWeights: dA)
         // ∂Δ = ∂loc / (W_l, H_l), in place.

@@ -18,6 +18,7 @@ import Layers
 /// Backward per (b, h), g = ∂L/∂y_h: `dv = Aᵀ g, dA = g vᵀ, dS = A ⊙ (dA − rowsum(dA ⊙ A)) / √D,
 /// dq = dS k, dk = dSᵀ q`, then the projections' backwards.
 /// Initialisation: Xavier-uniform in_proj_weight and out_proj.weight, zero biases (PyTorch).
+/// Backward work buffers come from `scratch` (keys `mha.*`; they live only during `backward`).
 public final class MultiheadAttention: Module {
     public let channels: Int, heads: Int, headDim: Int
     public let inProjWeight: Parameter   // [3C, C]
@@ -27,10 +28,12 @@ public final class MultiheadAttention: Module {
     private var q = Tensor(zeros: [0]), k = Tensor(zeros: [0]), v = Tensor(zeros: [0])
     private var att = Tensor(zeros: [0]), y = Tensor(zeros: [0])
     private var batch = 0, queries = 0, keys = 0
+    private let scratch: ScratchArena
 
-    public init(channels: Int, heads: Int) {
+    public init(channels: Int, heads: Int, scratch: ScratchArena = ScratchArena()) {
         precondition(channels % heads == 0, "MultiheadAttention: \(channels) channels over \(heads) heads")
         self.channels = channels; self.heads = heads; headDim = channels / heads
+        self.scratch = scratch
         inProjWeight = Parameter(zeros: [3 * channels, channels])
         inProjBias = Parameter(zeros: [3 * channels])
         outProj = Linear(inputDimensions: channels, outputDimensions: channels)
@@ -131,20 +134,21 @@ public final class MultiheadAttention: Module {
                          dQuery: Tensor?, dKey: Tensor?, dValue: Tensor?, parameters: Bool = true) {
         let (B, Q, S, C, NH, D) = (batch, queries, keys, channels, heads, headDim)
         precondition(B > 0 && query.count == B * Q * C && key.count == B * S * C, "MultiheadAttention: backward without a matching forward")
-        let dY = Tensor(zeros: [B * Q, C])
+        let dY = scratch.zeros("mha.dY", [B * Q, C])
         if parameters { outProj.backward(dOutput: dOutput.reshaped([B * Q, C]), input: y.reshaped([B * Q, C]), dInput: dY) } else {
             outProj.backwardInput(dOutput: dOutput.reshaped([B * Q, C]), dInput: dY)
         }
-        let dq = Tensor(zeros: [B, Q, C]), dk = Tensor(zeros: [B, S, C]), dv = Tensor(zeros: [B, S, C])
+        let dq = scratch.zeros("mha.dq", [B, Q, C]), dk = scratch.zeros("mha.dk", [B, S, C])
+        let dv = scratch.zeros("mha.dv", [B, S, C])
         let scale = 1 / Float(D).squareRoot()
         let qp = q.data, kp = k.data, vp = v.data, ap = att.data, gp = dY.data
         let dqp = dq.data, dkp = dk.data, dvp = dv.data
         let workers = Swift.min(Parallel.threads, B * NH)
-        let scratch = Tensor(zeros: [Swift.max(workers, 1), Q * S])
+        let dAs = scratch.zeros("mha.dA", [Swift.max(workers, 1), Q * S])
         let chunk = (B * NH + workers - 1) / Swift.max(workers, 1)
         Parallel.forEach(workers) { wr in
             for w in wr {
-                let dA = scratch.data + w * Q * S
+                let dA = dAs.data + w * Q * S
                 for pair in (w * chunk)..<Swift.min(B * NH, (w + 1) * chunk) {
                     let b = pair / NH, h = pair % NH
                     let a = ap + pair * Q * S

@@ -8,8 +8,11 @@ public final class ConvNorm: Module {
     public let conv: Conv2d, norm: GroupNorm
     public let relu: Bool
     private var convOut = Tensor(zeros: [0]), out = Tensor(zeros: [0])
+    private let scratch: ScratchArena
 
-    public init(inputChannels: Int, outputChannels: Int, kernelSize: Int, groups: Int = 32, relu: Bool, bias: Bool = false) {
+    public init(inputChannels: Int, outputChannels: Int, kernelSize: Int, groups: Int = 32, relu: Bool, bias: Bool = false,
+                scratch: ScratchArena = ScratchArena()) {
+        self.scratch = scratch
         conv = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: kernelSize, bias: bias)
         norm = GroupNorm(groups: groups, channels: outputChannels)
         self.relu = relu
@@ -33,11 +36,11 @@ public final class ConvNorm: Module {
     public func backward(dOutput: Tensor, input: Tensor, dInput: Tensor?) {
         var g = dOutput
         if relu {
-            g = dOutput.clone()
+            g = scratch.copy("cn.g", of: dOutput)
             let o = out.data, gp = g.data
             for i in 0..<g.count where o[i] <= 0 { gp[i] = 0 }
         }
-        let dConv = Tensor(zeros: convOut.shape)
+        let dConv = scratch.zeros("cn.dConv", convOut.shape)
         norm.backward(dOutput: g, input: convOut, dInput: dConv)
         conv.backward(dOutput: dConv, input: input, dInput: dInput)
     }
@@ -57,7 +60,8 @@ public final class ConvNorm: Module {
 /// strides 32, 16, 8 — the order the transformer decoder cycles through).
 /// Initialisation as mmdet: input convs Xavier-uniform; lateral/output/mask convs
 /// caffe2-Xavier (U(±√(3/fan_in))), biases 0; level encoding N(0, 1); encoder Xavier-uniform then
-/// the deformable attention's own initialisation.
+/// the deformable attention's own initialisation. Backward work buffers come from `scratch`
+/// (keys `pd.*`, `cn.*`, and the encoder layers'), shared with the rest of the head.
 public final class PixelDecoder: Module {
     public let inputChannels: Int, channels: Int
     public let inputConvs: [ConvNorm]
@@ -70,21 +74,27 @@ public final class PixelDecoder: Module {
     private var tokens: [Tensor] = []          // x₀ … x₆
     private var pos = Tensor(zeros: [0]), reference = Tensor(zeros: [0])
     private var features: [Tensor] = []
-    private var map8 = Tensor(zeros: [0]), y = Tensor(zeros: [0]), out4 = Tensor(zeros: [0])
+    private var map8 = CacheBuffer(), y = CacheBuffer(), out4 = CacheBuffer(), maskFeatures = CacheBuffer()
+    private var sines = SineEncodings()
+    private let scratch: ScratchArena
 
     public init(inputChannels: Int, channels: Int = 256, encoderLayers: Int = 6, heads: Int = 8, points: Int = 4,
-                feedforward: Int = 1024, groups: Int = 32) {
+                feedforward: Int = 1024, groups: Int = 32, scratch: ScratchArena = ScratchArena()) {
         self.inputChannels = inputChannels
         self.channels = channels
+        self.scratch = scratch
         inputConvs = (0..<3).map { _ in
-            ConvNorm(inputChannels: inputChannels, outputChannels: channels, kernelSize: 1, groups: groups, relu: false, bias: true)
+            ConvNorm(inputChannels: inputChannels, outputChannels: channels, kernelSize: 1, groups: groups, relu: false, bias: true,
+                     scratch: scratch)
         }
         levelEncoding = Parameter(zeros: [3, channels])
         encoder = (0..<encoderLayers).map { _ in
-            EncoderLayer(channels: channels, heads: heads, levels: 3, points: points, feedforward: feedforward)
+            EncoderLayer(channels: channels, heads: heads, levels: 3, points: points, feedforward: feedforward, scratch: scratch)
         }
-        lateralConv = ConvNorm(inputChannels: inputChannels, outputChannels: channels, kernelSize: 1, groups: groups, relu: false)
-        outputConv = ConvNorm(inputChannels: channels, outputChannels: channels, kernelSize: 3, groups: groups, relu: true)
+        lateralConv = ConvNorm(inputChannels: inputChannels, outputChannels: channels, kernelSize: 1, groups: groups, relu: false,
+                               scratch: scratch)
+        outputConv = ConvNorm(inputChannels: channels, outputChannels: channels, kernelSize: 3, groups: groups, relu: true,
+                              scratch: scratch)
         maskFeature = Conv2d(inputChannels: channels, outputChannels: channels, kernelSize: 1)
     }
 
@@ -117,7 +127,8 @@ public final class PixelDecoder: Module {
     /// The memory tokens of the last forward, [B, S, C] (levels strides 32, 16, 8).
     public var memory: Tensor { tokens.last! }
 
-    /// features: [B, C_in, h, w] at strides 4, 8, 16, 32 → mask features [B, C, H₄, W₄] (new tensor).
+    /// features: [B, C_in, h, w] at strides 4, 8, 16, 32 → mask features [B, C, H₄, W₄] (a cached
+    /// tensor, valid until the next forward).
     public func forward(_ features: [Tensor]) -> Tensor {
         precondition(features.count == 4, "PixelDecoder: \(features.count) feature maps, expected 4")
         let C = channels, B = features[0].shape[0]
@@ -146,7 +157,7 @@ public final class PixelDecoder: Module {
             for b in 0..<B {
                 Kernels.transpose(z.data + b * C * hw, rows: C, cols: hw, into: tokens[0].data + (b * S + starts[l]) * C)
             }
-            let sine = SinePositionalEncoding.tokens(height: h, width: w, features: C / 2)
+            let sine = sines.tokens(height: h, width: w, features: C / 2)
             for t in 0..<hw {
                 for c in 0..<C { pos.data[(starts[l] + t) * C + c] = sine.data[t * C + c] + levelEncoding.value.data[l * C + c] }
             }
@@ -156,16 +167,18 @@ public final class PixelDecoder: Module {
         }
         // Stride-8 memory as a map, upsampled to stride 4 and added to the lateral conv.
         let (h8, w8) = shapes[2]
-        map8 = Tensor(zeros: [B, C, h8, w8])
+        let map8 = self.map8.ensure([B, C, h8, w8])
         for b in 0..<B {
             Kernels.transpose(memory.data + (b * S + starts[2]) * C, rows: h8 * w8, cols: C, into: map8.data + b * C * h8 * w8)
         }
         let lateral = PhaseTimer.measure("pd.lateral") { lateralConv.forward(features[0]) }
-        y = Tensor(zeros: lateral.shape)
+        let y = self.y.ensure(lateral.shape)
         Resample.bilinear(map8, into: y)
         Kernels.axpy(1, lateral, y)
-        out4 = PhaseTimer.measure("pd.outputConv") { outputConv.forward(y).clone() }
-        let mf = Tensor(zeros: out4.shape)
+        let convolved = PhaseTimer.measure("pd.outputConv") { outputConv.forward(y) }
+        let out4 = self.out4.ensure(convolved.shape)
+        out4.copy(from: convolved)
+        let mf = maskFeatures.ensure(out4.shape)
         PhaseTimer.measure("pd.maskFeature") { maskFeature.forward(out4, into: mf) }
         return mf
     }
@@ -177,23 +190,25 @@ public final class PixelDecoder: Module {
         let C = channels, B = features[0].shape[0]
         let starts = DeformableAttentionCore.levelStarts(shapes)
         let S = shapes.reduce(0) { $0 + $1.h * $1.w }
-        let dOut4 = Tensor(zeros: out4.shape)
+        let out4 = self.out4.tensor, y = self.y.tensor
+        let dOut4 = scratch.zeros("pd.dOut4", out4.shape)
         maskFeature.backward(dOutput: dMaskFeatures, input: out4, dInput: dOut4)
-        let dY = Tensor(zeros: y.shape)
+        let dY = scratch.zeros("pd.dY", y.shape)
         outputConv.backward(dOutput: dOut4, input: y, dInput: dY)
         lateralConv.backward(dOutput: dY, input: features[0], dInput: dFeatures[0])
-        let dMap8 = Tensor(zeros: map8.shape)
+        let dMap8 = scratch.zeros("pd.dMap8", map8.tensor.shape)
         Resample.bilinearBackward(dOutput: dY, dInput: dMap8)
         let (h8, w8) = shapes[2]
-        let scratch = Tensor(zeros: [h8 * w8, C])
+        let rows8 = scratch.zeros("pd.rows8", [h8 * w8, C])
         for b in 0..<B {
-            Kernels.transpose(dMap8.data + b * C * h8 * w8, rows: C, cols: h8 * w8, into: scratch.data)
-            Kernels.axpy(1, scratch.data, dMemory.data + (b * S + starts[2]) * C, count: h8 * w8 * C)
+            Kernels.transpose(dMap8.data + b * C * h8 * w8, rows: C, cols: h8 * w8, into: rows8.data)
+            Kernels.axpy(1, rows8.data, dMemory.data + (b * S + starts[2]) * C, count: h8 * w8 * C)
         }
         var d = dMemory
-        let dPos = Tensor(zeros: [S, C])
+        let dPos = scratch.zeros("pd.dPos", [S, C])
         for k in stride(from: encoder.count - 1, through: 0, by: -1) {
-            let dIn = Tensor(zeros: [B, S, C])
+            // Two buffers in turn: a layer's ∂input is the next (earlier) layer's ∂output.
+            let dIn = scratch.zeros(k % 2 == 0 ? "pd.dTokens0" : "pd.dTokens1", [B, S, C])
             encoder[k].backward(dOutput: d, dInput: dIn, dPos: dPos)
             d = dIn
         }
@@ -206,7 +221,7 @@ public final class PixelDecoder: Module {
         }
         for l in 0..<3 {
             let (h, w) = shapes[l], hw = h * w
-            let dz = Tensor(zeros: [B, C, h, w])
+            let dz = scratch.zeros("pd.dz", [B, C, h, w])
             for b in 0..<B {
                 Kernels.transpose(d.data + (b * S + starts[l]) * C, rows: hw, cols: C, into: dz.data + b * C * hw)
             }

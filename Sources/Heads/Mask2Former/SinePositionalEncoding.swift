@@ -29,3 +29,21 @@ public enum SinePositionalEncoding {
         return out
     }
 }
+
+/// The encodings of the map sizes a layer has met, each computed once: the head asks for the
+/// same few sizes every step, and they are constants (read only, never written).
+struct SineEncodings {
+    private var cached: [(height: Int, width: Int, features: Int, tokens: Tensor)] = []
+    /// More sizes than a training run meets (three levels, a train and an evaluation size).
+    private let capacity = 8
+
+    mutating func tokens(height: Int, width: Int, features: Int) -> Tensor {
+        if let hit = cached.first(where: { $0.height == height && $0.width == width && $0.features == features }) {
+            return hit.tokens
+        }
+        let t = SinePositionalEncoding.tokens(height: height, width: width, features: features)
+        if cached.count == capacity { cached.removeFirst() }
+        cached.append((height, width, features, t))
+        return t
+    }
+}

@@ -16,11 +16,14 @@ import Layers
 public final class TokenQueryLink: Module {
     public let transform: Linear, merge: Linear
     public let channels: Int   // D
-    private var tokens = Tensor(zeros: [0]), u = Tensor(zeros: [0]), v = Tensor(zeros: [0])
+    private var tokens = Tensor(zeros: [0])
+    private var u = CacheBuffer(), v = CacheBuffer(), out = CacheBuffer()
     private var argmax: [Int] = []
+    private let scratch: ScratchArena
 
-    public init(backboneChannels: Int, channels: Int = 256) {
+    public init(backboneChannels: Int, channels: Int = 256, scratch: ScratchArena = ScratchArena()) {
         self.channels = channels
+        self.scratch = scratch
         transform = Linear(inputDimensions: backboneChannels, outputDimensions: channels)
         merge = Linear(inputDimensions: 3 * channels, outputDimensions: channels)
     }
@@ -34,14 +37,14 @@ public final class TokenQueryLink: Module {
         merge.reset(rng: &rng)
     }
 
-    /// tokens [L, m, C_b] → query embedding [m, D] (new tensor).
+    /// tokens [L, m, C_b] → query embedding [m, D] (a cached tensor, valid until the next forward).
     public func forward(_ tokens: Tensor) -> Tensor {
         let (L, m, D) = (tokens.shape[0], tokens.shape[1], channels)
         self.tokens = tokens
-        u = Tensor(zeros: [L * m, D])
+        let u = self.u.ensure([L * m, D])
         transform.forward(tokens.reshaped([L * m, tokens.shape[2]]), into: u)
-        v = Tensor(zeros: [m, 3 * D])
-        argmax = [Int](repeating: 0, count: m * D)
+        let v = self.v.ensure([m, 3 * D])
+        if argmax.count != m * D { argmax = [Int](repeating: 0, count: m * D) }
         let up = u.data, vp = v.data
         for i in 0..<m {
             for c in 0..<D {
@@ -57,7 +60,7 @@ public final class TokenQueryLink: Module {
                 argmax[i * D + c] = arg
             }
         }
-        let out = Tensor(zeros: [m, D])
+        let out = self.out.ensure([m, D])
         merge.forward(v, into: out)
         return out
     }
@@ -65,9 +68,9 @@ public final class TokenQueryLink: Module {
     /// Accumulates parameter gradients and ∂tokens [L, m, C_b] (when given) from ∂query_embed [m, D].
     public func backward(dOutput: Tensor, dTokens: Tensor?) {
         let (L, m, D) = (tokens.shape[0], tokens.shape[1], channels)
-        let dv = Tensor(zeros: [m, 3 * D])
-        merge.backward(dOutput: dOutput, input: v, dInput: dv)
-        let du = Tensor(zeros: [L * m, D])
+        let dv = scratch.zeros("link.dv", [m, 3 * D])
+        merge.backward(dOutput: dOutput, input: v.tensor, dInput: dv)
+        let du = scratch.zeros("link.du", [L * m, D])
         let dvp = dv.data, dup = du.data
         for i in 0..<m {
             for c in 0..<D {
