@@ -9,7 +9,7 @@
 import CMPI
 import Foundation
 
-public final class MPICommunicator: Communicator {
+public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// The process-wide communicator (MPI can be initialised only once).
     public static let shared = MPICommunicator()
 
