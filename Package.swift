@@ -68,7 +68,7 @@ let package = Package(
             "Core", "Numerics", "Layers", "HDF5", "Config",
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ], swiftSettings: fast),
-        .target(name: "PEFT", dependencies: ["Core", "Numerics", "Layers", "HDF5", "Config"], swiftSettings: fast),
+        .target(name: "PEFT", dependencies: ["Core", "Numerics", "Layers", "Config"], swiftSettings: fast),
         .target(name: "Heads", dependencies: ["Numerics", "Layers", "Config"], swiftSettings: fast),
         .target(name: "Data", dependencies: [
             "Core", "Numerics", "Config", "ImageIO", .product(name: "Logging", package: "swift-log"),
