@@ -11,7 +11,7 @@ public enum Inspection {
         let format = try WeightFile.detectFormat(path)
         if format == .hdf5 {
             let kind = try hdf5Kind(path)
-            if kind == "causal-tune-features" { return try describeDump(path) }
+            if kind == FeatureDumpFormat.format { return try describeDump(path) }
             if kind == "causal-tune-checkpoint" { return try describeCheckpoint(path) }
         }
         return try describeWeights(WeightFile.read(path))
@@ -62,13 +62,14 @@ public enum Inspection {
     static func describeDump(_ path: String) throws -> [String] {
         let file = try HDF5File.open(path)
         defer { try? file.close() }
-        var lines = ["file:        \(path)", "format:      causal-tune-features (HDF5)"]
-        if let v = try? file.int64Attribute("version") { lines.append("version:     \(v)") }
-        if let images = try? file.stringArrayAttribute("images") { lines.append("images:      \(images.count)") }
-        if let grid = try? file.int64ArrayAttribute("grid") {
+        typealias A = FeatureDumpFormat.Attribute
+        var lines = ["file:        \(path)", "format:      \(FeatureDumpFormat.format) (HDF5)"]
+        if let v = try? file.int64Attribute(A.version) { lines.append("version:     \(v)") }
+        if let images = try? file.stringArrayAttribute(A.images) { lines.append("images:      \(images.count)") }
+        if let grid = try? file.int64ArrayAttribute(A.grid) {
             lines.append("grid:        \(grid.map(String.init).joined(separator: "x"))")
         }
-        if let config = try? file.stringAttribute("config"),
+        if let config = try? file.stringAttribute(A.config),
            let arch = config.split(separator: "\n").first(where: { $0.contains("arch:") }) {
             lines.append("arch:        \(arch.split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "")")
         }

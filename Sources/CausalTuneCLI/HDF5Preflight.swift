@@ -218,12 +218,10 @@ enum HDF5Preflight {
         case .dump:
             if let dump = try? FeatureDump(path: path) {
                 for layer in dump.layers {
-                    for name in ["spatial", "spectrum", "causal", "refined", "band_energy"] {
-                        _ = dump.has("/\(FeatureDump.layerName(layer))/\(name)")
-                    }
+                    for dataset in FeatureDumpFormat.LayerDataset.allCases { _ = dump.has(layer: layer, dataset) }
                 }
-                _ = dump.has("/image")
-                _ = dump.has("/mask")
+                _ = dump.has(FeatureDumpFormat.image)
+                _ = dump.has(FeatureDumpFormat.mask)
             }
         case .weights:
             // HDF5Weights.read's sequence, one tensor at a time: the /backbone test, the root
