@@ -12,7 +12,7 @@ public enum Inspection {
         if format == .hdf5 {
             let kind = try hdf5Kind(path)
             if kind == FeatureDumpFormat.format { return try describeDump(path) }
-            if kind == "causal-tune-checkpoint" { return try describeCheckpoint(path) }
+            if kind == CheckpointLayout.format { return try describeCheckpoint(path) }
         }
         return try describeWeights(WeightFile.read(path))
     }
@@ -20,7 +20,8 @@ public enum Inspection {
     static func hdf5Kind(_ path: String) throws -> String? {
         let file = try HDF5File.open(path)
         defer { try? file.close() }
-        return file.hasAttribute("format") ? try? file.stringAttribute("format") : nil
+        // The dump and the checkpoint name their kind in the same root attribute.
+        return file.hasAttribute(CheckpointLayout.Attribute.format) ? try? file.stringAttribute(CheckpointLayout.Attribute.format) : nil
     }
 
     static func dtypeSummary(_ dtypes: [String: String], _ tensors: [String: Tensor]) -> String {
@@ -80,21 +81,22 @@ public enum Inspection {
     static func describeCheckpoint(_ path: String) throws -> [String] {
         let file = try HDF5File.open(path)
         defer { try? file.close() }
-        var lines = ["file:        \(path)", "format:      causal-tune-checkpoint (HDF5)"]
-        for name in ["version", "step", "world_size"] {
+        typealias A = CheckpointLayout.Attribute
+        var lines = ["file:        \(path)", "format:      \(CheckpointLayout.format) (HDF5)"]
+        for name in [A.version, A.step, A.worldSize] {
             if let v = try? file.int64Attribute(name) {
                 lines.append((name + ":").padding(toLength: 13, withPad: " ", startingAt: 0) + "\(v)")
             }
         }
-        if let created = try? file.stringAttribute("created") { lines.append("created:     \(created)") }
+        if let created = try? file.stringAttribute(A.created) { lines.append("created:     \(created)") }
         var params = 0
-        for group in ["params", "backbone"] where file.isGroup(group) {
+        for group in [CheckpointLayout.parameters, CheckpointLayout.backbone] where file.isGroup(group) {
             var count = 0
             for d in try file.datasetPaths(under: group) { count += try file.datasetInfo(d).count }
             lines.append("\(group):".padding(toLength: 13, withPad: " ", startingAt: 0) + "\(count) values")
             params += count
         }
-        if file.isGroup("backbone"), let weights = try? BackboneWeights.canonical(HDF5Weights.read(path)),
+        if file.isGroup(CheckpointLayout.backbone), let weights = try? BackboneWeights.canonical(HDF5Weights.read(path)),
            let arch = try? weights.inferArchitecture() {
             lines.append("arch:        \(arch.name)")
         }
@@ -107,7 +109,7 @@ public enum Inspection {
         var lines = ["datasets:"]
         var backbone = 0
         for d in try file.datasetPaths(under: "/") {
-            if d.hasPrefix("backbone/") && file.hasAttribute("step") {
+            if d.hasPrefix(CheckpointLayout.backbone + "/") && file.hasAttribute(CheckpointLayout.Attribute.step) {
                 backbone += 1
                 continue
             }

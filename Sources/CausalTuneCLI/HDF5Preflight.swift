@@ -212,7 +212,7 @@ enum HDF5Preflight {
             if let reader = try? Checkpoint.Reader(path: path) {
                 _ = try? reader.requireResumable()
                 _ = try? reader.parameterNames()
-                for name in ["skipped", "best_miou", "best_step", "miou"] { _ = reader.extra(name) }
+                for name in CheckpointLayout.Attribute.evaluationScalars { _ = reader.extra(name) }
                 try? reader.file.close()
             }
         case .dump:
@@ -227,7 +227,7 @@ enum HDF5Preflight {
             // HDF5Weights.read's sequence, one tensor at a time: the /backbone test, the root
             // attributes (read for `inspect`), then every dataset's info and data.
             if let file = try? HDF5File.open(path) {
-                let root = file.isGroup("backbone") ? "backbone" : "/"
+                let root = file.isGroup(CheckpointLayout.backbone) ? CheckpointLayout.backbone : "/"
                 for name in (try? file.attributeNames(of: "/")) ?? [] { _ = try? file.attribute(name, of: "/") }
                 for dataset in (try? file.datasetPaths(under: root)) ?? [] {
                     if let info = try? file.datasetInfo(dataset), info.elementType != .string { readData(file, dataset, info, bytes: bytes) }

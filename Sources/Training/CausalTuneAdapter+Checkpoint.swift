@@ -1,3 +1,4 @@
+import Backbone
 import Foundation
 import HDF5
 import PEFT
@@ -10,7 +11,7 @@ extension CausalTuneAdapter {
         let file = try HDF5File.open(path)
         defer { try? file.close() }
         try loadParameters(from: path) { name in
-            let objectPath = "params/" + name
+            let objectPath = CheckpointLayout.parameterPath(name)
             return file.isDataset(objectPath) ? try file.readTensor(objectPath) : nil
         }
     }
