@@ -68,7 +68,7 @@ let package = Package(
             "Core", "Numerics", "Layers", "HDF5", "Config",
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ], swiftSettings: fast),
-        .target(name: "PEFT", dependencies: ["Core", "Numerics", "Layers", "HDF5", "Config"], swiftSettings: fast),
+        .target(name: "PEFT", dependencies: ["Core", "Numerics", "Layers", "Config"], swiftSettings: fast),
         .target(name: "Heads", dependencies: ["Numerics", "Layers", "Config"], swiftSettings: fast),
         .target(name: "Data", dependencies: [
             "Core", "Numerics", "Config", "ImageIO", .product(name: "Logging", package: "swift-log"),
@@ -80,7 +80,7 @@ let package = Package(
             "Core", "Numerics", "Layers", "HDF5", "Config", "RunIO", "Distributed", "Backbone", "PEFT", "Heads",
             "ImageIO", "Data", "Synthetic", "Evaluation",
         ], swiftSettings: fast),
-        .target(name: "Visualization", dependencies: ["Core", "Numerics", "HDF5", "ImageIO", "Data", "Evaluation", "PEFT"],
+        .target(name: "Visualization", dependencies: ["Core", "Numerics", "HDF5", "ImageIO", "Data", "Evaluation", "PEFT", "Backbone"],
                 swiftSettings: fast),
         .executableTarget(name: "CausalTuneCLI", dependencies: [
             "Core", "Numerics", "Layers", "HDF5", "Config", "RunIO", "Distributed", "Backbone", "PEFT", "Heads",
@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "HeadsTests", dependencies: ["Heads", "Layers", "Numerics", "Training"],
                     exclude: ["make_deformable_fixture.py", "make_loss_fixture.py", "make_decoder_fixture.py", "make_head_fixture.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VisualizationTests", dependencies: [
-            "Visualization", "Core", "Numerics", "HDF5", "ImageIO", "Data", "Evaluation", "PEFT",
+            "Visualization", "Core", "Numerics", "HDF5", "ImageIO", "Data", "Evaluation", "PEFT", "Backbone",
         ]),
     ],
     swiftLanguageModes: [.v6]

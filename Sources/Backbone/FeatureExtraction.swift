@@ -5,8 +5,8 @@ import Numerics
 
 /// `causal-tune features`: runs images through the backbone one at a time and writes the
 /// dump of reference §Files (`/image`, `/layer_<ii>/spatial`, root attributes; see
-/// `FeatureDumpWriter`). `extraLayerOutputs` lets PEFT add per-layer datasets
-/// (spectrum, causal, refined, …) through the same writer.
+/// `FeatureDumpFormat`). A `LayerHook` lets PEFT add per-layer datasets (spectrum, causal,
+/// refined, …) through the same writer.
 public enum FeatureExtraction {
     /// RGB bytes of one image (interleaved, row-major) and its size.
     public typealias LoadedImage = (pixels: [UInt8], width: Int, height: Int)
@@ -45,10 +45,11 @@ public enum FeatureExtraction {
         guard !images.isEmpty else { throw CausalTuneError("features: no input images given") }
         let size = model.imageHeight, C = model.channels
         try HDF5File.writeAtomically(to: path) { file in
-            let writer = try FeatureDumpWriter(file: file, config: config, images: images, grid: model.grid)
-            try writer.create("image", rowShape: [3, size, model.imageWidth])
+            let writer = try FeatureDumpWriter(file: file, config: config, images: images, grid: model.grid,
+                                               normalization: normalization)
+            try writer.create(FeatureDumpFormat.image, rowShape: [3, size, model.imageWidth])
             for l in layers {
-                try writer.create(FeatureDumpWriter.layerPath(l, "spatial"), rowShape: [C, model.grid.h, model.grid.w])
+                try writer.create(layer: l, .spatial, rowShape: [C, model.grid.h, model.grid.w])
             }
             try hook?.create(writer, layers)
             let input = Tensor(zeros: [1, 3, size, model.imageWidth])
@@ -56,12 +57,12 @@ public enum FeatureExtraction {
                 let image = try load(imagePath)
                 NetworkInput.write(pixels: image.pixels, width: image.width, height: image.height, size: size,
                                    into: input.reshaped([3, size, model.imageWidth]), normalization: normalization)
-                try writer.write("image", rows: input, first: n)
+                try writer.write(FeatureDumpFormat.image, rows: input, first: n)
                 var failure: Error?
                 model.forward(input, forBackward: false) { layer, tokens in
                     guard failure == nil, layers.contains(layer) else { return }
                     do {
-                        try writer.write(FeatureDumpWriter.layerPath(layer, "spatial"), rows: model.spatialMap(tokens), first: n)
+                        try writer.write(layer: layer, .spatial, rows: model.spatialMap(tokens), first: n)
                     } catch {
                         failure = error
                     }

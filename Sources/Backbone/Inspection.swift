@@ -11,8 +11,8 @@ public enum Inspection {
         let format = try WeightFile.detectFormat(path)
         if format == .hdf5 {
             let kind = try hdf5Kind(path)
-            if kind == "causal-tune-features" { return try describeDump(path) }
-            if kind == "causal-tune-checkpoint" { return try describeCheckpoint(path) }
+            if kind == FeatureDumpFormat.format { return try describeDump(path) }
+            if kind == CheckpointLayout.format { return try describeCheckpoint(path) }
         }
         return try describeWeights(WeightFile.read(path))
     }
@@ -20,7 +20,8 @@ public enum Inspection {
     static func hdf5Kind(_ path: String) throws -> String? {
         let file = try HDF5File.open(path)
         defer { try? file.close() }
-        return file.hasAttribute("format") ? try? file.stringAttribute("format") : nil
+        // The dump and the checkpoint name their kind in the same root attribute.
+        return file.hasAttribute(CheckpointLayout.Attribute.format) ? try? file.stringAttribute(CheckpointLayout.Attribute.format) : nil
     }
 
     static func dtypeSummary(_ dtypes: [String: String], _ tensors: [String: Tensor]) -> String {
@@ -62,13 +63,14 @@ public enum Inspection {
     static func describeDump(_ path: String) throws -> [String] {
         let file = try HDF5File.open(path)
         defer { try? file.close() }
-        var lines = ["file:        \(path)", "format:      causal-tune-features (HDF5)"]
-        if let v = try? file.int64Attribute("version") { lines.append("version:     \(v)") }
-        if let images = try? file.stringArrayAttribute("images") { lines.append("images:      \(images.count)") }
-        if let grid = try? file.int64ArrayAttribute("grid") {
+        typealias A = FeatureDumpFormat.Attribute
+        var lines = ["file:        \(path)", "format:      \(FeatureDumpFormat.format) (HDF5)"]
+        if let v = try? file.int64Attribute(A.version) { lines.append("version:     \(v)") }
+        if let images = try? file.stringArrayAttribute(A.images) { lines.append("images:      \(images.count)") }
+        if let grid = try? file.int64ArrayAttribute(A.grid) {
             lines.append("grid:        \(grid.map(String.init).joined(separator: "x"))")
         }
-        if let config = try? file.stringAttribute("config"),
+        if let config = try? file.stringAttribute(A.config),
            let arch = config.split(separator: "\n").first(where: { $0.contains("arch:") }) {
             lines.append("arch:        \(arch.split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "")")
         }
@@ -79,21 +81,22 @@ public enum Inspection {
     static func describeCheckpoint(_ path: String) throws -> [String] {
         let file = try HDF5File.open(path)
         defer { try? file.close() }
-        var lines = ["file:        \(path)", "format:      causal-tune-checkpoint (HDF5)"]
-        for name in ["version", "step", "world_size"] {
+        typealias A = CheckpointLayout.Attribute
+        var lines = ["file:        \(path)", "format:      \(CheckpointLayout.format) (HDF5)"]
+        for name in [A.version, A.step, A.worldSize] {
             if let v = try? file.int64Attribute(name) {
                 lines.append((name + ":").padding(toLength: 13, withPad: " ", startingAt: 0) + "\(v)")
             }
         }
-        if let created = try? file.stringAttribute("created") { lines.append("created:     \(created)") }
+        if let created = try? file.stringAttribute(A.created) { lines.append("created:     \(created)") }
         var params = 0
-        for group in ["params", "backbone"] where file.isGroup(group) {
+        for group in [CheckpointLayout.parameters, CheckpointLayout.backbone] where file.isGroup(group) {
             var count = 0
             for d in try file.datasetPaths(under: group) { count += try file.datasetInfo(d).count }
             lines.append("\(group):".padding(toLength: 13, withPad: " ", startingAt: 0) + "\(count) values")
             params += count
         }
-        if file.isGroup("backbone"), let weights = try? BackboneWeights.canonical(HDF5Weights.read(path)),
+        if file.isGroup(CheckpointLayout.backbone), let weights = try? BackboneWeights.canonical(HDF5Weights.read(path)),
            let arch = try? weights.inferArchitecture() {
             lines.append("arch:        \(arch.name)")
         }
@@ -106,7 +109,7 @@ public enum Inspection {
         var lines = ["datasets:"]
         var backbone = 0
         for d in try file.datasetPaths(under: "/") {
-            if d.hasPrefix("backbone/") && file.hasAttribute("step") {
+            if d.hasPrefix(CheckpointLayout.backbone + "/") && file.hasAttribute(CheckpointLayout.Attribute.step) {
                 backbone += 1
                 continue
             }

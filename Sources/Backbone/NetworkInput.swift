@@ -1,11 +1,8 @@
 import Numerics
 
 /// The network input of reference §Training: RGB bytes resized bilinearly (`align_corners=False`) to
-/// `size × size` and normalised, by default with ImageNet's mean (123.675, 116.28, 103.53) and
-/// std (58.395, 57.12, 57.375).
+/// `size × size` and normalised, by default with ImageNet's statistics (`ImageNormalization`).
 public enum NetworkInput {
-    public static let mean: [Float] = ImageNormalization.imagenet.mean
-    public static let std: [Float] = ImageNormalization.imagenet.std
 
     /// pixels: interleaved RGB, `height × width × 3` → [3, size, size] written into `output`
     /// (a [3, size, size] view, e.g. one image of a batch).

@@ -51,7 +51,7 @@ struct ExportCommand: ParsableCommand {
             var tensors: [(name: String, value: Tensor, shape: [Int])] = []
             var seen: [String: String] = [:]
             for n in ordered {
-                let t = try reader.file.readTensor("params/" + n)
+                let t = try reader.parameter(n)
                 let r = ReinCheckpoint.reinName(for: n)
                 if let other = seen[r] { throw CausalTuneError("\(checkpoint): /params/\(n) and /params/\(other) both map to '\(r)'") }
                 seen[r] = n

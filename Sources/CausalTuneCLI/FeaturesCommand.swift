@@ -54,7 +54,7 @@ struct FeaturesCommand: ParsableCommand {
             settings.recompute = false   // no backward here
             if let checkpoint, (try? WeightFile.detectFormat(checkpoint)) == .hdf5 {
                 let file = try HDF5File.open(checkpoint)
-                let hasBackbone = file.isGroup("backbone")
+                let hasBackbone = file.isGroup(CheckpointLayout.backbone)
                 try file.close()
                 if hasBackbone { settings.weights = checkpoint }
             } else if let checkpoint, !ReinCheckpoint.handles(checkpoint) {

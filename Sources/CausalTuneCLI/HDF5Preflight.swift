@@ -212,24 +212,22 @@ enum HDF5Preflight {
             if let reader = try? Checkpoint.Reader(path: path) {
                 _ = try? reader.requireResumable()
                 _ = try? reader.parameterNames()
-                for name in ["skipped", "best_miou", "best_step", "miou"] { _ = reader.extra(name) }
+                for name in CheckpointLayout.Attribute.evaluationScalars { _ = reader.extra(name) }
                 try? reader.file.close()
             }
         case .dump:
             if let dump = try? FeatureDump(path: path) {
                 for layer in dump.layers {
-                    for name in ["spatial", "spectrum", "causal", "refined", "band_energy"] {
-                        _ = dump.has("/\(FeatureDump.layerName(layer))/\(name)")
-                    }
+                    for dataset in FeatureDumpFormat.LayerDataset.allCases { _ = dump.has(layer: layer, dataset) }
                 }
-                _ = dump.has("/image")
-                _ = dump.has("/mask")
+                _ = dump.has(FeatureDumpFormat.image)
+                _ = dump.has(FeatureDumpFormat.mask)
             }
         case .weights:
             // HDF5Weights.read's sequence, one tensor at a time: the /backbone test, the root
             // attributes (read for `inspect`), then every dataset's info and data.
             if let file = try? HDF5File.open(path) {
-                let root = file.isGroup("backbone") ? "backbone" : "/"
+                let root = file.isGroup(CheckpointLayout.backbone) ? CheckpointLayout.backbone : "/"
                 for name in (try? file.attributeNames(of: "/")) ?? [] { _ = try? file.attribute(name, of: "/") }
                 for dataset in (try? file.datasetPaths(under: root)) ?? [] {
                     if let info = try? file.datasetInfo(dataset), info.elementType != .string { readData(file, dataset, info, bytes: bytes) }

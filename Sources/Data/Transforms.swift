@@ -21,9 +21,6 @@ import ImageIO
 import Numerics
 
 public enum Transforms {
-    public static let mean: [Float] = ImageNormalization.imagenet.mean
-    public static let std: [Float] = ImageNormalization.imagenet.std
-
     /// mmcv `rescale_size` with `keep_ratio=True`.
     public static func keepRatioSize(width w: Int, height h: Int, scale: (width: Int, height: Int)) -> (width: Int, height: Int) {
         let longEdge = Double(max(scale.width, scale.height)), shortEdge = Double(min(scale.width, scale.height))
@@ -227,7 +224,7 @@ public enum Transforms {
     /// Writes `(x − mean)/std` of `img` into `out[b]` (`out` is [B, 3, H, W]); pixels outside
     /// the image (when it is smaller than the tensor) are left as they are (0 = padding).
     public static func normalize(_ img: RGBImage, into out: Tensor, batch b: Int,
-                                 mean: [Float] = Transforms.mean, std: [Float] = Transforms.std) {
+                                 mean: [Float] = ImageNormalization.imagenet.mean, std: [Float] = ImageNormalization.imagenet.std) {
         let H = out.shape[2], W = out.shape[3]
         let base = out.data + b * 3 * H * W
         let inv = std.map { 1 / $0 }

@@ -4,6 +4,7 @@
 ///     sum(x)     = Σ_i x_i
 ///     max(x)     = max_i x_i
 ///     l2Norm(x)  = √(Σ_i x_i²)
+///     dot(a, b)  = Σ_i a_i b_i
 ///     rowSums    r[i] = Σ_j x[i, j]       (x is rows × cols)
 ///     rowMax     r[i] = max_j x[i, j]
 ///     columnSums r[j] += Σ_i x[i, j]      (accumulates: the bias gradient of a Linear)
@@ -22,6 +23,15 @@ extension Kernels {
         partialSums(n) { r in
             var s = 0.0
             for i in r { let v = Double(x[i]); s += v * v }
+            return s
+        }
+    }
+
+    /// Σ a·b (products and sums in `Double`).
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> Double {
+        partialSums(n) { r in
+            var s = 0.0
+            for i in r { s += Double(a[i]) * Double(b[i]) }
             return s
         }
     }

@@ -10,6 +10,7 @@ import PEFT
 ///     /layer_<ii>/refined      float32 [B, C, h, w]   patch tokens after PEFT (input of block ii+1)
 ///     /layer_<ii>/band_energy  float32 [B, 3]         energy fractions low / causal / high
 ///     /mask                    float32 [h, w]         the band-pass mask M
+///     root attribute transform                        T's kind (dct, fft, haar, identity)
 ///
 /// The adapter records these arrays during the backbone's ordinary forward
 /// (`CausalTuneAdapter.recordFeatures`); the hook copies them into the file one image
@@ -24,21 +25,22 @@ public enum CausalTuneFeatureDump {
         return FeatureExtraction.LayerHook(
             create: { writer, layers in
                 for l in layers {
-                    for name in ["spectrum", "causal", "refined"] {
-                        try writer.create(FeatureDumpWriter.layerPath(l, name), rowShape: [c, grid.h, grid.w])
+                    for dataset in [FeatureDumpFormat.LayerDataset.spectrum, .causal, .refined] {
+                        try writer.create(layer: l, dataset, rowShape: [c, grid.h, grid.w])
                     }
-                    try writer.create(FeatureDumpWriter.layerPath(l, "band_energy"), rowShape: [3])
+                    try writer.create(layer: l, .bandEnergy, rowShape: [3])
                 }
-                try writer.write("mask", adapter.mask(grid: grid))
+                try writer.write(FeatureDumpFormat.mask, adapter.mask(grid: grid))
+                try writer.setTransform(adapter.transformKind.rawValue)
             },
             write: { writer, layer, image in
                 guard let f = adapter.recordedFeatures[layer] else {
                     preconditionFailure("Causal-Tune features of layer \(layer) were not recorded")
                 }
-                try writer.write(FeatureDumpWriter.layerPath(layer, "spectrum"), rows: f.spectrum, first: image)
-                try writer.write(FeatureDumpWriter.layerPath(layer, "causal"), rows: f.causal, first: image)
-                try writer.write(FeatureDumpWriter.layerPath(layer, "refined"), rows: f.refined, first: image)
-                try writer.write(FeatureDumpWriter.layerPath(layer, "band_energy"), rows: f.bandEnergy, first: image)
+                try writer.write(layer: layer, .spectrum, rows: f.spectrum, first: image)
+                try writer.write(layer: layer, .causal, rows: f.causal, first: image)
+                try writer.write(layer: layer, .refined, rows: f.refined, first: image)
+                try writer.write(layer: layer, .bandEnergy, rows: f.bandEnergy, first: image)
             })
     }
 }

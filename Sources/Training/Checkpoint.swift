@@ -1,21 +1,14 @@
+import Backbone
 import Core
 import Foundation
 import HDF5
 import Numerics
 
-/// Checkpoints (reference §Files): one HDF5 file, written by rank 0 to a temporary name, flushed,
-/// synced and renamed, so a crash never leaves a half-written file under the real name.
-///
-///     /                          attrs: format = "causal-tune-checkpoint", version = 1,
-///                                       step, world_size, config (resolved YAML), created
-///                                       (ISO-8601), rng_state (4 × uint64), optimizer,
-///                                       backbone_weights, backbone_sha256, and the model
-///                                       signature (arch, embed_dim, depth, peft_method,
-///                                       tokens, lora_rank, head_type, out_indices,
-///                                       num_classes) used to refuse a foreign checkpoint
-///     /params/<name>             float32, trainable parameters, PyTorch layouts
-///     /optimizer/exp_avg/<name>, /optimizer/exp_avg_sq/<name>
-///     /backbone/<name>           only with --with-backbone
+/// Checkpoints (reference §Files; the names: `CheckpointLayout`): one HDF5 file, written by
+/// rank 0 to a temporary name, flushed, synced and renamed, so a crash never leaves a
+/// half-written file under the real name. The model signature (arch, embed_dim, depth,
+/// peft_method, tokens, lora_rank, head_type, out_indices, num_classes) refuses a foreign
+/// checkpoint.
 ///
 /// `step` is the number of optimiser steps taken; a run resumed from it continues with
 /// update index `step` (schedule and data order are functions of the step index).
@@ -23,8 +16,9 @@ import Numerics
 /// mask2former head's point sampling) is seeded from it, the step and the image's slot in the
 /// global batch (`Trainer.pointSeeds`), so the root alone restores the randomness exactly.
 public enum Checkpoint {
-    public static let format = "causal-tune-checkpoint"
-    public static let version: Int64 = 1
+    public static let format = CheckpointLayout.format
+    public static let version = CheckpointLayout.version
+    private typealias Attribute = CheckpointLayout.Attribute
 
     /// What a checkpoint records about the run besides the tensors.
     public struct Metadata {
@@ -67,27 +61,27 @@ public enum Checkpoint {
     public static func write(to path: String, metadata: Metadata, parameters: ParameterSet,
                              optimizer: Optimizer?, backbone: [(name: String, value: Tensor)] = []) throws {
         try HDF5File.writeAtomically(to: path) { file in
-            try file.setAttribute("format", .string(format))
-            try file.setAttribute("version", .int64(version))
-            try file.setAttribute("step", .int64(Int64(metadata.step)))
-            try file.setAttribute("world_size", .int64(Int64(metadata.worldSize)))
-            try file.setAttribute("config", .string(metadata.config))
-            try file.setAttribute("created", .string(metadata.created))
-            try file.setAttribute("rng_state", .uint64s(metadata.rngState))
-            try file.setAttribute("optimizer", .string(metadata.optimizer))
-            try file.setAttribute("optimizer_steps", .int64(Int64(metadata.optimizerSteps)))
-            try file.setAttribute("backbone_weights", .string(metadata.backboneWeights))
-            try file.setAttribute("backbone_sha256", .string(metadata.backboneSHA256))
+            try file.setAttribute(Attribute.format, .string(format))
+            try file.setAttribute(Attribute.version, .int64(version))
+            try file.setAttribute(Attribute.step, .int64(Int64(metadata.step)))
+            try file.setAttribute(Attribute.worldSize, .int64(Int64(metadata.worldSize)))
+            try file.setAttribute(Attribute.config, .string(metadata.config))
+            try file.setAttribute(Attribute.created, .string(metadata.created))
+            try file.setAttribute(Attribute.rngState, .uint64s(metadata.rngState))
+            try file.setAttribute(Attribute.optimizer, .string(metadata.optimizer))
+            try file.setAttribute(Attribute.optimizerSteps, .int64(Int64(metadata.optimizerSteps)))
+            try file.setAttribute(Attribute.backboneWeights, .string(metadata.backboneWeights))
+            try file.setAttribute(Attribute.backboneSHA256, .string(metadata.backboneSHA256))
             for (k, v) in metadata.signature?.attributes ?? [] { try file.setAttribute(k, v) }
             for (k, v) in metadata.extra.sorted(by: { $0.key < $1.key }) { try file.setAttribute(k, .float64(v)) }
             for e in parameters.entries {
-                try file.write(e.value, to: "params/" + e.name)
+                try file.write(e.value, to: CheckpointLayout.parameterPath(e.name))
                 let m = optimizer.map { $0.expAvg.rows(e.offset..<e.offset + e.count).reshaped(e.shape) } ?? Tensor(zeros: e.shape)
                 let v = optimizer.map { $0.expAvgSq.rows(e.offset..<e.offset + e.count).reshaped(e.shape) } ?? Tensor(zeros: e.shape)
-                try file.write(m, to: "optimizer/exp_avg/" + e.name)
-                try file.write(v, to: "optimizer/exp_avg_sq/" + e.name)
+                try file.write(m, to: CheckpointLayout.firstMomentPath(e.name))
+                try file.write(v, to: CheckpointLayout.secondMomentPath(e.name))
             }
-            for b in backbone { try file.write(b.value, to: "backbone/" + b.name) }
+            for b in backbone { try file.write(b.value, to: CheckpointLayout.backbonePath(b.name)) }
         }
     }
 
@@ -109,11 +103,11 @@ public enum Checkpoint {
             } catch let e as CausalTuneError {
                 throw CausalTuneError("\(e.message) — not a usable checkpoint")
             }
-            let fmt = (try? file.stringAttribute("format")) ?? ""
+            let fmt = (try? file.stringAttribute(Attribute.format)) ?? ""
             guard fmt == Checkpoint.format else {
                 throw CausalTuneError("\(path): not a causal-tune checkpoint (root attribute format is '\(fmt)', expected '\(Checkpoint.format)')")
             }
-            let ver = try file.int64Attribute("version")
+            let ver = try file.int64Attribute(Attribute.version)
             guard ver == Checkpoint.version else {
                 throw CausalTuneError("\(path): checkpoint version \(ver) is not supported (expected \(Checkpoint.version))")
             }
@@ -129,20 +123,20 @@ public enum Checkpoint {
             func invalid(_ name: String, _ why: String) -> CausalTuneError {
                 CausalTuneError("\(path): root attribute '\(name)' \(why) — damaged or foreign checkpoint")
             }
-            let step = try optional("step") { try file.int64Attribute($0) } ?? 0
-            guard step >= 0 else { throw invalid("step", "is \(step), expected a step count ≥ 0") }
-            let worldSize = try optional("world_size") { try file.int64Attribute($0) } ?? 1
-            guard worldSize >= 1 && worldSize <= 1 << 20 else { throw invalid("world_size", "is \(worldSize), expected ≥ 1") }
-            let rng = try optional("rng_state") { try file.uint64ArrayAttribute($0) } ?? []
-            guard !file.hasAttribute("rng_state") || rng.count == 4 else {
-                throw invalid("rng_state", "holds \(rng.count) values, expected 4")
+            let step = try optional(Attribute.step) { try file.int64Attribute($0) } ?? 0
+            guard step >= 0 else { throw invalid(Attribute.step, "is \(step), expected a step count ≥ 0") }
+            let worldSize = try optional(Attribute.worldSize) { try file.int64Attribute($0) } ?? 1
+            guard worldSize >= 1 && worldSize <= 1 << 20 else { throw invalid(Attribute.worldSize, "is \(worldSize), expected ≥ 1") }
+            let rng = try optional(Attribute.rngState) { try file.uint64ArrayAttribute($0) } ?? []
+            guard !file.hasAttribute(Attribute.rngState) || rng.count == 4 else {
+                throw invalid(Attribute.rngState, "holds \(rng.count) values, expected 4")
             }
-            let optimizerSteps = try optional("optimizer_steps") { try file.int64Attribute($0) }
+            let optimizerSteps = try optional(Attribute.optimizerSteps) { try file.int64Attribute($0) }
             if let o = optimizerSteps, o < 0 || o > step {
-                throw invalid("optimizer_steps", "is \(o), expected 0…\(step) (the step)")
+                throw invalid(Attribute.optimizerSteps, "is \(o), expected 0…\(step) (the step)")
             }
-            let optimizer = try optional("optimizer") { try file.stringAttribute($0) } ?? "adamw"
-            for name in ["best_miou", "best_step", "miou", "skipped"] {
+            let optimizer = try optional(Attribute.optimizer) { try file.stringAttribute($0) } ?? "adamw"
+            for name in Attribute.evaluationScalars {
                 if let v = try optional(name, { try file.float64Attribute($0) }), !v.isFinite {
                     throw invalid(name, "is \(v), expected a finite number")
                 }
@@ -150,13 +144,13 @@ public enum Checkpoint {
             metadata = Metadata(
                 step: Int(step),
                 worldSize: Int(worldSize),
-                config: try optional("config") { try file.stringAttribute($0) } ?? "",
-                created: try optional("created") { try file.stringAttribute($0) } ?? "",
+                config: try optional(Attribute.config) { try file.stringAttribute($0) } ?? "",
+                created: try optional(Attribute.created) { try file.stringAttribute($0) } ?? "",
                 rngState: rng,
                 optimizer: optimizer,
                 optimizerSteps: optimizerSteps.map { Int($0) },
-                backboneWeights: try optional("backbone_weights") { try file.stringAttribute($0) } ?? "",
-                backboneSHA256: try optional("backbone_sha256") { try file.stringAttribute($0) } ?? "",
+                backboneWeights: try optional(Attribute.backboneWeights) { try file.stringAttribute($0) } ?? "",
+                backboneSHA256: try optional(Attribute.backboneSHA256) { try file.stringAttribute($0) } ?? "",
                 // Partial or absent signature attributes: match by name and shape instead.
                 signature: try? ModelSignature(file: file),
                 extra: [:])
@@ -165,20 +159,22 @@ public enum Checkpoint {
         /// What `--resume` needs beyond the parameters: the step, the RNG state and the
         /// optimizer moments (each moment's shape is checked when it is read).
         public func requireResumable() throws {
-            for a in ["step", "rng_state"] where !file.hasAttribute(a) {
+            for a in [Attribute.step, Attribute.rngState] where !file.hasAttribute(a) {
                 throw CausalTuneError("\(path): no root attribute '\(a)' — this checkpoint cannot be resumed (use --init to load its parameters only)")
             }
-            guard file.isGroup("optimizer") else {
+            guard file.isGroup(CheckpointLayout.optimizer) else {
                 throw CausalTuneError("\(path): no /optimizer moments — this checkpoint cannot be resumed (use --init to load its parameters only)")
             }
         }
 
         /// The names stored under `/params`.
         public func parameterNames() throws -> [String] {
-            try file.datasetPaths(under: "params").map { p in
-                let n = HDF5Path.strip(prefix: "params", from: p)
-                return n
-            }
+            try file.datasetPaths(under: CheckpointLayout.parameters).map { HDF5Path.strip(prefix: CheckpointLayout.parameters, from: $0) }
+        }
+
+        /// `/params/<name>`.
+        public func parameter(_ name: String) throws -> Tensor {
+            try file.readTensor(CheckpointLayout.parameterPath(name))
         }
 
         /// Refuses a checkpoint written for another model: compares the signature field by
@@ -194,7 +190,7 @@ public enum Checkpoint {
         /// PyTorch 0-d `peft/scale` fits `[1]`), then pushes the values into the modules.
         public func loadParameters(into set: ParameterSet) throws {
             for e in set.entries {
-                let p = "params/" + e.name
+                let p = CheckpointLayout.parameterPath(e.name)
                 guard file.isDataset(p) else {
                     throw CausalTuneError("\(path): /\(p) is missing (checkpoint written for another model?)")
                 }
@@ -216,9 +212,9 @@ public enum Checkpoint {
         /// Loads the AdamW moments and the step count.
         public func loadOptimizer(into optimizer: Optimizer) throws {
             for e in optimizer.parameters.entries {
-                try file.read("optimizer/exp_avg/" + e.name,
+                try file.read(CheckpointLayout.firstMomentPath(e.name),
                               into: optimizer.expAvg.rows(e.offset..<e.offset + e.count).reshaped(e.shape))
-                try file.read("optimizer/exp_avg_sq/" + e.name,
+                try file.read(CheckpointLayout.secondMomentPath(e.name),
                               into: optimizer.expAvgSq.rows(e.offset..<e.offset + e.count).reshaped(e.shape))
             }
             optimizer.stepCount = metadata.optimizerSteps

@@ -1,3 +1,4 @@
+import Backbone
 import Core
 import Foundation
 import ImageIO
@@ -15,13 +16,25 @@ import PEFT
 /// 4. PCA-RGB of `refined` (features after Causal-Tune),
 /// 5. the log-magnitude spectrum of `spatial` with the mask's half-maximum contour.
 /// Panels 3–5 need the PEFT datasets and are left out of dumps without them.
-/// Each PCA is fitted on its own map (`PCA.rgb`). `T` is identified from the dump itself:
-/// the transform kind (dct, fft, haar, identity — PEFT's `SpectralTransform`) whose
-/// forward transform of `spatial` reproduces `spectrum` (relative error < 1e-3), so no
-/// config parsing is needed and the inverse is exactly the one the model used.
+/// Each PCA is fitted on its own map (`PCA.rgb`). `T` is the transform kind stored in the
+/// dump; a dump written before it was stored has it recovered from the data (`transform`).
+/// No config parsing is needed, and the inverse is exactly the one the model used.
 public enum FeaturePictures {
     /// Panel side in pixels (feature maps are enlarged by an integer factor to about this).
     public static let panelSize = 192
+
+    /// The transform of a dump's spectra: the stored kind, else the kind (dct, fft, haar,
+    /// identity — PEFT's `SpectralTransform`) whose forward transform of `spatial`
+    /// reproduces `spectrum` (relative error < 1e-3).
+    public static func transform(dump: FeatureDump, layer i: Int, spatial: Tensor, spectrum: Tensor) throws -> TransformKind {
+        if let stored = dump.storedTransform { return stored }
+        let (kind, err) = identifyTransform(spatial: spatial, spectrum: spectrum)
+        guard err < 1e-3 else {
+            let g = FeatureDumpFormat.layerGroup(i)
+            throw CausalTuneError("\(dump.path): /\(g)/spectrum is not the dct, fft, haar or identity transform of spatial (best \(kind.rawValue), relative error \(String(format: "%.2g", err)))")
+        }
+        return kind
+    }
 
     /// The transform kind that maps `spatial[0]` to `spectrum[0]` (both `[B, C, h, w]`).
     public static func identifyTransform(spatial: Tensor, spectrum: Tensor) -> (kind: TransformKind, error: Double) {
@@ -63,24 +76,24 @@ public enum FeaturePictures {
     /// `method: none` model has only `spatial`): without `spectrum`/`causal` (or `/mask`)
     /// the T⁻¹(causal) and spectrum panels are left out, without `refined` its panel.
     public static func layerRows(dump: FeatureDump, layer i: Int) throws -> [[(title: String, image: Canvas)]] {
-        let g = FeatureDump.layerName(i)
-        let spatial = try dump.features(layer: i, "spatial")
-        let optional: (String) throws -> Tensor? = { name in
-            guard dump.has("/\(g)/\(name)") else { return nil }
-            let t = try dump.features(layer: i, name)
+        let g = FeatureDumpFormat.layerGroup(i)
+        let spatial = try dump.features(layer: i, .spatial)
+        let optional: (FeatureDumpFormat.LayerDataset) throws -> Tensor? = { dataset in
+            guard dump.has(layer: i, dataset) else { return nil }
+            let t = try dump.features(layer: i, dataset)
             guard t.shape == spatial.shape else {
-                throw CausalTuneError("\(dump.path): /\(g)/\(name) has shape \(t.shape), /\(g)/spatial \(spatial.shape)")
+                throw CausalTuneError("\(dump.path): /\(g)/\(dataset.rawValue) has shape \(t.shape), /\(g)/spatial \(spatial.shape)")
             }
             return t
         }
-        let spectrum = try optional("spectrum"), causal = try optional("causal"), refined = try optional("refined")
+        let spectrum = try optional(.spectrum), causal = try optional(.causal), refined = try optional(.refined)
         let images = try dump.images()
         let B = spatial.shape[0], h = spatial.shape[2], w = spatial.shape[3]
         guard images.shape[0] == B else {
             throw CausalTuneError("\(dump.path): /image holds \(images.shape[0]) images, /\(g)/spatial \(B)")
         }
         var mask: [Float]? = nil
-        if dump.has("/mask") {
+        if dump.has(FeatureDumpFormat.mask) {
             let m = try dump.mask()
             guard m.h == h, m.w == w else {
                 throw CausalTuneError("\(dump.path): /mask is \(m.h)×\(m.w), the feature grid \(h)×\(w)")
@@ -90,17 +103,14 @@ public enum FeaturePictures {
         var kind: TransformKind? = nil
         var causalSpatial: Tensor? = nil
         if let spectrum {
-            let (k, err) = identifyTransform(spatial: spatial, spectrum: spectrum)
-            guard err < 1e-3 else {
-                throw CausalTuneError("\(dump.path): /\(g)/spectrum is not the dct, fft, haar or identity transform of spatial (best \(k.rawValue), relative error \(String(format: "%.2g", err)))")
-            }
+            let k = try transform(dump: dump, layer: i, spatial: spatial, spectrum: spectrum)
             kind = k
             if let causal { causalSpatial = inverse(causal, kind: k) }
         }
         let s = Swift.max(1, panelSize / Swift.max(h, w))
         var rows: [[(title: String, image: Canvas)]] = []
         for b in 0..<B {
-            let input = FeatureDump.denormalise(images, index: b).scaled(width: w * s, height: h * s, interpolation: .bilinear)
+            let input = dump.denormalise(images, index: b).scaled(width: w * s, height: h * s, interpolation: .bilinear)
             var row: [(title: String, image: Canvas)] = [("layer \(i): input", input), ("spatial (PCA)", pcaPanel(spatial.slice(b)))]
             if let causalSpatial { row.append(("T⁻¹(causal) (PCA)", pcaPanel(causalSpatial.slice(b)))) }
             if let refined { row.append(("refined (PCA)", pcaPanel(refined.slice(b)))) }
@@ -116,15 +126,15 @@ public enum FeaturePictures {
     /// Writes `DIR/layer_<ii>_image_<b>.png` for each chosen layer and image, and
     /// `DIR/image_<b>_layers.png` (all chosen layers stacked) per image; returns the paths.
     public static func write(dump: FeatureDump, layers wanted: [Int]?, outDir: String) throws -> [String] {
-        let layers = try dump.requireLayers(wanted, datasets: ["spatial"], purpose: "`visualize features`")
-        try dump.require("/image", purpose: "`visualize features`")
+        let layers = try dump.requireLayers(wanted, datasets: [.spatial], purpose: "`visualize features`")
+        try dump.require("/" + FeatureDumpFormat.image, purpose: "`visualize features`")
         var written: [String] = []
         var perImage: [[Canvas]] = []
         for i in layers {
             let rows = try layerRows(dump: dump, layer: i)
             for (b, row) in rows.enumerated() {
                 let pic = Canvas.sideBySide(row, gap: 8)
-                let p = (outDir as NSString).appendingPathComponent("\(FeatureDump.layerName(i))_image_\(b).png")
+                let p = (outDir as NSString).appendingPathComponent("\(FeatureDumpFormat.layerGroup(i))_image_\(b).png")
                 try pic.writePNG(to: p)
                 written.append(p)
                 if perImage.count <= b { perImage.append([]) }
@@ -143,7 +153,7 @@ public enum FeaturePictures {
 
     /// Per-layer mean band energies `(layer, [low, causal, high])`.
     public static func bandEnergies(dump: FeatureDump, layers wanted: [Int]? = nil) throws -> [(layer: Int, fractions: [Double])] {
-        let layers = try dump.requireLayers(wanted, datasets: ["band_energy"], purpose: "`visualize bands`")
+        let layers = try dump.requireLayers(wanted, datasets: [.bandEnergy], purpose: "`visualize bands`")
         return try layers.map { ($0, try dump.bandEnergy(layer: $0)) }
     }
 

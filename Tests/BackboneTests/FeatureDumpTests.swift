@@ -29,12 +29,16 @@ final class FeatureDumpTests: XCTestCase {
         XCTAssertEqual(try file.stringArrayAttribute("images"), images)
         XCTAssertEqual(try file.int64ArrayAttribute("grid"), [4, 4])
         XCTAssertEqual(try file.stringAttribute("config"), "model: {peft: {method: none}}\n")
+        XCTAssertEqual(try file.float64ArrayAttribute("image_mean"), [123.675, 116.28, 103.53].map { Double(Float($0)) })
+        XCTAssertEqual(try file.float64ArrayAttribute("image_std"), [58.395, 57.12, 57.375].map { Double(Float($0)) })
+        XCTAssertEqual(try FeatureDumpFormat.normalization(of: file), .imagenet)
+        XCTAssertFalse(file.hasAttribute("transform"), "no PEFT spectra, no transform")
 
         let image = try file.readTensor("image")
         XCTAssertEqual(image.shape, [2, 3, 56, 56])
         XCTAssertLessThan(relativeError(image, ref.tensors["input"]!), 1e-6)
         for layer in 0..<2 {
-            let spatial = try file.readTensor(FeatureDumpWriter.layerPath(layer, "spatial"))
+            let spatial = try file.readTensor(FeatureDumpFormat.layerPath(layer, .spatial))
             XCTAssertEqual(spatial.shape, [2, 16, 4, 4])
             // Reference: patch tokens (after cls) of block `layer`, channels first.
             let tokens = ref.tensors["block_\(layer)"]!
@@ -45,6 +49,22 @@ final class FeatureDumpTests: XCTestCase {
         }
         XCTAssertFalse(file.exists("layer_02"))
         try? FileManager.default.removeItem(atPath: out)
+    }
+
+    func testWriterRecordsTheNormalisationAndTransformAReaderFindsAgain() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("dump-attrs-\(ProcessInfo.processInfo.processIdentifier).h5").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try HDF5File.writeAtomically(to: out) { file in
+            let writer = try FeatureDumpWriter(file: file, config: "", images: ["a.png"], grid: (2, 3), normalization: .clip)
+            try writer.setTransform("haar")
+        }
+        let file = try HDF5File.open(out)
+        defer { try? file.close() }
+        XCTAssertEqual(try FeatureDumpFormat.normalization(of: file), .clip)
+        XCTAssertEqual(try FeatureDumpFormat.transform(of: file), "haar")
+        XCTAssertEqual(FeatureDumpFormat.layerPath(7, .bandEnergy), "layer_07/band_energy")
+        XCTAssertEqual(FeatureDumpFormat.layerIndex(ofGroup: "layer_12"), 12)
+        XCTAssertNil(FeatureDumpFormat.layerIndex(ofGroup: "layers"))
     }
 
     func testSettingsBuildTheNamedArchitectureOrNameTheBadKey() throws {
@@ -72,7 +92,8 @@ final class FeatureDumpTests: XCTestCase {
         let t = Tensor(zeros: [3, 14, 14])
         NetworkInput.write(pixels: [UInt8](repeating: 100, count: 20 * 10 * 3), width: 20, height: 10, size: 14, into: t)
         for c in 0..<3 {
-            XCTAssertEqual(t[c, 7, 3], (100 - NetworkInput.mean[c]) / NetworkInput.std[c], accuracy: 1e-5)
+            let imagenet = ImageNormalization.imagenet
+            XCTAssertEqual(t[c, 7, 3], (100 - imagenet.mean[c]) / imagenet.std[c], accuracy: 1e-5)
         }
     }
 }

@@ -23,7 +23,7 @@ final class EvaluatorTests: XCTestCase {
         let h = x.shape[2], w = x.shape[3], K = 19
         let out = Tensor(zeros: [1, K, h, w])
         for i in 0..<(h * w) {
-            let r = x.data[i] * 58.395 + 123.675
+            let r = x.data[i] * ImageNormalization.imagenet.std[0] + ImageNormalization.imagenet.mean[0]
             for k in 0..<K { out.data[k * h * w + i] = -abs(r - Float(10 * k)) }
         }
         return out

@@ -32,6 +32,12 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(Kernels.sum(x), sum, accuracy: 1e-9 * Double(n))
         XCTAssertEqual(Kernels.l2Norm(x), sq.squareRoot(), accuracy: 1e-9 * Double(n))
         XCTAssertEqual(Kernels.max(x), mx)
+        let y = Tensor(zeros: [n])
+        rng.fillNormal(y)
+        var xy = 0.0
+        for i in 0..<n { xy += Double(x.data[i]) * Double(y.data[i]) }
+        XCTAssertEqual(Kernels.dot(x.data, y.data, count: n), xy, accuracy: 1e-9 * Double(n))
+        XCTAssertEqual(Kernels.dot(x.data, x.data, count: n), Kernels.sumOfSquares(x.data, count: n))
 
         let m = Tensor(shape: [2, 3], values: [1, -2, 3, 4, 5, -6])
         var rs = [Float](repeating: 0, count: 2), rm = rs

@@ -194,24 +194,3 @@ final class CausalTuneRecordingTests: XCTestCase {
         for p in 0..<20 { for c in 0..<3 { XCTAssertEqual(rec.refined[0, c, p / 5, p % 5], out[0, 1 + p, c]) } }
     }
 }
-
-/// Loading `/params` from a reference §Files checkpoint written by h5py.
-final class CausalTuneCheckpointTests: XCTestCase {
-    func testLoadsPEFTParametersFromASpecCheckpoint() throws {
-        let url = try XCTUnwrap(Bundle.module.url(forResource: "features_dct_checkpoint", withExtension: "h5", subdirectory: "Fixtures"))
-        let a = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 10), layers: 2, channels: 16, patchSize: 14, seed: 0)
-        try a.loadCheckpoint(url.path)
-        XCTAssertEqual(a.scale.value.array, [0.5])
-        XCTAssertEqual(a.tokens!.value.shape, [2, 10, 16])
-        XCTAssertTrue(a.tokens!.value.array.allSatisfy { abs($0) <= 1 })
-        // A layer set of another shape is refused with the file and the parameter named.
-        let wrong = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 7), layers: 2, channels: 16, patchSize: 14, seed: 0)
-        XCTAssertThrowsError(try wrong.loadCheckpoint(url.path)) { e in
-            XCTAssertTrue("\(e)".contains("features_dct_checkpoint.h5") && "\(e)".contains("peft/tokens"), "\(e)")
-        }
-        let lowRank = try CausalTuneAdapter(options: CausalTuneOptions(tokens: 10, loraRank: 2), layers: 2, channels: 16, patchSize: 14, seed: 0)
-        XCTAssertThrowsError(try lowRank.loadCheckpoint(url.path)) { e in
-            XCTAssertTrue("\(e)".contains("missing parameter peft/tokens_a"), "\(e)")
-        }
-    }
-}

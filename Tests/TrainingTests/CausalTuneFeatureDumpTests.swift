@@ -42,6 +42,8 @@ final class CausalTuneFeatureDumpTests: XCTestCase {
                                        hook: hook)
             let got = try HDF5File.open(out), want = try HDF5File.open(peftFixture("features_\(variant)_expected.h5"))
             defer { try? got.close(); try? want.close() }
+            // Rein runs with the identity transform whatever model.peft.transform says.
+            XCTAssertEqual(try got.stringAttribute("transform"), variant == "rein" ? "identity" : "dct")
             var names = ["mask"]
             for l in 0..<2 {
                 for d in ["spatial", "spectrum", "causal", "refined", "band_energy"] { names.append(String(format: "layer_%02d/", l) + d) }

@@ -1,3 +1,4 @@
+import Backbone
 import Foundation
 import HDF5
 import ImageIO
@@ -50,11 +51,14 @@ final class FeaturesCommandTests: XCTestCase {
         return try CommandLineRunner.run(args)
     }
 
-    /// `/image` de-normalised: the mean R, G, B over the picture.
+    /// `/image` de-normalised with the statistics the dump records: the mean R, G, B over the picture.
     private func meanColour(_ dump: String) throws -> (shape: [Int], rgb: [Double]) {
-        let t = try HDF5File.open(dump).readTensor("image")
+        let file = try HDF5File.open(dump)
+        let t = try file.readTensor("image")
         let n = t.shape[2] * t.shape[3]
-        let mean: [Float] = [123.675, 116.28, 103.53], std: [Float] = [58.395, 57.12, 57.375]
+        let stored = try FeatureDumpFormat.normalization(of: file)
+        XCTAssertEqual(stored, .imagenet, "model.backbone.normalize defaults to imagenet")
+        let mean = stored.mean, std = stored.std
         let rgb = (0..<3).map { c in (0..<n).map { Double(t.data[c * n + $0] * std[c] + mean[c]) }.reduce(0, +) / Double(n) }
         return (t.shape, rgb)
     }

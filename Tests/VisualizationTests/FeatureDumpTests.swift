@@ -1,3 +1,4 @@
+import Backbone
 import Core
 import Foundation
 import HDF5
@@ -19,11 +20,20 @@ final class FeatureDumpTests: XCTestCase {
 
     /// A dump in the reference §Files layout for layers 0 and 3: smooth random features, their
     /// `kind` spectrum, the band-pass causal part, refined = spatial + 0.1·T⁻¹(causal).
-    private func writeDump(_ path: String, kind: TransformKind = .dct, skip: Set<String> = [], format: String = "causal-tune-features") throws {
+    /// `stored` and `normalization` are the root attributes of newer dumps (absent: an older
+    /// dump's file, written by hand here so the test does not depend on the writer).
+    private func writeDump(_ path: String, kind: TransformKind = .dct, stored: String? = nil,
+                           normalization: ImageNormalization? = nil, skip: Set<String> = [],
+                           format: String = "causal-tune-features") throws {
         let f = try HDF5File.create(path)
         try f.setAttribute("format", .string(format))
         try f.setAttribute("version", .int64(1))
         try f.setAttribute("grid", .int64s([Int64(h), Int64(w)]))
+        if let stored { try f.setAttribute("transform", .string(stored)) }
+        if let normalization {
+            try f.setAttribute("image_mean", .float64s(normalization.mean.map(Double.init)))
+            try f.setAttribute("image_std", .float64s(normalization.std.map(Double.init)))
+        }
         var rng = RandomGenerator(seed: 11)
         let t = SpectralTransform(kind: kind, h: h, w: w)
         let filter = FrequencyFilter(mode: .bandpass, shape: .gaussian, low: 0.2, high: 0.7)
@@ -52,7 +62,7 @@ final class FeatureDumpTests: XCTestCase {
             let refined = Tensor(zeros: spatial.shape)
             for i in 0..<refined.count { refined.data[i] = spatial.data[i] + 0.1 * back.data[i] }
             let energy = Tensor(shape: [B, 3], values: [0.5, 0.3, 0.2, 0.3, 0.5, 0.2])
-            let g = FeatureDump.layerName(layer)
+            let g = FeatureDumpFormat.layerGroup(layer)
             for (name, tensor) in [("spatial", spatial), ("spectrum", spectrum), ("causal", causal), ("refined", refined), ("band_energy", energy)]
             where !skip.contains("\(g)/\(name)") {
                 try f.write(tensor, to: "/\(g)/\(name)")
@@ -108,7 +118,7 @@ final class FeatureDumpTests: XCTestCase {
         for kind in [TransformKind.dct, .fft, .haar] {
             try writeDump(dir + "/\(kind).h5", kind: kind)
             let dump = try FeatureDump(path: dir + "/\(kind).h5")
-            let spatial = try dump.features(layer: 0, "spatial"), spectrum = try dump.features(layer: 0, "spectrum")
+            let spatial = try dump.features(layer: 0, .spatial), spectrum = try dump.features(layer: 0, .spectrum)
             let found = FeaturePictures.identifyTransform(spatial: spatial, spectrum: spectrum)
             XCTAssertEqual(found.kind, kind)
             XCTAssertLessThan(found.error, 1e-5)
@@ -117,6 +127,45 @@ final class FeatureDumpTests: XCTestCase {
             var err: Float = 0
             for i in 0..<back.count { err = max(err, abs(back.data[i] - spatial.data[i])) }
             XCTAssertLessThan(err, 1e-4, "\(kind)")
+        }
+    }
+
+    func testStoredTransformIsUsedAndOlderDumpsHaveItRecovered() throws {
+        let dir = try tempDir()
+        func spectrumTitle(_ file: String) throws -> String {
+            try XCTUnwrap(FeaturePictures.layerRows(dump: FeatureDump(path: dir + "/" + file), layer: 0)[0].last?.title)
+        }
+        // A stored kind is taken as written, even where the data would suggest another.
+        try writeDump(dir + "/stored.h5", kind: .dct, stored: "haar")
+        XCTAssertEqual(try FeatureDump(path: dir + "/stored.h5").storedTransform, .haar)
+        XCTAssertEqual(try spectrumTitle("stored.h5"), "log|haar| + mask")
+        // Without the attribute (a dump written before it existed) the data decides.
+        try writeDump(dir + "/old.h5", kind: .fft)
+        XCTAssertNil(try FeatureDump(path: dir + "/old.h5").storedTransform)
+        XCTAssertEqual(try spectrumTitle("old.h5"), "log|fft| + mask")
+        try writeDump(dir + "/bad.h5", stored: "wavelet")
+        XCTAssertThrowsError(try FeatureDump(path: dir + "/bad.h5")) { e in
+            XCTAssertEqual((e as? CausalTuneError)?.message,
+                           "\(dir)/bad.h5: root attribute transform is 'wavelet', not dct, fft, haar or identity")
+        }
+    }
+
+    func testInputIsDenormalisedWithTheStoredStatisticsElseImageNets() throws {
+        let dir = try tempDir()
+        try writeDump(dir + "/clip.h5", normalization: .clip)
+        try writeDump(dir + "/old.h5")
+        let clip = try FeatureDump(path: dir + "/clip.h5"), old = try FeatureDump(path: dir + "/old.h5")
+        XCTAssertEqual(clip.normalization, .clip)
+        XCTAssertEqual(old.normalization, .imagenet)
+        let images = try clip.images()
+        for (dump, n) in [(clip, ImageNormalization.clip), (old, .imagenet)] {
+            let picture = dump.denormalise(images, index: 1)
+            let plane = images.shape[2] * images.shape[3]
+            for (i, ch) in [(0, 0), (5, 1), (plane - 1, 2)] {
+                let x = images.data[plane * 3 + ch * plane + i]
+                let expected = UInt8(min(255, max(0, (x * n.std[ch] + n.mean[ch]).rounded())))
+                XCTAssertEqual(picture.pixels[3 * i + ch], expected)
+            }
         }
     }
 

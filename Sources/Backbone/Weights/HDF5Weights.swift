@@ -19,7 +19,7 @@ public enum HDF5Weights {
             throw CausalTuneError("weights file \(path): not a readable HDF5 file (truncated or corrupt)")
         }
         defer { try? file.close() }
-        let root = file.isGroup("backbone") ? "backbone" : "/"
+        let root = file.isGroup(CheckpointLayout.backbone) ? CheckpointLayout.backbone : "/"
         var names: [String] = []
         var tensors: [String: Tensor] = [:]
         var dtypes: [String: String] = [:]
