@@ -43,3 +43,11 @@ struct ConfigCommand: ParsableCommand {
         }
     }
 }
+
+extension ExperimentConfig {
+    /// `--config FILE [--set k=v …] [--work-dir DIR]` as `train` and `evaluate` take them:
+    /// `--work-dir` is the last override of `output.work_dir`.
+    static func load(path: String, overrides: [String], workDir: String?) throws -> ExperimentConfig {
+        try load(path: path, overrides: overrides + (workDir.map { ["output.work_dir=\($0)"] } ?? []))
+    }
+}

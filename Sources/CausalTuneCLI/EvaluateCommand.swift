@@ -38,9 +38,7 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         let comm = Communicator.make()
         comm.run {
-            var sets = overrides
-            if let w = workDir { sets.append("output.work_dir=\(w)") }
-            let cfg = try ExperimentConfig.load(path: config, overrides: sets)
+            let cfg = try ExperimentConfig.load(path: config, overrides: overrides, workDir: workDir)
             try HDF5Preflight.check(.checkpoint(checkpoint), .weights(of: cfg), comm: comm)
             let log = comm.isRoot ? RunLog.console() : RunLog.silent()
             RunLog.current = log

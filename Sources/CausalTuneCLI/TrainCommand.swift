@@ -33,9 +33,7 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let comm = Communicator.make()
         comm.run {
-            var sets = overrides
-            if let w = workDir { sets.append("output.work_dir=\(w)") }
-            let cfg = try ExperimentConfig.load(path: config, overrides: sets)
+            let cfg = try ExperimentConfig.load(path: config, overrides: overrides, workDir: workDir)
             try HDF5Preflight.check(.checkpoint(resume), .checkpoint(initFrom), .weights(of: cfg), .best(of: cfg), comm: comm)
             let trainer = try Trainer(config: cfg, options: .init(resume: resume, initFrom: initFrom, withBackbone: withBackbone,
                                                                    allowBackboneChange: allowBackboneChange),

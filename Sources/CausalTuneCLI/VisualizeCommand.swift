@@ -23,6 +23,15 @@ struct VisualizeCommand: ParsableCommand {
         }
     }
 
+    /// Opens a feature dump (its HDF5 checked in a child process first) and the `--layers`
+    /// chosen, reporting errors as `reportingErrors` does.
+    static func withDump(_ path: String, layers: [String], _ body: (FeatureDump, [Int]?) throws -> Void) throws {
+        try reportingErrors {
+            try HDF5Preflight.check([.init(path: path, kind: .dump)])
+            try body(try FeatureDump(path: path), try parseLayers(layers))
+        }
+    }
+
     /// Parses `--layers 0,11` (also `0 11`).
     static func parseLayers(_ s: [String]) throws -> [Int]? {
         if s.isEmpty { return nil }
@@ -49,10 +58,8 @@ struct VisualizeCommand: ParsableCommand {
         @Option(parsing: .upToNextOption, help: "Block indices, e.g. 0,11 (default: every layer in the dump).") var layers: [String] = []
 
         func run() throws {
-            try VisualizeCommand.reportingErrors {
-                try HDF5Preflight.check([.init(path: dump, kind: .dump)])
-                let d = try FeatureDump(path: dump)
-                let written = try FeaturePictures.write(dump: d, layers: try VisualizeCommand.parseLayers(layers), outDir: out)
+            try VisualizeCommand.withDump(dump, layers: layers) { d, chosen in
+                let written = try FeaturePictures.write(dump: d, layers: chosen, outDir: out)
                 for p in written { print(p) }
             }
         }
@@ -68,10 +75,8 @@ struct VisualizeCommand: ParsableCommand {
         @Option(parsing: .upToNextOption, help: "Block indices (default: every layer in the dump).") var layers: [String] = []
 
         func run() throws {
-            try VisualizeCommand.reportingErrors {
-                try HDF5Preflight.check([.init(path: dump, kind: .dump)])
-                let d = try FeatureDump(path: dump)
-                let e = try FeaturePictures.bandEnergies(dump: d, layers: try VisualizeCommand.parseLayers(layers))
+            try VisualizeCommand.withDump(dump, layers: layers) { d, chosen in
+                let e = try FeaturePictures.bandEnergies(dump: d, layers: chosen)
                 print(FeaturePictures.bandTable(e))
                 let path = out ?? ((dump as NSString).deletingPathExtension + "_bands.png")
                 let name = (dump as NSString).lastPathComponent

@@ -193,12 +193,9 @@ public enum ImageIO {
             png_image_free(&image)
             throw error
         }
-        if image.format & 0x04 != 0 {
-            // 16-bit file: the simplified API treats 16-bit data as linear light and would
-            // gamma-encode it to 8 bits; read the 16-bit values unchanged and round to 8 bits.
-            image.format = ct_png_format_rgb() | 0x04  // PNG_FORMAT_FLAG_LINEAR
-            var wide = [UInt16](repeating: 0, count: w * h * 3)
-            let ok = wide.withUnsafeMutableBytes { buf in
+        // Decodes into `buffer` (row stride `w · 3` samples); frees the image on failure.
+        func finishRead<Sample>(into buffer: inout [Sample]) throws {
+            let ok = buffer.withUnsafeMutableBytes { buf in
                 png_image_finish_read(&image, nil, buf.baseAddress, Int32(w * 3), nil)
             }
             if ok == 0 {
@@ -206,18 +203,18 @@ public enum ImageIO {
                 png_image_free(&image)
                 throw CausalTuneError("\(path): corrupt or truncated PNG: \(msg)")
             }
+        }
+        if image.format & 0x04 != 0 {
+            // 16-bit file: the simplified API treats 16-bit data as linear light and would
+            // gamma-encode it to 8 bits; read the 16-bit values unchanged and round to 8 bits.
+            image.format = ct_png_format_rgb() | 0x04  // PNG_FORMAT_FLAG_LINEAR
+            var wide = [UInt16](repeating: 0, count: w * h * 3)
+            try finishRead(into: &wide)
             return RGBImage(width: w, height: h, pixels: wide.map { UInt8((UInt32($0) + 128) / 257) })
         }
         image.format = ct_png_format_rgb()
         var pixels = [UInt8](repeating: 0, count: w * h * 3)
-        let ok = pixels.withUnsafeMutableBytes { buf in
-            png_image_finish_read(&image, nil, buf.baseAddress, Int32(w * 3), nil)
-        }
-        if ok == 0 {
-            let msg = pngMessage(&image)
-            png_image_free(&image)
-            throw CausalTuneError("\(path): corrupt or truncated PNG: \(msg)")
-        }
+        try finishRead(into: &pixels)
         return RGBImage(width: w, height: h, pixels: pixels)
     }
 
