@@ -135,13 +135,21 @@ public enum ImageIO {
             let bytes = try readFile(path)
             guard let handle = tjInitDecompress() else { throw CausalTuneError("\(path): cannot start libjpeg-turbo") }
             defer { tjDestroy(handle) }
-            var w: Int32 = 0, h: Int32 = 0, sub: Int32 = 0, cs: Int32 = 0
-            let rc = bytes.withUnsafeBufferPointer {
-                tjDecompressHeader3(handle, $0.baseAddress, UInt(bytes.count), &w, &h, &sub, &cs)
-            }
-            guard rc == 0 else { throw CausalTuneError("\(path): not a readable JPEG: \(String(cString: tjGetErrorStr2(handle)))") }
+            let (w, h) = try jpegHeader(path, bytes, handle)
             return (Int(w), Int(h))
         }
+    }
+
+    /// The width and height a JPEG's header declares (both positive).
+    static func jpegHeader(_ path: String, _ bytes: [UInt8], _ handle: tjhandle) throws -> (Int32, Int32) {
+        var w: Int32 = 0, h: Int32 = 0, sub: Int32 = 0, cs: Int32 = 0
+        let rc = bytes.withUnsafeBufferPointer {
+            tjDecompressHeader3(handle, $0.baseAddress, UInt(bytes.count), &w, &h, &sub, &cs)
+        }
+        guard rc == 0, w > 0, h > 0 else {
+            throw CausalTuneError("\(path): not a readable JPEG: \(String(cString: tjGetErrorStr2(handle)))")
+        }
+        return (w, h)
     }
 
     /// Writes an RGB image as an 8-bit RGB PNG.
@@ -222,13 +230,7 @@ public enum ImageIO {
         let bytes = try readFile(path)
         guard let handle = tjInitDecompress() else { throw CausalTuneError("\(path): cannot start libjpeg-turbo") }
         defer { tjDestroy(handle) }
-        var w: Int32 = 0, h: Int32 = 0, sub: Int32 = 0, cs: Int32 = 0
-        let rc = bytes.withUnsafeBufferPointer {
-            tjDecompressHeader3(handle, $0.baseAddress, UInt(bytes.count), &w, &h, &sub, &cs)
-        }
-        guard rc == 0, w > 0, h > 0 else {
-            throw CausalTuneError("\(path): not a readable JPEG: \(String(cString: tjGetErrorStr2(handle)))")
-        }
+        let (w, h) = try jpegHeader(path, bytes, handle)
         try checkDimensions(path, width: Int(w), height: Int(h))
         var pixels = [UInt8](repeating: 0, count: Int(w) * Int(h) * 3)
         let rc2 = bytes.withUnsafeBufferPointer { src in
