@@ -76,7 +76,7 @@ let package = Package(
             "Core", "Numerics", "Config", "ImageIO", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast),
         .target(name: "Synthetic", dependencies: ["Core", "Numerics", "ImageIO", "Data"], swiftSettings: fast),
-        .target(name: "Evaluation", dependencies: ["Core", "Numerics", "Distributed", "RunIO", "ImageIO", "Data"],
+        .target(name: "Evaluation", dependencies: ["Core", "Numerics", "Distributed", "ImageIO", "Data"],
                 swiftSettings: fast),
         .target(name: "Training", dependencies: [
             "Core", "Numerics", "Layers", "HDF5", "Config", "RunIO", "Distributed", "Backbone", "PEFT", "Heads",

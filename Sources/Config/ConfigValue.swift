@@ -323,26 +323,10 @@ public indirect enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         return s
     }
 
-    /// `s` plain when it reads back as the same string, else double-quoted with escapes.
+    /// `s` plain when it reads back as the same string, else a double-quoted string (JSON's
+    /// escapes are YAML's too).
     static func quoteIfNeeded(_ s: String) -> String {
-        if readsBackPlain(s) { return s }
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += String(format: "\\x%02X", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        readsBackPlain(s) ? s : JSONValue.quote(s)
     }
 
     /// Whether `s` written plain reads back as the string `s` (not a number, bool or null,
