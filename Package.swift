@@ -52,6 +52,8 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
 
         // One way only: Core ← Numerics ← Layers ← Backbone / PEFT / Heads ← Training ← CLI, with
         // the file formats (HDF5, ImageIO), Config and RunIO beside them (docs/modules.md).
@@ -74,11 +76,11 @@ let package = Package(
             "Core", "Numerics", "Config", "ImageIO", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast),
         .target(name: "Synthetic", dependencies: ["Core", "Numerics", "ImageIO", "Data"], swiftSettings: fast),
-        .target(name: "Evaluation", dependencies: ["Core", "Numerics", "Distributed", "RunIO", "ImageIO", "Data"],
+        .target(name: "Evaluation", dependencies: ["Core", "Numerics", "Distributed", "ImageIO", "Data"],
                 swiftSettings: fast),
         .target(name: "Training", dependencies: [
             "Core", "Numerics", "Layers", "HDF5", "Config", "RunIO", "Distributed", "Backbone", "PEFT", "Heads",
-            "ImageIO", "Data", "Synthetic", "Evaluation",
+            "ImageIO", "Data", "Synthetic", "Evaluation", "CCrypto",
         ], swiftSettings: fast),
         .target(name: "Visualization", dependencies: ["Core", "Numerics", "HDF5", "ImageIO", "Data", "Evaluation", "PEFT", "Backbone"],
                 swiftSettings: fast),

@@ -8,4 +8,13 @@ static inline void ct_blas_set_threads(int n) { openblas_set_num_threads(n); }
 static inline int ct_blas_get_threads(void) { return openblas_get_num_threads(); }
 /// The kernel family OpenBLAS chose ("Haswell", "SkylakeX", "Prescott", …).
 static inline const char *ct_blas_core_name(void) { return openblas_get_corename(); }
+
+/* LAPACK's symmetric eigensolver (dsyevr, relatively robust representations) inside the same
+   libopenblas: Debian's libopenblas-dev ships no LAPACK header, so the Fortran prototype is
+   declared here. The trailing size_t arguments are gfortran's hidden CHARACTER lengths. */
+void dsyevr_(const char *jobz, const char *range, const char *uplo, const blasint *n, double *a,
+             const blasint *lda, const double *vl, const double *vu, const blasint *il, const blasint *iu,
+             const double *abstol, blasint *m, double *w, double *z, const blasint *ldz, blasint *isuppz,
+             double *work, const blasint *lwork, blasint *iwork, const blasint *liwork, blasint *info,
+             size_t jobz_len, size_t range_len, size_t uplo_len);
 #endif

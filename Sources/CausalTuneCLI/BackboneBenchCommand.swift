@@ -3,6 +3,7 @@ import Backbone
 import Data
 import Foundation
 import Numerics
+import Core
 
 /// `causal-tune backbone-bench` (hidden): times the frozen backbone alone — forward and
 /// frozen backward with random weights — and reports the process's peak resident memory.
@@ -47,15 +48,15 @@ struct BackboneBenchCommand: ParsableCommand {
             backwardCPU.append(c2 - c1)
         }
         let median = { (v: [Double]) -> Double in v.sorted()[v.count / 2] }
-        let result: [String: Any] = [
-            "arch": arch, "image_size": imageSize, "patch_size": patchSize, "batch": batch, "recompute": recompute,
-            "tokens": model.tokenCount, "forward_s": median(forwardTimes),
-            "backward_s": forwardOnly ? 0 : median(backwardTimes), "peak_rss_mb": BackboneBenchCommand.peakRSSMegabytes(),
-            "threads": Parallel.threads, "forward_cpu_s": median(forwardCPU),
-            "backward_cpu_s": forwardOnly ? 0 : median(backwardCPU),
+        let result: [String: JSONValue] = [
+            "arch": .string(arch), "image_size": .int(imageSize), "patch_size": .int(patchSize), "batch": .int(batch),
+            "recompute": .bool(recompute), "tokens": .int(model.tokenCount), "forward_s": .double(median(forwardTimes)),
+            "backward_s": .double(forwardOnly ? 0 : median(backwardTimes)),
+            "peak_rss_mb": .double(BackboneBenchCommand.peakRSSMegabytes()),
+            "threads": .int(Parallel.threads), "forward_cpu_s": .double(median(forwardCPU)),
+            "backward_cpu_s": .double(forwardOnly ? 0 : median(backwardCPU)),
         ]
-        let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-        print(String(decoding: json, as: UTF8.self))
+        print(JSONValue.object(result.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }).text)
     }
 
     /// User + system CPU time of this process so far (to judge a loaded machine).

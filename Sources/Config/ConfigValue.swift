@@ -1,4 +1,4 @@
-/// The YAML value tree of a configuration, with mmseg-style merging and a YAML writer.
+/// The YAML value tree of a configuration, with mmseg-style merging; written back as YAML by Yams.
 ///
 /// Plain YAML scalars are typed by their text (`null`/`~`/empty → null, `true`/`false`,
 /// integers, floats such as `1e-4`); quoted scalars are always strings. Mappings keep
@@ -257,20 +257,35 @@ public indirect enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
 
     // MARK: - Writing YAML
 
-    /// Block-style YAML for this value (a mapping at the top); lists of scalars are written
-    /// in flow style (`[0.9, 0.999]`). Parsing the text gives back an equal value.
+    /// Block-style YAML for this value (a mapping at the top), written by Yams; lists of
+    /// scalars in flow style (`[0.9, 0.999]`), keys in the map's order. Parsing the text
+    /// gives back an equal value.
     public var yaml: String {
-        var out = ""
-        switch self {
-        case .map(let map): ConfigValue.writeMap(map, indent: 0, into: &out)
-        default: out = flow + "\n"
+        do {
+            return try Yams.serialize(node: node, width: -1, allowUnicode: true)
+        } catch {
+            // libyaml's emitter fails only on an ill-formed event stream, which a node tree
+            // cannot produce.
+            preconditionFailure("YAML emitter: \(error)")
         }
-        return out
+    }
+
+    /// This value as a YAML node. Scalars carry their text as we type it on reading (floats
+    /// always with a dot); a string is plain only when it reads back as itself.
+    var node: Node {
+        switch self {
+        case .null, .bool, .int, .float: return .scalar(.init(flow, .implicit, .plain))
+        case .string(let s): return .scalar(.init(s, .implicit, ConfigValue.readsBackPlain(s) ? .plain : .doubleQuoted))
+        case .list(let items): return .sequence(.init(items.map(\.node), .implicit, isScalarOrFlatList ? .flow : .block))
+        case .map(let map):
+            return .mapping(.init(map.entries.map { (ConfigValue.string($0.key).node, $0.value.node) }, .implicit,
+                                  map.entries.isEmpty ? .flow : .block))
+        }
     }
 
     public var description: String { flow }
 
-    /// This value on one line (scalars and flow collections).
+    /// This value on one line (scalars and flow collections), for messages.
     public var flow: String {
         switch self {
         case .null: return "null"
@@ -292,39 +307,6 @@ public indirect enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    private static func writeMap(_ map: ConfigMap, indent: Int, into out: inout String) {
-        let pad = String(repeating: " ", count: indent)
-        for (key, value) in map.entries {
-            let k = quoteIfNeeded(key)
-            if value.isScalarOrFlatList {
-                out += "\(pad)\(k): \(value.flow)\n"
-            } else if case .map(let child) = value {
-                out += "\(pad)\(k):\n"
-                writeMap(child, indent: indent + 2, into: &out)
-            } else if case .list(let items) = value {
-                out += "\(pad)\(k):\n"
-                writeList(items, indent: indent + 2, into: &out)
-            }
-        }
-    }
-
-    private static func writeList(_ items: [ConfigValue], indent: Int, into out: inout String) {
-        let pad = String(repeating: " ", count: indent)
-        for item in items {
-            if case .map(let map) = item, !map.entries.isEmpty {
-                var inner = ""
-                writeMap(map, indent: indent + 2, into: &inner)
-                // The first key goes on the dash line.
-                out += pad + "- " + inner.dropFirst(indent + 2)
-            } else if case .list(let nested) = item, !item.isScalarOrFlatList {
-                out += "\(pad)-\n"
-                writeList(nested, indent: indent + 2, into: &out)
-            } else {
-                out += "\(pad)- \(item.flow)\n"
-            }
-        }
-    }
-
     /// Floats always carry a dot so every YAML reader (PyYAML included) types them as
     /// floats: `1.0e-08`, `0.0001`, `40000.0`.
     static func formatFloat(_ d: Double) -> String {
@@ -341,28 +323,17 @@ public indirect enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         return s
     }
 
-    /// `s` plain when it reads back as the same string, else double-quoted with escapes.
+    /// `s` plain when it reads back as the same string, else a double-quoted string (JSON's
+    /// escapes are YAML's too).
     static func quoteIfNeeded(_ s: String) -> String {
+        readsBackPlain(s) ? s : JSONValue.quote(s)
+    }
+
+    /// Whether `s` written plain reads back as the string `s` (not a number, bool or null,
+    /// and no character YAML could take as syntax).
+    static func readsBackPlain(_ s: String) -> Bool {
         let safe = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./+-")
-        let plainOK = !s.isEmpty && s.unicodeScalars.allSatisfy { safe.contains($0) }
-            && !"-+.".contains(s.first!) && plain(s) == .string(s)
-        if plainOK { return s }
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += String(format: "\\x%02X", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        return !s.isEmpty && s.unicodeScalars.allSatisfy { safe.contains($0) } && !"-+.".contains(s.first!)
+            && plain(s) == .string(s)
     }
 }

@@ -16,7 +16,7 @@
 import Data
 import Foundation
 import ImageIO
-import RunIO
+import Core
 
 public struct ConfusionMatrix: Equatable, Sendable {
     public let numClasses: Int
@@ -98,10 +98,11 @@ public struct SegmentationMetrics: Equatable, Sendable {
 
     /// `{"miou": m, "iou": {"road": x, ...}, "pixels": n}` (reference §Command line), full precision, `null`
     /// for undefined values, classes in train-id order.
-    public var jsonObjectText: String {
-        func num(_ x: Double?) -> String { x.map { "\($0)" } ?? "null" }
-        let entries = zip(classNames, iou).map { "\(JSONValue.quote($0)): \(num($1))" }.joined(separator: ", ")
-        return "{\"miou\": \(num(miou)), \"iou\": {\(entries)}, \"pixels\": \(pixels)}"
+    public var jsonObjectText: String { json.text }
+
+    var json: JSONValue {
+        .object([("miou", .number(miou)), ("iou", .object(zip(classNames, iou).map { ($0, JSONValue.number($1)) })),
+                 ("pixels", .int(Int(pixels)))])
     }
 
     /// The per-class table (IoU in percent, two decimals), as mmseg prints it.

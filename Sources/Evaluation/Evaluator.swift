@@ -24,7 +24,6 @@ import Distributed
 import Foundation
 import ImageIO
 import Numerics
-import RunIO
 
 /// A segmentation network for evaluation: normalised windows [n, 3, h, w] → logits [n, K, h, w]
 /// (n = 1 unless the `SlidingWindow`'s `batch` allows more).
@@ -83,8 +82,7 @@ public struct EvaluationReport: Sendable {
 
     /// `{"<domain>": {"miou": …, "iou": {…}, "pixels": n}, …, "mean_miou": m}`.
     public var json: String {
-        let parts = domains.map { "\(JSONValue.quote($0.name)): \($0.metrics.jsonObjectText)" }
-        return "{" + (parts + ["\"mean_miou\": \(meanMIoU.map { "\($0)" } ?? "null")"]).joined(separator: ", ") + "}"
+        JSONValue.object(domains.map { ($0.name, $0.metrics.json) } + [("mean_miou", .number(meanMIoU))]).text
     }
 
     /// Per-class IoU (%) with one column per domain, then the per-domain mIoU and the mean.

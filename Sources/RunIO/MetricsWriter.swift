@@ -3,68 +3,10 @@
 ///     {"step": 50, "loss": 1.2345678, "lr": 9.98e-05, "time_s": 12.5}
 ///
 /// Lines are appended and flushed one at a time, so a crashed or running job's file is
-/// always valid up to its last line. Keys keep the order given; doubles are written at
-/// full precision (shortest round-trip form); non-finite numbers become `null`.
+/// always valid up to its last line. Each line is a `JSONValue` object: keys in the order
+/// given, doubles at full precision, non-finite numbers `null`.
 import Core
 import Foundation
-
-/// A JSON value with ordered object keys.
-public indirect enum JSONValue: Equatable, Sendable, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
-    ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral {
-    case null
-    case bool(Bool)
-    case int(Int)
-    case double(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([(String, JSONValue)])
-
-    public init(integerLiteral value: Int) { self = .int(value) }
-    public init(floatLiteral value: Double) { self = .double(value) }
-    public init(stringLiteral value: String) { self = .string(value) }
-    public init(booleanLiteral value: Bool) { self = .bool(value) }
-    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-    public init(nilLiteral: ()) { self = .null }
-
-    /// An optional number: `nil` → `null`.
-    public static func number(_ value: Double?) -> JSONValue { value.map { .double($0) } ?? .null }
-
-    public static func == (a: JSONValue, b: JSONValue) -> Bool { a.text == b.text }
-
-    /// Compact JSON text.
-    public var text: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .int(let i): return String(i)
-        case .double(let d):
-            guard d.isFinite else { return "null" }
-            if d == d.rounded(), abs(d) < 1e15 { return String(format: "%.1f", d) }
-            return "\(d)"
-        case .string(let s): return JSONValue.quote(s)
-        case .array(let items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
-        case .object(let fields):
-            return "{" + fields.map { JSONValue.quote($0.0) + ": " + $0.1.text }.joined(separator: ", ") + "}"
-        }
-    }
-
-    /// `s` as a JSON string literal.
-    public static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
-    }
-}
 
 /// Appends JSON lines to a file, flushing each.
 public final class MetricsWriter {

@@ -126,6 +126,10 @@ public enum RunBookkeeping {
                                       currentWeights: String, currentSHA256: String) -> String? {
         let recordedRandom = recordedWeights == "random", currentRandom = currentWeights == "random"
         if recordedWeights.isEmpty && recordedSHA256.isEmpty { return nil }
+        // Compared below only as text: a garbled digest would otherwise read as "other weights".
+        if !recordedSHA256.isEmpty && !SHA256.isDigest(recordedSHA256) {
+            return "the recorded backbone_sha256 is not a SHA-256 digest (64 hex digits): the checkpoint is damaged"
+        }
         if recordedRandom != currentRandom {
             return "the checkpoint was trained on backbone weights '\(recordedWeights)', the config uses '\(currentWeights)'"
         }

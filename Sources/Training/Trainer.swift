@@ -59,20 +59,20 @@ public final class Trainer {
     public let optimizer: Optimizer
     public let schedule: LearningRateSchedule
     /// Updates done so far (the next update has index `step`).
-    public private(set) var step = 0
+    public internal(set) var step = 0
     /// Non-finite steps skipped (`train.skip_nonfinite`).
-    public private(set) var skipped = 0
-    public private(set) var bestMIoU: Double?
+    public internal(set) var skipped = 0
+    public internal(set) var bestMIoU: Double?
     /// The step of `bestMIoU` (travels in every checkpoint with it).
-    public private(set) var bestStep: Int?
-    public private(set) var lastReport: EvaluationReport?
+    public internal(set) var bestStep: Int?
+    public internal(set) var lastReport: EvaluationReport?
     /// Rank 0's lock on the work directory, held for the trainer's lifetime.
     private var workLock: WorkDirectoryLock?
-    private var rng: RandomGenerator
-    private let log: RunLog
-    private var metrics: MetricsWriter?
+    var rng: RandomGenerator
+    let log: RunLog
+    var metrics: MetricsWriter?
     private var backboneSHA256 = ""
-    private var lastCheckpoint: String?
+    var lastCheckpoint: String?
 
     public init(config: ExperimentConfig, options: Options = Options(), communicator: Communicator) throws {
         self.config = config
@@ -256,160 +256,10 @@ public final class Trainer {
                                       numClasses: net.head.numClasses, window: window, communicator: comm)
     }
 
-    // MARK: the loop
-
-    /// Trains from `step` to `train.iters`; returns the last evaluation report. A failure
-    /// is also recorded at the end of `train.log` before it is rethrown.
-    @discardableResult
-    public func run() throws -> EvaluationReport? {
-        do {
-            return try trainSteps()
-        } catch {
-            log.recordInFile("causal-tune: \(error)")
-            throw error
-        }
-    }
-
-    private func trainSteps() throws -> EvaluationReport? {
-        let t = config.train
-        if comm.isRoot {
-            try AtomicFile.write(config.yaml, to: workDir + "/config.yaml")
-            log.info("causal-tune train: \(config.model.backbone.arch) + \(config.model.peft.method.rawValue) + \(network.head.type) head, \(parameters.count) trainable values in \(parameters.entries.count) tensors, world \(comm.size), batch \(t.batchSize), \(t.iters) iterations, work dir \(workDir)")
-            log.info(network.trainableSummary)
-        }
-        let trainSet = try openDataset(config.data.train)
-        let valSets = try Trainer.validationDomains(config, log: log).map { try openDataset($0) }
-        let crop = config.data.cropSize
-        guard crop == network.inputSize else {
-            throw CausalTuneError("data.crop_size: \(crop) must equal model.backbone.image_size (\(network.inputSize)): the network input is the crop")
-        }
-        var pipe = PipelineOptions.reference(for: trainSet, crop: crop, augment: config.data.augment == .full)
-        pipe.cropWidth = crop; pipe.cropHeight = crop
-        pipe.normalization = config.model.backbone.normalization
-        let sampler = ShardedSampler(datasetCount: trainSet.count, batchSize: t.batchSize, seed: UInt64(t.seed),
-                                     rank: comm.rank, worldSize: comm.size)
-        let loader = BatchLoader(dataset: trainSet, options: pipe, sampler: sampler, startStep: step)
-        defer { loader.stop() }
-        let slotSum = SlotGradientSum(globalBatch: t.batchSize, count: parameters.count, communicator: comm)
-
-        try checkFeatureDumpInputs()
-        let firstStep = step, skippedBefore = skipped
-        let progress: RunIO.Progress? = comm.isRoot && !options.quiet ? RunIO.Progress(label: "train", total: t.iters, startingAt: step) : nil
-        var window = (data: 0.0, forward: 0.0, backward: 0.0, allreduce: 0.0, optimizer: 0.0, total: 0.0, loss: 0.0, n: 0)
-        while step < t.iters {
-            let k = step
-            let t0 = Date()
-            let batch = try loader.next()
-            let b = batch.images.shape[0]
-            let labels = LabelBatch(batch: b, height: crop, width: crop, values: batch.labels)
-            let t1 = Date()
-            let localValid = network.head.lossNormalizer(labels: labels)
-            let globalValid = Int(comm.allReduceSum(Int64(localValid)))
-            slotSum.begin()
-            let timings = network.accumulateImageGradients(
-                images: batch.images, labels: labels, normalizer: globalValid,
-                pointSeeds: Trainer.pointSeeds(rngState: rng.state, step: k, slots: batch.slots),
-                parameters: parameters, into: slotSum)
-            let t2 = Date()
-            let lossSum = slotSum.finish(into: parameters.grads)
-            let loss = globalValid > 0 ? lossSum / Double(globalValid) : 0
-            let t3 = Date()
-            let finite = loss.isFinite && ParameterSet.allFinite(parameters.grads)
-            if !finite {
-                if t.skipNonfinite {
-                    skipped += 1
-                    log.warning("step \(k + 1): non-finite loss or gradient, step skipped (\(skipped) so far; train.skip_nonfinite)")
-                    step += 1
-                    progress?.update(to: step, extra: "step skipped (non-finite)")
-                    try afterStep(valSets)   // its scheduled evaluation and checkpoint still happen
-                    continue
-                }
-                let last = lastCheckpoint.map { "; the last good checkpoint is \($0)" } ?? "; no checkpoint was written yet"
-                throw CausalTuneError("step \(k + 1): non-finite \(loss.isFinite ? "gradient" : "loss (\(loss))") — training stopped (set train.skip_nonfinite: true to skip such steps, or lower train.lr)\(last)")
-            }
-            var gradNorm: Double? = nil
-            if let clip = t.gradClip { gradNorm = GradientClipping.clip(parameters.grads, maxNorm: clip) }
-            let lr = schedule.rate(at: k)
-            optimizer.step(lr: lr)
-            parameters.scatterValues()
-            let t4 = Date()
-            step += 1
-
-            window.data += t1.timeIntervalSince(t0)
-            window.forward += timings.forward
-            window.backward += t2.timeIntervalSince(t1) - timings.forward
-            window.allreduce += t3.timeIntervalSince(t2)
-            window.optimizer += t4.timeIntervalSince(t3)
-            window.total += t4.timeIntervalSince(t0)
-            window.loss += loss
-            window.n += 1
-            progress?.update(to: step, extra: String(format: "loss %.4f  lr %.3g", loss, lr))
-
-            if step % t.logEvery == 0 || step == t.iters {
-                let n = Double(max(window.n, 1))
-                if comm.isRoot {
-                    var fields: [(String, JSONValue)] = [
-                        ("step", .int(step)), ("loss", .double(window.loss / n)), ("lr", .double(lr)),
-                        ("step_s", .double(window.total / n)),
-                        ("split_s", .object([("data", .double(window.data / n)), ("forward", .double(window.forward / n)),
-                                             ("backward", .double(window.backward / n)),
-                                             ("allreduce", .double(window.allreduce / n)),
-                                             ("optimizer", .double(window.optimizer / n))])),
-                        ("images_per_s", .double(Double(t.batchSize) * n / max(window.total, 1e-9))),
-                        ("skipped", .int(skipped)),
-                    ]
-                    if let g = gradNorm { fields.append(("grad_norm", .double(g))) }
-                    try metrics?.write(object: fields)
-                    log.info(String(format: "step %d/%d  loss %.4f  lr %.3e  %.3f s/step (data %.3f, forward %.3f, backward %.3f, allreduce %.3f, optimizer %.3f)",
-                                    step, t.iters, window.loss / n, lr, window.total / n, window.data / n, window.forward / n,
-                                    window.backward / n, window.allreduce / n, window.optimizer / n))
-                }
-                window = (0, 0, 0, 0, 0, 0, 0, 0)
-            }
-            try afterStep(valSets)
-        }
-        progress?.finish()
-        let attempted = step - firstStep
-        if attempted > 0 && skipped - skippedBefore == attempted {
-            throw CausalTuneError("all \(attempted) steps of this run were skipped as non-finite (train.skip_nonfinite): nothing was trained; the last checkpoint is \(lastCheckpoint ?? "none") — lower train.lr or check the data")
-        }
-        return lastReport
-    }
-
-    /// What follows update `step` (taken or skipped): the scheduled evaluation, then the
-    /// best-score bookkeeping, then the checkpoint — so a checkpoint written at an evaluation
-    /// step records the best score *including* that evaluation, and a resume from it never
-    /// lets a worse model replace best.h5 — then best.h5 and the feature dump.
-    private func afterStep(_ valSets: [Dataset]) throws {
-        let t = config.train
-        let last = step == t.iters
-        var report: EvaluationReport? = nil
-        if !valSets.isEmpty && ((t.evalEvery > 0 && step % t.evalEvery == 0) || last) {
-            report = try evaluateAndLog(valSets)
-        }
-        var improved: Double? = nil
-        if let r = report, let m = r.meanMIoU, m.isFinite, bestMIoU.map({ m > $0 }) ?? true {
-            bestMIoU = m
-            bestStep = step
-            improved = m
-        }
-        if (t.checkpointEvery > 0 && step % t.checkpointEvery == 0) || last {
-            try saveCheckpoint(miou: report?.meanMIoU)
-        }
-        if let m = improved, comm.isRoot {
-            try writeCheckpoint(to: workDir + "/best.h5", extra: ["miou": m])
-            log.info(String(format: "new best mean mIoU %.2f at step %d → %@/best.h5", m * 100, step, workDir))
-        }
-        let dump = config.output.dumpFeatures
-        if dump.every > 0 && step % dump.every == 0 && !dump.images.isEmpty {
-            try dumpFeatures(step: step)
-        }
-    }
-
     /// `output.dump_features` checked before the first step: layers are blocks of the
     /// backbone and every image exists and decodes to a sane size (not at the first dump,
     /// hours into the run).
-    private func checkFeatureDumpInputs() throws {
+    func checkFeatureDumpInputs() throws {
         let d = config.output.dumpFeatures
         guard d.every > 0 else { return }
         let depth = network.backbone.architecture.depth
@@ -426,20 +276,6 @@ public final class Trainer {
                 throw CausalTuneError("output.dump_features.images: \(e.message)")
             }
         }
-    }
-
-    private func evaluateAndLog(_ sets: [Dataset]) throws -> EvaluationReport {
-        let start = Date()
-        let report = try evaluate(datasets: sets)
-        lastReport = report
-        if comm.isRoot {
-            log.info("evaluation at step \(step) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s):\n" + report.table)
-            try AtomicFile.write(report.json + "\n", to: workDir + "/eval_iter_\(step).json")
-            var fields: [(String, JSONValue)] = [("step", .int(step)), ("mean_miou", .number(report.meanMIoU))]
-            fields.append(("miou", .object(report.domains.map { ($0.name, JSONValue.number($0.metrics.miou)) })))
-            try metrics?.write(object: fields)
-        }
-        return report
     }
 
     // MARK: point sampling
@@ -473,7 +309,7 @@ public final class Trainer {
                                    signature: network.signature, extra: e)
     }
 
-    private func writeCheckpoint(to path: String, extra: [String: Double]) throws {
+    func writeCheckpoint(to path: String, extra: [String: Double]) throws {
         let backbone = options.withBackbone
             ? network.backbone.namedParameters.map { (name: $0.name, value: $0.parameter.value) } : []
         try Checkpoint.write(to: path, metadata: metadata(extra: extra), parameters: parameters, optimizer: optimizer,
@@ -481,7 +317,7 @@ public final class Trainer {
     }
 
     /// Writes `iter_<step>.h5` (rank 0), updates `last_checkpoint` and prunes old ones.
-    private func saveCheckpoint(miou: Double?) throws {
+    func saveCheckpoint(miou: Double?) throws {
         let path = workDir + "/iter_\(step).h5"
         if comm.isRoot {
             try writeCheckpoint(to: path, extra: miou.map { ["miou": $0] } ?? [:])
@@ -509,7 +345,7 @@ public final class Trainer {
 
     // MARK: feature dumps
 
-    private func dumpFeatures(step: Int) throws {
+    func dumpFeatures(step: Int) throws {
         guard comm.isRoot else { return }
         let d = config.output.dumpFeatures
         let dir = workDir + "/features"

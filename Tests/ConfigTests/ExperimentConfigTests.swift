@@ -1,3 +1,4 @@
+import Config
 import Core
 import Foundation
 import Training
@@ -270,11 +271,29 @@ final class ExperimentConfigTests: XCTestCase {
         XCTAssertTrue(text.contains("\n  eps: 1.0e-08\n"), text)
         XCTAssertTrue(text.contains("    lora_rank: 4\n"), text)
         XCTAssertTrue(text.contains("\n  grad_clip: 3.0\n"), text)
-        XCTAssertTrue(text.contains("  val:\n    - dataset: synthetic\n      root: data/synth\n"), text)
+        XCTAssertTrue(text.contains("  val:\n  - dataset: synthetic\n    root: data/synth\n"), text)
         XCTAssertTrue(text.contains("  work_dir: runs/exp\n"), text)
         let defaults = try ExperimentConfig.parse(yaml: "model: {backbone: {weights: random}}")
         XCTAssertEqual(try ExperimentConfig.parse(yaml: defaults.yaml), defaults)
         XCTAssertTrue(defaults.yaml.contains("    lora_rank: null\n"), defaults.yaml)
         XCTAssertTrue(defaults.yaml.contains("    out_indices: null\n"), defaults.yaml)
+    }
+
+    func testYAMLOfAwkwardValuesReadsBackEqual() throws {
+        let strings = ["", "~", "null", "yes", "no", "1e-4", "0x1F", "-x", "- x", "#x", "a #b", "x: y", "[x]", "{x}",
+                       "'q'", "\"dq\"", "a\nb", "tab\there", "back\\slash", "é ü", "ok_name/file.png", " lead", "trail "]
+        let value = ConfigValue.map(ConfigMap([
+            ("strings", .list(strings.map { .string($0) })),
+            ("keys", .map(ConfigMap(strings.filter { !$0.isEmpty }.map { (key: $0, value: ConfigValue.int(1)) }))),
+            ("numbers", .list([.int(-3), .float(0.5), .float(1e-8), .float(40000), .float(-.infinity), .bool(false), .null])),
+            ("nested", .list([.list([.int(1), .int(2)]), .map(ConfigMap()), .list([]),
+                              .map(ConfigMap([("a", .list([.map(ConfigMap([("b", .string("c"))]))]))]))])),
+            ("empty", .map(ConfigMap())),
+        ]))
+        let text = value.yaml
+        XCTAssertEqual(try ConfigValue.parse(yaml: text, source: "t"), value, text)
+        XCTAssertTrue(text.contains("\n- [1, 2]\n") || text.contains("\n  - [1, 2]\n"), text)
+        XCTAssertTrue(text.contains("\nnumbers: [-3, 0.5, 1.0e-08, 40000.0, -.inf, false, null]\n"), text)
+        XCTAssertTrue(text.hasSuffix("empty: {}\n"), text)
     }
 }

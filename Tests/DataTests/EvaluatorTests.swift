@@ -142,4 +142,13 @@ final class EvaluatorTests: XCTestCase {
         }
         XCTAssertLessThan(whole.metrics().miou!, 1)
     }
+
+    func testEvaluationJSONLayout() {
+        let m = SegmentationMetrics(classNames: ["road", "sky \"x\""], iou: [0.25, nil], pixels: 42)
+        XCTAssertEqual(m.jsonObjectText, #"{"miou": 0.25, "iou": {"road": 0.25, "sky \"x\"": null}, "pixels": 42}"#)
+        let none = SegmentationMetrics(classNames: ["road"], iou: [nil], pixels: 0)
+        XCTAssertEqual(EvaluationReport(domains: [("a", m), ("b", none)]).json,
+                       #"{"a": {"miou": 0.25, "iou": {"road": 0.25, "sky \"x\"": null}, "pixels": 42}, "#
+                       + #""b": {"miou": null, "iou": {"road": null}, "pixels": 0}, "mean_miou": 0.25}"#)
+    }
 }

@@ -121,18 +121,3 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(set.grads.array, [Float](repeating: 0, count: 8))
     }
 }
-
-final class SHA256Tests: XCTestCase {
-    func testKnownDigests() {
-        var a = SHA256(); a.update(Array("abc".utf8))
-        XCTAssertEqual(a.finalizeHex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        var b = SHA256(); b.update(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
-        XCTAssertEqual(b.finalizeHex(), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        // One million 'a' in uneven pieces (exercises the block buffer).
-        var c = SHA256()
-        let piece = [UInt8](repeating: 0x61, count: 999)
-        var left = 1_000_000
-        while left > 0 { let n = min(left, piece.count); c.update(Array(piece[0..<n])); left -= n }
-        XCTAssertEqual(c.finalizeHex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
-    }
-}
