@@ -55,8 +55,9 @@ let package = Package(
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
 
-        // One way only: Core ← Numerics ← Layers ← Backbone / PEFT / Heads ← Training ← CLI, with
-        // the file formats (HDF5, ImageIO), Config and RunIO beside them (docs/modules.md).
+        // Dependencies run one way, level by level (docs/modules.md): Core and Numerics; the
+        // file formats, Config, RunIO, Layers, Distributed; Backbone, PEFT, Heads, Data;
+        // Synthetic, Evaluation; Training, Visualization; the CLI.
         .target(name: "Core", swiftSettings: fast),
         .target(name: "Numerics", dependencies: ["CBLAS"], swiftSettings: fast),
         .target(name: "HDF5", dependencies: ["Core", "Numerics", "CHDF5"], swiftSettings: fast),
@@ -88,7 +89,6 @@ let package = Package(
             "Core", "Numerics", "Layers", "HDF5", "Config", "RunIO", "Distributed", "Backbone", "PEFT", "Heads",
             "ImageIO", "Data", "Synthetic", "Evaluation", "Training", "Visualization",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast),
         // The libFuzzer harness of the file readers; `launch/fuzz` builds it with the fuzzer
         // and address sanitizers (a plain build gives a stub that says so).
