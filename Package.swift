@@ -92,7 +92,9 @@ let package = Package(
         ], swiftSettings: fast),
         // The libFuzzer harness of the file readers; `launch/fuzz` builds it with the fuzzer
         // and address sanitizers (a plain build gives a stub that says so).
-        .executableTarget(name: "fuzz-readers", dependencies: ["Backbone", "Config", "Data", "ImageIO", "Training", "Numerics"],
+        .executableTarget(name: "fuzz-readers", dependencies: [
+            "Backbone", "Config", "Data", "ImageIO", "Training", "Numerics", .product(name: "Logging", package: "swift-log"),
+        ],
                           path: "Fuzz", exclude: ["corpus", "make_corpus.py"]),
         // A tiny MPI program the tests start under `mpirun -np 2`.
         .executableTarget(name: "communicator-check", dependencies: ["Core", "Distributed", "Numerics"],

@@ -17,6 +17,7 @@
 @testable import Backbone
 import Data
 import Foundation
+import Logging
 import ImageIO
 import Numerics
 import Training
@@ -36,7 +37,7 @@ enum FuzzHarness {
         if !prepared {
             try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
             setenv("CAUSAL_TUNE_MAX_IMAGE_PIXELS", "4000000", 1)   // keep each run small under ASan
-            LabelValueReport.sink = { _ in }
+            LabelValueReport.logger = Logger(label: "fuzz") { _ in SwiftLogNoOpLogHandler() }
             prepared = true
         }
         let path = scratch + "/" + name
