@@ -71,9 +71,8 @@ public struct ExperimentConfig: Equatable, Sendable {
 
     /// Whether the files or `--set` gave the key at `path` (or a key below it), rather than
     /// leaving it at its default. A config parsed from a saved resolved `yaml` gives every key.
-    public func isSet(_ path: String) -> Bool {
-        given.contains(path) || given.contains { $0.hasPrefix(path + ".") || $0.hasPrefix(path + "[") }
-    }
+    /// (`given` holds every parent of a written key too, so a lookup is enough.)
+    public func isSet(_ path: String) -> Bool { given.contains(path) }
 
     // MARK: - Loading
 
