@@ -80,6 +80,13 @@ final class CraftedWeightFileTests: XCTestCase {
         XCTAssertEqual(file.tensors["cls_token"]?.shape, [1, 1, 16])
     }
 
+    /// A fuzzer-found zip whose ZIP64 directory offset is beyond `Int64.max`: ZIPFoundation
+    /// would trap converting it to `off_t`; the directory check refuses it first.
+    func testZIP64DirectoryOffsetBeyondTheFileIsRefused() {
+        let path = Fixtures.path("zip64_directory_offset.pth")
+        assertCausalTuneError([path, "outside the file"]) { _ = try WeightFile.read(path) }
+    }
+
     func testNegativeStrideIsRefused() {
         let path = Self.pth(Self.statePickle(strides: [16, 16, -1]), name: "negstride.pth")
         assertCausalTuneError([path, "negative"]) { _ = try WeightFile.read(path) }

@@ -16,6 +16,7 @@ import ZIPFoundation
 public enum PyTorchCheckpoint {
     public static func read(_ path: String, expecting: WeightExpectations = .any) throws -> WeightFile {
         let fileLength = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+        try ZipDirectoryCheck.check(path)
         let archive: Archive
         do {
             archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
