@@ -1,4 +1,4 @@
-/// A branch-free `exp` for Float (no libm call), scalar and 8 lanes, used by the softmax
+/// A branch-free `exp` for Float (no libm call), on 8 lanes, used by the softmax
 /// and GELU kernels where `expf` per element dominated their time:
 ///
 ///     n = round(x · log₂e)                          (the 1.5·2²³ trick: no rounding instruction)
@@ -10,27 +10,12 @@
 /// masked attention logit above all) gives exactly 0, as `expf` does for −∞: a masked key must
 /// get zero probability, not 1e−38. Relative error ≤ 2 ulp against `expf` over the clamped range.
 extension Kernels {
+    /// `fastExp` of one value: the 8-lane form below on a broadcast, so scalar tails give the
+    /// vector loops' bits exactly.
     @inline(__always)
-    public static func fastExp(_ x: Float) -> Float {
-        let xc = Swift.min(Swift.max(x, -87.3), 88.7)
-        let shifter: Float = 12582912            // 1.5 · 2²³: adding it rounds to an integer
-        let t = xc * 1.44269504088896341 + shifter
-        let n = t - shifter
-        var r = xc - n * 0.693359375
-        r = r - n * -2.12194440e-4
-        var p: Float = 1.9875691500e-4
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        let er = p * (r * r) + r + 1
-        // The integer n sits in t's low mantissa bits (t = 1.5·2²³ + n).
-        let bits = UInt32(bitPattern: Int32(bitPattern: t.bitPattern) &- 0x4B40_0000 &+ 127) &<< 23
-        return x < -87.3 ? 0 : er * Float(bitPattern: bits)
-    }
+    public static func fastExp(_ x: Float) -> Float { fastExp(SIMD8<Float>(repeating: x))[0] }
 
-    /// `fastExp` on 8 lanes (the same operations, so the same results lane by lane).
+    /// `fastExp` on 8 lanes.
     @inline(__always)
     public static func fastExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
         // (mask selects, not pointwiseMin/Max: those are generic loops the optimiser leaves as calls)
