@@ -166,9 +166,7 @@ public enum FeedForwardLayer {
     func backwardInput(dOutput: Tensor, input: Tensor, writing dInput: Tensor) {
         switch self {
         case .mlp(let m): m.backwardInput(dOutput: dOutput, input: input, dInput: dInput, accumulate: false)
-        case .swiglu(let m):
-            dInput.zero()
-            m.backwardInput(dOutput: dOutput, input: input, dInput: dInput)
+        case .swiglu(let m): m.backwardInput(dOutput: dOutput, input: input, dInput: dInput, accumulate: false)
         }
     }
 

@@ -23,13 +23,14 @@ import Synchronization
 /// Memory: with an `arena`, the backward work buffers (and y with `inputGradientsOnly`) are
 /// borrowed from it; with `cachesInArena` the caches too (for layers whose backward
 /// directly follows their own forward, e.g. the backbone's recompute mode).
-public final class Attention: Layer {
+public final class Attention: InputProjectedLayer {
     public let channels: Int   // C
     public let heads: Int      // NH
     public let headDim: Int    // D
     public let scale: Float    // D^−½
     public let qkv: Linear     // [3C, C]
     public let proj: Linear    // [C, C]
+    public var inputProjection: Linear { qkv }
     private var qkvOut = CacheBuffer(), att = CacheBuffer(), y = CacheBuffer()
     private var dY = CacheBuffer(), dQKV = CacheBuffer(), dAtt = CacheBuffer(), probScratch = CacheBuffer()
     /// The caches of the last forward (own buffers or arena views).
@@ -154,26 +155,6 @@ public final class Attention: Layer {
         proj.forward(yT, into: output)
     }
 
-    /// Full backward (after `forward` on the same `input`): accumulates dx (when given) and
-    /// the gradients of the parameters that require one.
-    public func backward(dOutput: Tensor, input: Tensor, dInput: Tensor?) {
-        precondition(!inputGradientsOnly, "Attention: full backward of a layer set to inputGradientsOnly")
-        let g = qkvGradient(dOutput: dOutput, input: input, frozen: false)
-        qkv.backward(dOutput: g, input: input, dInput: dInput)
-    }
-
-    /// Frozen backward: accumulates only dx.
-    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
-        backwardInput(dOutput: dOutput, input: input, dInput: dInput, accumulate: true)
-    }
-
-    /// Frozen backward that accumulates dx or, with `accumulate: false`, writes it.
-    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor, accumulate: Bool) {
-        precondition(dInput.count == input.count, "Attention: dInput \(dInput.shape) for input \(input.shape)")
-        let g = qkvGradient(dOutput: dOutput, input: input, frozen: true)
-        qkv.inputGradient(dOutput: g, into: dInput, accumulate: accumulate)
-    }
-
     /// Frees the caches and scratch buffers.
     public func releaseCache() {
         qkvOut.release(); att.release(); y.release(); dY.release(); dQKV.release(); dAtt.release()
@@ -185,7 +166,7 @@ public final class Attention: Layer {
     }
 
     /// ∂L/∂[q|k|v] [B, T, 3C] from ∂L/∂out, plus proj's parameter gradients unless frozen.
-    private func qkvGradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
+    public func projectionOutputGradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
         precondition(input.rank == 3 && input.shape[0] == batch && input.shape[1] == tokens && batch > 0,
                      "Attention: backward without a matching forward")
         precondition(dOutput.count == input.count, "Attention: dOutput \(dOutput.shape) for input \(input.shape)")

@@ -28,6 +28,14 @@ public protocol Layer: Module {
 extension Layer {
     public func outputShape(for inputShape: [Int]) -> [Int] { inputShape }
 
+    /// The rows of `input` `[..., channels]` read as a matrix, once `output` is checked to
+    /// hold as many values: how every shape-preserving forward starts.
+    @inline(__always)
+    func rows(of input: Tensor, channels: Int, writing output: Tensor) -> Int {
+        precondition(output.count == input.count, "\(Self.self): output \(output.shape) for input \(input.shape)")
+        return rowCount(input, channels)
+    }
+
     /// Allocating form of `forward`.
     public func callAsFunction(_ input: Tensor) -> Tensor {
         let out = Tensor(zeros: outputShape(for: input.shape))

@@ -27,8 +27,7 @@ public final class LayerNorm: Layer {
 
     /// input [N, C] → output [N, C] (written; may not alias input). Caches mean, rstd.
     public func forward(_ input: Tensor, into output: Tensor) {
-        let n = rowCount(input, channels)
-        precondition(output.count == input.count, "LayerNorm: output \(output.shape) for input \(input.shape)")
+        let n = rows(of: input, channels: channels, writing: output)
         let m = mean.ensure([n]), r = rstd.ensure([n])
         Kernels.layerNormForward(out: output.data, mean: m.data, rstd: r.data, input: input.data,
                                  weight: weight.value.data, bias: bias.value.data,

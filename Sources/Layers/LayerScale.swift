@@ -28,8 +28,7 @@ public final class LayerScale: Layer {
 
     /// output = x ⊙ γ, or output += x ⊙ γ with `accumulate`. input, output [N, C].
     public func forward(_ input: Tensor, into output: Tensor, accumulate: Bool) {
-        let n = rowCount(input, channels)
-        precondition(output.count == input.count, "LayerScale: output \(output.shape) for input \(input.shape)")
+        let n = rows(of: input, channels: channels, writing: output)
         let x = input.data, y = output.data, g = gamma.value.data, C = channels
         Parallel.forEach(n, grain: Swift.max(1, Kernels.elementGrain / Swift.max(C, 1))) { r in
             for i in r {

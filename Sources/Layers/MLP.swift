@@ -17,7 +17,7 @@ import Numerics
 /// backward uses one [N, H] scratch. With an `arena`
 /// the scratch (and a with `inputGradientsOnly`) is borrowed from it, with `cachesInArena`
 /// h too (see `Attention`).
-public final class MLP: Layer {
+public final class MLP: InputProjectedLayer {
     /// The nonlinearity between the two products.
     public enum Activation: String, Equatable, Sendable {
         /// Exact (erf) GELU, `torch.nn.GELU()`.
@@ -26,6 +26,16 @@ public final class MLP: Layer {
         case quickGELU
         /// `max(x, 0)` (mmcv `FFN`).
         case relu
+
+        /// The fused bias + activation kernel's form; nil for ReLU, which follows `fc1`'s
+        /// own bias add as mmcv's does.
+        var fused: FusedActivation? {
+            switch self {
+            case .gelu: .gelu
+            case .quickGELU: .quickGELU
+            case .relu: nil
+            }
+        }
     }
 
     /// How the two products are named in checkpoints.
@@ -41,6 +51,7 @@ public final class MLP: Layer {
     public let hiddenChannels: Int  // H
     public let fc1: Linear          // [H, C]
     public let fc2: Linear          // [C, H]
+    public var inputProjection: Linear { fc1 }
     public let naming: Naming
     private var pre = CacheBuffer(), act = CacheBuffer(), dAct = CacheBuffer()
     private var preCache = Tensor(zeros: [0]), actCache = Tensor(zeros: [0])
@@ -75,23 +86,16 @@ public final class MLP: Layer {
 
     /// input [N, C] → output [N, C] (written).
     public func forward(_ input: Tensor, into output: Tensor) {
-        let n = rowCount(input, channels)
-        precondition(output.count == input.count, "MLP: output \(output.shape) for input \(input.shape)")
+        let n = rows(of: input, channels: channels, writing: output)
         let h = pre.cache(arena, inArena: cachesInArena, "mlp.pre", [n, hiddenChannels])
         preCache = h
-        switch activation {
-        case .gelu:
+        if let fused = activation.fused {
             let a = activationCache(rows: n)
             fc1Product(input, into: h, rows: n)
-            Kernels.biasGELUForward(preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
-                                    rows: n, cols: hiddenChannels)
-        case .quickGELU:
-            let a = activationCache(rows: n)
-            fc1Product(input, into: h, rows: n)
-            Kernels.biasQuickGELUForward(preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
-                                         rows: n, cols: hiddenChannels)
-        case .relu:
-            // In place, as mmcv's FFN: the backward's mask h > 0 reads the same after
+            Kernels.biasActivationForward(fused, preActivation: h.data, bias: fc1.bias?.value.data, out: a.data,
+                                          rows: n, cols: hiddenChannels)
+        } else {
+            // ReLU in place, as mmcv's FFN: the backward's mask h > 0 reads the same after
             // max(h, 0) as before it, so one buffer serves as h and a.
             fc1.forward(input, into: h)
             MLP.reluInPlace(h)
@@ -115,25 +119,6 @@ public final class MLP: Layer {
                   c: h.data, ldc: hiddenChannels)
     }
 
-    /// Full backward: accumulates dx (when given) and the gradients of the parameters that
-    /// require one.
-    public func backward(dOutput: Tensor, input: Tensor, dInput: Tensor?) {
-        precondition(!inputGradientsOnly, "MLP: full backward of a layer set to inputGradientsOnly")
-        let dh = hiddenGradient(dOutput: dOutput, input: input, frozen: false)
-        fc1.backward(dOutput: dh, input: input, dInput: dInput)
-    }
-
-    /// Frozen backward: accumulates only dx.
-    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
-        backwardInput(dOutput: dOutput, input: input, dInput: dInput, accumulate: true)
-    }
-
-    /// Frozen backward that accumulates dx or, with `accumulate: false`, writes it.
-    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor, accumulate: Bool) {
-        let dh = hiddenGradient(dOutput: dOutput, input: input, frozen: true)
-        fc1.inputGradient(dOutput: dh, into: dInput, accumulate: accumulate)
-    }
-
     /// Frees the activation caches and scratch.
     public func releaseCache() {
         pre.release(); act.release(); dAct.release()
@@ -141,17 +126,17 @@ public final class MLP: Layer {
     }
 
     /// dh = act'(h) ⊙ (dy W2), plus fc2's parameter gradients unless frozen.
-    private func hiddenGradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
+    public func projectionOutputGradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
         let n = rowCount(input, channels)
         precondition(dOutput.count == input.count, "MLP: dOutput \(dOutput.shape) for input \(input.shape)")
         precondition(preCache.shape == [n, hiddenChannels], "MLP: backward without a matching forward")
         let da = dAct.work(arena, "mlp.dAct", [n, hiddenChannels])
         if !frozen { fc2.backward(dOutput: dOutput, input: actCache, dInput: nil) }
         fc2.inputGradient(dOutput: dOutput, into: da, accumulate: false)
-        switch activation {
-        case .gelu: Kernels.geluBackwardInPlace(da.data, preActivation: preCache.data, count: da.count)
-        case .quickGELU: Kernels.quickGELUBackwardInPlace(da.data, preActivation: preCache.data, count: da.count)
-        case .relu: MLP.reluBackwardInPlace(da, preActivation: preCache)
+        if let fused = activation.fused {
+            Kernels.activationBackwardInPlace(fused, da.data, preActivation: preCache.data, count: da.count)
+        } else {
+            MLP.reluBackwardInPlace(da, preActivation: preCache)
         }
         return da
     }

@@ -20,11 +20,12 @@ import Numerics
 /// with `H = (Int(mlpRatio·C · 2/3) + 7) / 8 · 8` (`hiddenSize(channels:)`: 4096 for C = 1536).
 /// The gate's math and gradient are in `Kernels.swiGLUForward/Backward`. Caches of the last
 /// forward: x12 [N, 2H] and h [N, H]; backward uses [N, H] and [N, 2H] scratch.
-public final class SwiGLUFFN: Layer {
+public final class SwiGLUFFN: InputProjectedLayer {
     public let channels: Int        // C
     public let hiddenChannels: Int  // H
     public let w12: Linear          // [2H, C]
     public let w3: Linear           // [C, H]
+    public var inputProjection: Linear { w12 }
     /// EVA02-B/L's LayerNorm over the hidden width before w3 (`ffn_ln`); nil: none.
     public let subNorm: LayerNorm?
     private var x12 = CacheBuffer(), hidden = CacheBuffer(), dHidden = CacheBuffer(), dX12 = CacheBuffer()
@@ -68,8 +69,7 @@ public final class SwiGLUFFN: Layer {
 
     /// input [N, C] → output [N, C] (written).
     public func forward(_ input: Tensor, into output: Tensor) {
-        let n = rowCount(input, channels)
-        precondition(output.count == input.count, "SwiGLUFFN: output \(output.shape) for input \(input.shape)")
+        let n = rows(of: input, channels: channels, writing: output)
         let H = hiddenChannels
         let x = x12.cache(arena, inArena: cachesInArena, "swiglu.x12", [n, 2 * H])
         // h is read back by the sub-LayerNorm's backward; without one only w3's weight gradient reads it.
@@ -88,30 +88,17 @@ public final class SwiGLUFFN: Layer {
         }
     }
 
-    /// Full backward: accumulates dx (when given) and the gradients of the parameters that
-    /// require one.
-    public func backward(dOutput: Tensor, input: Tensor, dInput: Tensor?) {
-        let g = x12Gradient(dOutput: dOutput, input: input, frozen: false)
-        w12.backward(dOutput: g, input: input, dInput: dInput)
-    }
-
-    /// Frozen backward: accumulates only dx.
-    public func backwardInput(dOutput: Tensor, input: Tensor, dInput: Tensor) {
-        let g = x12Gradient(dOutput: dOutput, input: input, frozen: true)
-        w12.backwardInput(dOutput: g, dInput: dInput)
-    }
-
     public func releaseCache() {
         x12.release(); hidden.release(); dHidden.release(); dX12.release(); normed.release(); dNormed.release()
         x12Cache = Tensor(zeros: [0]); hiddenCache = Tensor(zeros: [0]); normedCache = Tensor(zeros: [0])
         subNorm?.releaseCache()
     }
 
-    private func x12Gradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
+    /// ∂L/∂x12 [N, 2H] from ∂L/∂y, plus w3's (and the sub-LayerNorm's) gradients unless frozen.
+    public func projectionOutputGradient(dOutput: Tensor, input: Tensor, frozen: Bool) -> Tensor {
         let n = rowCount(input, channels)
         precondition(dOutput.count == input.count, "SwiGLUFFN: dOutput \(dOutput.shape) for input \(input.shape)")
         precondition(x12Cache.shape == [n, 2 * hiddenChannels], "SwiGLUFFN: backward without a matching forward")
-        precondition(frozen || !inputGradientsOnly, "SwiGLUFFN: full backward of a layer set to inputGradientsOnly")
         let H = hiddenChannels
         let dh = dHidden.work(arena, "swiglu.dHidden", [n, H]), dx = dX12.work(arena, "swiglu.dX12", [n, 2 * H])
         if let subNorm {
