@@ -25,16 +25,7 @@ public struct BackboneWeights {
     public let naming: String
     /// The family the tensors belong to.
     public let family: BackboneArchitecture.Family
-
-    public init(path: String, format: WeightFile.Format, tensors: [String: Tensor], dtypes: [String: String], naming: String,
-                family: BackboneArchitecture.Family = .dinov2) {
-        self.path = path
-        self.format = format
-        self.tensors = tensors
-        self.dtypes = dtypes
-        self.naming = naming
-        self.family = family
-    }
+    // Built only by this module's readers, through the memberwise initialiser.
 
     /// Reads `path` (any supported format) and renames to canonical names.
     public static func read(_ path: String) throws -> BackboneWeights {

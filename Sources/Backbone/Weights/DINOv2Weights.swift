@@ -97,7 +97,7 @@ extension BackboneWeights {
             i += 1
         }
         return BackboneWeights(path: file.path, format: file.format, tensors: tensors, dtypes: dtypes,
-                             naming: isHF ? "huggingface" : (isTimm ? "timm" : "official"))
+                             naming: isHF ? "huggingface" : (isTimm ? "timm" : "official"), family: .dinov2)
     }
 
     /// Blocks saved in chunks: `blocks.<chunk>.<i>.rest` → `blocks.<i>.rest`.
