@@ -23,23 +23,29 @@ struct VisualizeCommand: ParsableCommand {
         }
     }
 
-    /// Opens a feature dump (its HDF5 checked in a child process first) and the `--layers`
-    /// chosen, reporting errors as `reportingErrors` does.
-    static func withDump(_ path: String, layers: [String], _ body: (FeatureDump, [Int]?) throws -> Void) throws {
-        try reportingErrors {
-            try HDF5Preflight.check([.init(path: path, kind: .dump)])
-            try body(try FeatureDump(path: path), try parseLayers(layers))
-        }
-    }
+    /// The dump and `--layers` that `features` and `bands` both read.
+    struct DumpLayers: ParsableArguments {
+        @Argument(help: "Feature dump (HDF5).") var dump: String
+        @Option(parsing: .upToNextOption, help: "Block indices, e.g. 0,11 (default: every layer in the dump).") var layers: [String] = []
 
-    /// Parses `--layers 0,11` (also `0 11`).
-    static func parseLayers(_ s: [String]) throws -> [Int]? {
-        if s.isEmpty { return nil }
-        return try s.flatMap { $0.split(separator: ",") }.map { p in
-            guard let i = Int(p.trimmingCharacters(in: .whitespaces)), i >= 0 else {
-                throw CausalTuneError("--layers: '\(p)' is not a block index (expected e.g. 0,11)")
+        /// Opens the dump (its HDF5 checked in a child process first) and the chosen layers,
+        /// reporting errors as `reportingErrors` does.
+        func open(_ body: (FeatureDump, [Int]?) throws -> Void) throws {
+            try reportingErrors {
+                try HDF5Preflight.check([.init(path: dump, kind: .dump)])
+                try body(try FeatureDump(path: dump), try DumpLayers.parseLayers(layers))
             }
-            return i
+        }
+
+        /// Parses `--layers 0,11` (also `0 11`).
+        static func parseLayers(_ s: [String]) throws -> [Int]? {
+            if s.isEmpty { return nil }
+            return try s.flatMap { $0.split(separator: ",") }.map { p in
+                guard let i = Int(p.trimmingCharacters(in: .whitespaces)), i >= 0 else {
+                    throw CausalTuneError("--layers: '\(p)' is not a block index (expected e.g. 0,11)")
+                }
+                return i
+            }
         }
     }
 
@@ -53,12 +59,11 @@ struct VisualizeCommand: ParsableCommand {
             DIR/image_<b>_layers.png with all chosen layers stacked.
             """
         )
-        @Argument(help: "Feature dump (HDF5).") var dump: String
+        @OptionGroup var source: DumpLayers
         @Option(help: "Output folder.") var out: String
-        @Option(parsing: .upToNextOption, help: "Block indices, e.g. 0,11 (default: every layer in the dump).") var layers: [String] = []
 
         func run() throws {
-            try VisualizeCommand.withDump(dump, layers: layers) { d, chosen in
+            try source.open { d, chosen in
                 let written = try FeaturePictures.write(dump: d, layers: chosen, outDir: out)
                 for p in written { print(p) }
             }
@@ -70,16 +75,15 @@ struct VisualizeCommand: ParsableCommand {
             commandName: "bands",
             abstract: "Per-layer low / causal / high energy fractions: stacked bar chart PNG and a table."
         )
-        @Argument(help: "Feature dump (HDF5).") var dump: String
+        @OptionGroup var source: DumpLayers
         @Option(help: "Output PNG (default: DUMP with .h5 replaced by _bands.png).") var out: String?
-        @Option(parsing: .upToNextOption, help: "Block indices (default: every layer in the dump).") var layers: [String] = []
 
         func run() throws {
-            try VisualizeCommand.withDump(dump, layers: layers) { d, chosen in
+            try source.open { d, chosen in
                 let e = try FeaturePictures.bandEnergies(dump: d, layers: chosen)
                 print(FeaturePictures.bandTable(e))
-                let path = out ?? ((dump as NSString).deletingPathExtension + "_bands.png")
-                let name = (dump as NSString).lastPathComponent
+                let path = out ?? ((source.dump as NSString).deletingPathExtension + "_bands.png")
+                let name = (source.dump as NSString).lastPathComponent
                 try FeaturePictures.bandChart(e, title: "band energy per layer (\(name))").writePNG(to: path)
                 print(path)
             }
