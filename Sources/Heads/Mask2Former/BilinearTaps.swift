@@ -58,17 +58,11 @@ public struct BilinearTaps {
     /// out[k] = sample of map `m` [H, W] at point `first + k`, k < n.
     @inlinable
     public func sample(_ m: UnsafePointer<Float>, points first: Int, _ n: Int, into out: UnsafeMutablePointer<Float>) {
-        precondition(first >= 0 && first + n <= count, "BilinearTaps: points \(first)..<\(first + n) of \(count)")
-        if n == 0 { return }
-        corners.withUnsafeBufferPointer { cb in
-            let c = cb.baseAddress! + first
+        withCorners(first, n) { c in
             for k in 0..<n {
                 let t = c[k]
                 var s: Float = 0
-                s += t.weight[0] * m[Int(t.index[0])]
-                s += t.weight[1] * m[Int(t.index[1])]
-                s += t.weight[2] * m[Int(t.index[2])]
-                s += t.weight[3] * m[Int(t.index[3])]
+                for i in 0..<4 { s += t.weight[i] * m[Int(t.index[i])] }
                 out[k] = s
             }
         }
@@ -77,17 +71,19 @@ public struct BilinearTaps {
     /// dm [H, W] += adjoint of `sample` applied to g[k] at point `first + k`, k < n.
     @inlinable
     public func scatter(_ g: UnsafePointer<Float>, points first: Int, _ n: Int, into dm: UnsafeMutablePointer<Float>) {
-        precondition(first >= 0 && first + n <= count, "BilinearTaps: points \(first)..<\(first + n) of \(count)")
-        if n == 0 { return }
-        corners.withUnsafeBufferPointer { cb in
-            let c = cb.baseAddress! + first
+        withCorners(first, n) { c in
             for k in 0..<n {
                 let t = c[k], gk = g[k]
-                dm[Int(t.index[0])] += t.weight[0] * gk
-                dm[Int(t.index[1])] += t.weight[1] * gk
-                dm[Int(t.index[2])] += t.weight[2] * gk
-                dm[Int(t.index[3])] += t.weight[3] * gk
+                for i in 0..<4 { dm[Int(t.index[i])] += t.weight[i] * gk }
             }
         }
+    }
+
+    /// The corners of points `first ..< first + n`, checked against the set.
+    @inlinable
+    func withCorners(_ first: Int, _ n: Int, _ body: (UnsafePointer<Corners>) -> Void) {
+        precondition(first >= 0 && first + n <= count, "BilinearTaps: points \(first)..<\(first + n) of \(count)")
+        if n == 0 { return }
+        corners.withUnsafeBufferPointer { body($0.baseAddress! + first) }
     }
 }

@@ -77,8 +77,7 @@ public final class DecoderLayer: Module {
     public func backward(dOutput: Tensor, query: Tensor, dQuery: Tensor?, dQueryPos: Tensor?, dMemory: Tensor?) {
         let C = channels, B = query.shape[0], Q = query.count / (B * C)
         let dx2 = scratch.tensor("dec.dx2", [B, Q, C])
-        PostNormResidual.backward(dOutput: dOutput, input: x2, through: ffn, sum: r3, norm: norms[2],
-                                  dSum: scratch.tensor("dec.dr3", [B, Q, C]), dInput: dx2)
+        PostNormResidual.backward(dOutput: dOutput, input: x2, through: ffn, sum: r3, norm: norms[2], work: scratch, workKey: "dec.dr3", dInput: dx2)
         let dr2 = scratch.tensor("dec.dr2", [B, Q, C])
         PostNormResidual.backward(dOutput: dx2, sum: r2, norm: norms[1], into: dr2)
         let dx1 = scratch.copy("dec.dx1", of: dr2), dSaQ = scratch.zeros("dec.dSaQ", [B, Q, C])

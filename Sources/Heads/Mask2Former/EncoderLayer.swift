@@ -57,8 +57,7 @@ public final class EncoderLayer: Module {
     public func backward(dOutput: Tensor, dInput: Tensor, dPos: Tensor?) {
         let C = channels, B = input.shape[0], S = input.count / (B * C)
         let dx1 = scratch.tensor("enc.dx1", [B, S, C])
-        PostNormResidual.backward(dOutput: dOutput, input: x1, through: ffn, sum: r2, norm: norms[1],
-                                  dSum: scratch.tensor("enc.dr2", [B, S, C]), dInput: dx1)
+        PostNormResidual.backward(dOutput: dOutput, input: x1, through: ffn, sum: r2, norm: norms[1], work: scratch, workKey: "enc.dr2", dInput: dx1)
         let dr1 = scratch.tensor("enc.dr1", [B, S, C])
         PostNormResidual.backward(dOutput: dx1, sum: r1, norm: norms[0], into: dr1)
         let dq = scratch.zeros("enc.dq", [B, S, C])

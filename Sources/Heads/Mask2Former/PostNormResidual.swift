@@ -27,9 +27,10 @@ enum PostNormResidual {
     }
 
     /// Its backward: ∂x = ∂sum + fᵀ(∂sum) (written into `dInput`; f's parameter gradients
-    /// accumulate). `dSum` is work space.
+    /// accumulate). ∂sum lives in `work`'s buffer `workKey` for the call only.
     static func backward<F: Layer>(dOutput: Tensor, input x: Tensor, through f: F, sum: Tensor, norm: LayerNorm,
-                                   dSum: Tensor, dInput: Tensor) {
+                                   work: ScratchArena, workKey: String, dInput: Tensor) {
+        let dSum = work.tensor(workKey, sum.shape)
         backward(dOutput: dOutput, sum: sum, norm: norm, into: dSum)
         dInput.copy(from: dSum)
         f.backward(dOutput: dSum, input: x, dInput: dInput)
