@@ -63,18 +63,18 @@ struct FeaturesCommand: ParsableCommand {
             let peft = cfg.model.peft
             let model = try settings.makeBackbone()
             let selected = try FeatureExtraction.parseLayers(layers, depth: model.depth)
-            // Causal-Tune / Rein: the adapter (PEFT parameters from the checkpoint's
-            // /params/peft/*) adds spectrum, causal, refined, band_energy and /mask.
+            // The PEFT adapter (parameters from the checkpoint's /params/peft/*); Causal-Tune
+            // and Rein add spectrum, causal, refined, band_energy and /mask.
             var hook: FeatureExtraction.LayerHook? = nil
-            if let adapter = try CausalTuneAdapter.make(options: peft, layers: model.depth, channels: model.channels,
-                                                        patchSize: cfg.model.backbone.patchSize,
-                                                        seed: UInt64(max(0, cfg.train.seed))) {
+            if let adapter = try PEFTRegistry.make(options: peft, layers: model.depth, channels: model.channels,
+                                                   patchSize: cfg.model.backbone.patchSize,
+                                                   seed: UInt64(max(0, cfg.train.seed))) {
                 if let checkpoint, ReinCheckpoint.handles(checkpoint) {
                     // A Rein / mmseg .pth: its PEFT tensors (the head's are not needed here).
                     let values = try ReinCheckpoint.read(checkpoint, expected: adapter.trainableParameters.map { ($0.name, $0.parameter.value.shape) }, partial: true)
                     try adapter.loadParameters(from: checkpoint) { values[$0] }
                 } else if let checkpoint { try adapter.loadCheckpoint(checkpoint) }
-                hook = CausalTuneFeatureDump.hook(adapter: adapter, model: model, layers: selected)
+                hook = PEFTFeatureDump.hook(adapter: adapter, model: model, layers: selected)
             }
             try FeatureExtraction.dump(model: model, images: images, layers: selected, config: cfg.yaml, to: out,
                                        load: { try FeatureDumpInput.load($0, fit: fitMode) }, hook: hook,

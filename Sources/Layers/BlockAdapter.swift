@@ -1,7 +1,8 @@
 import Numerics
 
 /// A trainable module applied to the token sequence after a transformer block — the hook
-/// through which PEFT methods (Causal-Tune, Rein) attach to the frozen backbone.
+/// through which PEFT methods (Causal-Tune, Rein) attach to the frozen backbone. What the
+/// network and trainer need from a method beyond this hook is `PEFTAdapter` (module PEFT).
 ///
 /// Tokens are `[B, T, C]` with `T = prefixTokens + h·w`: the cls token, then the register
 /// tokens (`prefixTokens = 1 + R`), then the patch tokens row-major on the `h×w` grid.

@@ -33,17 +33,7 @@ extension CausalTuneAdapter {
     /// Throws a `CausalTuneError` naming `source` and the parameter when one is missing or
     /// has the wrong shape. Invalidates the layer caches, which hold the old tokens.
     public func loadParameters(from source: String, _ lookup: (String) throws -> Tensor?) throws {
-        for p in trainableParameters {
-            let value = p.parameter.value
-            guard let t = try lookup(p.name) else {
-                throw CausalTuneError("\(source): missing parameter \(p.name) \(value.shape)")
-            }
-            // A scalar stored as shape [] (PyTorch 0-d) is accepted for `peft/scale`.
-            guard t.shape == value.shape || (t.count == value.count && value.count == 1) else {
-                throw CausalTuneError("\(source): parameter \(p.name) has shape \(t.shape), expected \(value.shape)")
-            }
-            value.copy(from: t)
-        }
+        try copyTrainableParameters(from: source, lookup)
         for c in caches { c.valid = false }
     }
 }

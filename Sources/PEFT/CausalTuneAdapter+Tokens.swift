@@ -4,6 +4,9 @@ import Numerics
 /// gradients. The Mask2Former head reads all layers' tokens as its queries (Rein's token →
 /// query link), so they are reachable outside a layer's forward too.
 extension CausalTuneAdapter {
+    /// `[L, m, C]`: `allTokens`' shape.
+    public var linkTokenShape: (layers: Int, tokens: Int, channels: Int) { (layers, tokenCount, channels) }
+
     /// Writes every layer's tokens `T_i` into `out [L, m, C]` (`A_i B_i` for low rank).
     public func allTokens(into out: Tensor) {
         precondition(out.shape == [layers, tokenCount, channels], "allTokens: \(out.shape), expected [\(layers), \(tokenCount), \(channels)]")

@@ -41,7 +41,7 @@ import Numerics
 ///
 /// Per layer the forward caches `Q`, `S`, `Z`, `R` (and `T_i`, `V`) for the backward; a new
 /// forward of the same layer replaces them (the backbone's recompute mode).
-public final class CausalTuneAdapter: BlockAdapter, Module {
+public final class CausalTuneAdapter: PEFTAdapter, PEFTTokenLink, Module {
     public let options: CausalTuneOptions
     /// `L`, the number of blocks (one layer of tokens each).
     public let layers: Int
@@ -95,7 +95,7 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
     private let dKeys: Tensor
 
     /// A new layer set for `layers` blocks of width `channels`, initialised from `seed`.
-    /// `options.method` must not be `.none` (no adapter then; see `make`).
+    /// `options.method` must not be `.none` (no adapter then; see `PEFTRegistry.make`).
     public convenience init(options: CausalTuneOptions, layers: Int, channels: Int, patchSize: Int, seed: UInt64) throws {
         var rng = RandomGenerator(seed: seed)
         try self.init(options: options, layers: layers, channels: channels, patchSize: patchSize, rng: &rng)
@@ -144,13 +144,6 @@ public final class CausalTuneAdapter: BlockAdapter, Module {
         maskValues = [1]
         dValues = Tensor(zeros: [Swift.max(m - 1, 1), c])
         dKeys = Tensor(zeros: [m, c])
-    }
-
-    /// The adapter for `options`, or nil for `method: none`.
-    public static func make(options: CausalTuneOptions, layers: Int, channels: Int, patchSize: Int,
-                            seed: UInt64) throws -> CausalTuneAdapter? {
-        if options.method == .none { try options.validate(); return nil }
-        return try CausalTuneAdapter(options: options, layers: layers, channels: channels, patchSize: patchSize, seed: seed)
     }
 
     // MARK: grid

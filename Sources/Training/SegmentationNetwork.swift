@@ -6,8 +6,9 @@ import Layers
 import Numerics
 import PEFT
 
-/// The network a run trains: frozen DINOv2 → Causal-Tune adapter after every block →
-/// decode head (reference §Backbone–§Heads), built from `model.*` of the config.
+/// The network a run trains: frozen DINOv2 → PEFT adapter (Causal-Tune, Rein) after every
+/// block → decode head (reference §Backbone–§Heads), built from `model.*` of the config
+/// through `BackboneRegistry` and `PEFTRegistry`.
 ///
 ///     x₀ = embed(images)                           images [b, 3, S, S]
 ///     x_{i+1} = A_i(Block_i(x_i))                  tokens [b, T, C], T = 1 + R + h·w
@@ -21,7 +22,9 @@ import PEFT
 /// and the head have gradients; the backbone weights are never touched.
 public final class SegmentationNetwork {
     public let backbone: any Backbone
-    public let adapter: CausalTuneAdapter?
+    public let adapter: (any PEFTAdapter)?
+    /// The adapter's tokens for Rein's token → query link (resolved once, not per step).
+    private let tokenLink: (any PEFTTokenLink)?
     public let head: DecodeHead
     public let config: ExperimentConfig
     /// Input size S (the backbone's fixed image size) and patch grid.
@@ -47,8 +50,10 @@ public final class SegmentationNetwork {
         backbone = try settings.makeBackbone()
         let arch = backbone.architecture
         var rng = RandomGenerator(seed: seed &+ 0x5EED)
-        adapter = try CausalTuneAdapter.make(options: m.peft, layers: arch.depth,
-                                             channels: arch.channels, patchSize: m.backbone.patchSize, seed: rng.next())
+        let adapter = try PEFTRegistry.make(options: m.peft, layers: arch.depth, channels: arch.channels,
+                                            patchSize: m.backbone.patchSize, seed: rng.next())
+        self.adapter = adapter
+        tokenLink = adapter?.tokenLink
         backbone.adapter = adapter
         // With recompute every layer's adapter forward is re-run right before its backward,
         // so one cache serves all layers (≈ 3·b·N·C floats per layer saved).
@@ -65,10 +70,10 @@ public final class SegmentationNetwork {
                 throw CausalTuneError("model.head.out_indices: mask2former takes 4 blocks, got \(outIndices)")
             }
             // Rein's token → query link when there are PEFT tokens (one query per token);
-            // learned queries otherwise (method: none).
+            // learned queries otherwise (method: none, or a method without tokens).
             head = Mask2FormerDecodeHead(channels: arch.channels, numClasses: m.head.numClasses, outIndices: outIndices,
                                          globalBatchSize: config.train.batchSize, rng: &rng,
-                                         queries: adapter?.tokenCount ?? 100, linkToTokens: adapter != nil)
+                                         queries: tokenLink?.linkTokenShape.tokens ?? 100, linkToTokens: tokenLink != nil)
         }
     }
 
@@ -156,8 +161,8 @@ public final class SegmentationNetwork {
 
     /// Rein's token → query link: a query-based head reads every layer's PEFT tokens.
     private func setLinkTokens() {
-        guard let m2f = head as? Mask2FormerDecodeHead, let a = adapter else { return }
-        let shape = [a.layers, a.tokenCount, a.channels]
+        guard let m2f = head as? Mask2FormerDecodeHead, let a = tokenLink else { return }
+        let s = a.linkTokenShape, shape = [s.layers, s.tokens, s.channels]
         let t: Tensor
         if let lt = m2f.linkTokens, lt.shape == shape { t = lt } else { t = Tensor(zeros: shape) }
         a.allTokens(into: t)
@@ -166,7 +171,7 @@ public final class SegmentationNetwork {
 
     /// Hands the head's link-token gradient to the adapter's token gradients.
     private func passLinkTokenGradient() {
-        guard let m2f = head as? Mask2FormerDecodeHead, let a = adapter, m2f.linkTokensGradient.count > 0 else { return }
+        guard let m2f = head as? Mask2FormerDecodeHead, let a = tokenLink, m2f.linkTokensGradient.count > 0 else { return }
         a.accumulateAllTokensGradient(m2f.linkTokensGradient)
         m2f.linkTokensGradient.zero()
     }

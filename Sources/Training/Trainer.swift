@@ -357,8 +357,8 @@ public final class Trainer {
         }
         try FeatureExtraction.dump(model: network.backbone, images: d.images, layers: layers, config: config.yaml,
                                    to: dir + "/step_\(step).h5", load: { try FeatureDumpInput.load($0, fit: .crop) },
-                                   hook: network.adapter.map { CausalTuneFeatureDump.hook(adapter: $0, model: network.backbone, layers: layers) })
-        network.adapter?.recordFeatures = []
+                                   hook: network.adapter.flatMap { PEFTFeatureDump.hook(adapter: $0, model: network.backbone, layers: layers) })
+        if let adapter = network.adapter { PEFTFeatureDump.stopRecording(adapter) }
         log.info("feature dump \(dir)/step_\(step).h5")
     }
 }

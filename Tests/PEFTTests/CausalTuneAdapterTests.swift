@@ -104,8 +104,8 @@ final class CausalTuneAdapterTests: XCTestCase {
     }
 
     func testMethodNoneBuildsNoAdapterAndBadOptionsAreClearErrors() throws {
-        XCTAssertNil(try CausalTuneAdapter.make(options: CausalTuneOptions(method: .none), layers: 2, channels: 4, patchSize: 14, seed: 0))
-        XCTAssertNotNil(try CausalTuneAdapter.make(options: .rein(), layers: 2, channels: 4, patchSize: 14, seed: 0))
+        XCTAssertNil(try PEFTRegistry.make(options: CausalTuneOptions(method: .none), layers: 2, channels: 4, patchSize: 14, seed: 0))
+        XCTAssertNotNil(try PEFTRegistry.make(options: .rein(), layers: 2, channels: 4, patchSize: 14, seed: 0))
         func message(_ o: CausalTuneOptions) -> String? {
             do { try o.validate(); return nil } catch let e as CausalTuneError { return e.message } catch { return "\(error)" }
         }

@@ -3,7 +3,7 @@ import Foundation
 import HDF5
 import PEFT
 
-extension CausalTuneAdapter {
+extension PEFTAdapter {
     /// Loads `/params/peft/*` from a reference §Files checkpoint (HDF5). Only the parameters
     /// are read, not the root attributes, so a checkpoint written with h5py loads as well.
     /// A missing or misshapen parameter is one error naming the file and the name.
