@@ -6,18 +6,7 @@ import XCTest
 /// against closed forms (docs/mask2former.md gives the ViT-L/16 figures).
 final class ParameterCountTests: XCTestCase {
     private func network(head: String, loraRank: Int? = nil) throws -> SegmentationNetwork {
-        let yaml = """
-        model:
-          backbone: {arch: dinov2_vitt14, weights: random, image_size: 28, patch_size: 14}
-          peft: {method: causal_tune, tokens: 8, lora_rank: \(loraRank.map { "\($0)" } ?? "null")}
-          head: {type: \(head), out_indices: [2, 5, 8, 11], num_classes: 19}
-        data:
-          train: {dataset: synthetic, root: data/synthetic, split: train, domain: source}
-          val: []
-          crop_size: 28
-        train: {seed: 0, iters: 1, batch_size: 2}
-        """
-        return try SegmentationNetwork(config: try ExperimentConfig.parse(yaml: yaml), seed: 0)
+        try tinyNetwork(head: head, tokens: 8, loraRank: loraRank)
     }
 
     func testCountsSplitIntoPEFTHeadAndLink() throws {
