@@ -1,5 +1,4 @@
 import Numerics
-import Synchronization
 
 /// Multi-head self-attention with a fused qkv projection (timm / DINOv2 `Attention`):
 ///
@@ -90,16 +89,7 @@ public final class Attention: InputProjectedLayer {
     /// its own outputs, so the results do not depend on which worker ran it.
     private func forEachPair(_ pairs: Int, workers: Int, _ body: (Int, Int, Bool) -> Void) {
         if workers > 1 {
-            let next = Atomic<Int>(0)
-            Parallel.forEach(workers) { wr in
-                for w in wr {
-                    while true {
-                        let p = next.add(1, ordering: .relaxed).oldValue
-                        if p >= pairs { break }
-                        body(p, w, false)
-                    }
-                }
-            }
+            Parallel.forEachDynamic(pairs, workers: workers) { p, w in body(p, w, false) }
         } else {
             for p in 0..<pairs { body(p, 0, true) }
         }
