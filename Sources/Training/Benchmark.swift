@@ -36,6 +36,8 @@ public final class TrainingBenchmark {
         public var allReduceBytes: Int
         public var perRankStepSeconds: [Double]
         public var perRankPeakRSSMegabytes: [Double]
+        /// The scaling model and the step measured at 1, 2, 4 … threads (`--model-threads`).
+        public var scaling: ScalingReport? = nil
 
         public var stepSecondsMedian: Double { TrainingBenchmark.median(stepSeconds) }
         /// CPU seconds of a step (all threads): on a shared machine the wall time grows with
@@ -73,6 +75,7 @@ public final class TrainingBenchmark {
             fields.append(("allreduce_bytes", .int(allReduceBytes)))
             fields.append(("per_rank_step_s_median", .array(perRankStepSeconds.map { .double($0) })))
             fields.append(("per_rank_peak_rss_mb", .array(perRankPeakRSSMegabytes.map { .double($0) })))
+            if let scaling { fields.append(("scaling_model", scaling.json)) }
             return JSONValue.object(fields).text
         }
 
@@ -95,6 +98,7 @@ public final class TrainingBenchmark {
                     s += String(format: "  rank %d: step %.4f s, peak RSS %.0f MB\n", r, perRankStepSeconds[r], perRankPeakRSSMegabytes[r])
                 }
             }
+            if let scaling { s += scaling.table }
             return s
         }
     }
@@ -104,7 +108,7 @@ public final class TrainingBenchmark {
     public let network: SegmentationNetwork
     public let parameters: ParameterSet
     public let optimizer: Optimizer
-    private let timer: TimingAdapter?
+    fileprivate let timer: TimingAdapter?
 
     public init(config: ExperimentConfig, communicator: Communicator) throws {
         self.config = config
@@ -140,15 +144,10 @@ public final class TrainingBenchmark {
 
     /// Runs `warmup` + `steps` training steps and measures the sgemm peak.
     public func run(steps: Int, warmup: Int = 1, peakSize: Int = 2048, peakRepeats: Int = 3) -> Result {
-        let b = config.train.batchSize / comm.size
-        let S = network.inputSize, K = network.head.numClasses
-        var rng = RandomGenerator(seed: UInt64(config.train.seed) &+ UInt64(comm.rank) &* 7919)
-        let images = Tensor(zeros: [b, 3, S, S])
-        var labelValues = [UInt8](repeating: 0, count: b * S * S)
+        let stepper = StepRunner(self)
         var times: [Double] = []
         var cpuTimes: [Double] = []
         var splits: [[Double]] = []
-        let slotSum = SlotGradientSum(globalBatch: config.train.batchSize, count: parameters.count, communicator: comm)
         let names = ["data", "backbone_forward", "peft_forward", "head_forward", "head_backward", "peft_backward",
                      "backbone_backward", "allreduce", "optimizer"]
         // The peak is measured before and after the steps and the better kept: on a shared
@@ -156,37 +155,11 @@ public final class TrainingBenchmark {
         // the step's fraction of it.
         let peakBefore = TrainingBenchmark.sgemmPeak(size: peakSize, repeats: peakRepeats)
         for k in 0..<(Swift.max(0, warmup) + Swift.max(1, steps)) {
-            comm.barrier()
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let c0 = TrainingBenchmark.processCPUSeconds()
-            TrainingBenchmark.generate(images: images, labels: &labelValues, classes: K, seed: rng.next())
-            let labels = LabelBatch(batch: b, height: S, width: S, values: labelValues)
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            let localValid = network.head.lossNormalizer(labels: labels)
-            let globalValid = Int(comm.allReduceSum(Int64(localValid)))
-            timer?.reset()
-            slotSum.begin()
-            let timings = network.accumulateImageGradients(images: images, labels: labels, normalizer: globalValid,
-                                                           pointSeeds: nil, parameters: parameters, into: slotSum,
-                                                           beforeImage: { timer?.nextImage() })
-            let t2 = DispatchTime.now().uptimeNanoseconds
-            _ = slotSum.finish(into: parameters.grads)
-            let t3 = DispatchTime.now().uptimeNanoseconds
-            optimizer.step(lr: config.train.lr)
-            parameters.scatterValues()
-            let t4 = DispatchTime.now().uptimeNanoseconds
-            let c4 = TrainingBenchmark.processCPUSeconds()
+            let step = stepper.step()
             guard k >= warmup else { continue }
-            cpuTimes.append(c4 - c0)
-            let s = { (a: UInt64, b: UInt64) in Double(b - a) / 1e9 }
-            let pf = timer?.forwardSeconds ?? 0, pb = timer?.backwardSeconds ?? 0
-            let fwd = timings.forward, bwd = s(t1, t2) - fwd
-            let hf = timings.headForward, hb = timings.headBackward
-            times.append(s(t0, t4))
-            // The adapter's recompute forward happens inside the backward: charge it there.
-            let pfForward = timer?.forwardInForwardSeconds ?? 0
-            splits.append([s(t0, t1), fwd - hf - pfForward, pfForward, hf, hb, pb + (pf - pfForward),
-                           bwd - hb - pb - (pf - pfForward), s(t2, t3), s(t3, t4)])
+            times.append(step.seconds)
+            cpuTimes.append(step.cpuSeconds)
+            splits.append(step.split)
         }
         let peak = Swift.max(peakBefore, TrainingBenchmark.sgemmPeak(size: peakSize, repeats: peakRepeats))
         let rss = TrainingBenchmark.peakRSSMegabytes()
@@ -201,6 +174,66 @@ public final class TrainingBenchmark {
                       allReduceBytes: parameters.grads.count * MemoryLayout<Float>.size,
                       perRankStepSeconds: Array(gathered[0..<comm.size]),
                       perRankPeakRSSMegabytes: Array(gathered[comm.size...]))
+    }
+
+    /// One training step at a time on generated data: what `run` times, and what the
+    /// scaling model (`scaling`) runs.
+    final class StepRunner {
+        struct Step {
+            var seconds: Double
+            var cpuSeconds: Double
+            var split: [Double]    // in `run`'s `names` order
+        }
+
+        private let bench: TrainingBenchmark
+        private var rng: RandomGenerator
+        private let images: Tensor
+        private var labelValues: [UInt8]
+        private let slotSum: SlotGradientSum
+
+        init(_ bench: TrainingBenchmark) {
+            self.bench = bench
+            let config = bench.config, comm = bench.comm
+            let b = config.train.batchSize / comm.size, S = bench.network.inputSize
+            rng = RandomGenerator(seed: UInt64(config.train.seed) &+ UInt64(comm.rank) &* 7919)
+            images = Tensor(zeros: [b, 3, S, S])
+            labelValues = [UInt8](repeating: 0, count: b * S * S)
+            slotSum = SlotGradientSum(globalBatch: config.train.batchSize, count: bench.parameters.count, communicator: comm)
+        }
+
+        func step() -> Step {
+            let (network, comm, timer) = (bench.network, bench.comm, bench.timer)
+            let b = images.shape[0], S = images.shape[2], K = network.head.numClasses
+            comm.barrier()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let c0 = TrainingBenchmark.processCPUSeconds()
+            TrainingBenchmark.generate(images: images, labels: &labelValues, classes: K, seed: rng.next())
+            let labels = LabelBatch(batch: b, height: S, width: S, values: labelValues)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            let localValid = network.head.lossNormalizer(labels: labels)
+            let globalValid = Int(comm.allReduceSum(Int64(localValid)))
+            timer?.reset()
+            slotSum.begin()
+            let timings = network.accumulateImageGradients(images: images, labels: labels, normalizer: globalValid,
+                                                           pointSeeds: nil, parameters: bench.parameters, into: slotSum,
+                                                           beforeImage: { timer?.nextImage() })
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            _ = slotSum.finish(into: bench.parameters.grads)
+            let t3 = DispatchTime.now().uptimeNanoseconds
+            bench.optimizer.step(lr: bench.config.train.lr)
+            bench.parameters.scatterValues()
+            let t4 = DispatchTime.now().uptimeNanoseconds
+            let c4 = TrainingBenchmark.processCPUSeconds()
+            let s = { (a: UInt64, b: UInt64) in Double(b - a) / 1e9 }
+            let pf = timer?.forwardSeconds ?? 0, pb = timer?.backwardSeconds ?? 0
+            let fwd = timings.forward, bwd = s(t1, t2) - fwd
+            let hf = timings.headForward, hb = timings.headBackward
+            // The adapter's recompute forward happens inside the backward: charge it there.
+            let pfForward = timer?.forwardInForwardSeconds ?? 0
+            return Step(seconds: s(t0, t4), cpuSeconds: c4 - c0,
+                        split: [s(t0, t1), fwd - hf - pfForward, pfForward, hf, hb, pb + (pf - pfForward),
+                                bwd - hb - pb - (pf - pfForward), s(t2, t3), s(t3, t4)])
+        }
     }
 
     /// Best GFLOP/s of `repeats` square sgemm products `size`³ on `Parallel.threads` cores:

@@ -1,6 +1,7 @@
 import Backbone
 import Distributed
 import Foundation
+import Numerics
 import PEFT
 import Training
 import XCTest
@@ -70,5 +71,46 @@ final class BenchmarkTests: XCTestCase {
         // The parts add up to the step (median of sums vs sum of medians: within the spread).
         XCTAssertLessThanOrEqual(split.values.reduce(0, +), 1.5 * result.stepSeconds.max()!)
         XCTAssertEqual(object["allreduce_bytes"] as? Int, bench.parameters.count * 4)
+    }
+
+    func testScalingReportOfATinyModelHasTheModelledAndMeasuredThreads() throws {
+        let cfg = try ExperimentConfig.parse(yaml: BenchmarkTests.yaml)
+        let bench = try TrainingBenchmark(config: cfg, communicator: SingleProcessCommunicator())
+        let cores = Parallel.threads
+        let report = bench.scaling(modelThreads: [4, 16], steps: 1, warmup: 0, modelSteps: 1)
+        XCTAssertEqual(Parallel.threads, cores)
+        XCTAssertEqual(report.measured.first?.threads, 1)
+        XCTAssertEqual(report.measured.last?.threads, cores)
+        let modelled = Set([4, 16]).union(report.measured.map(\.threads).filter { $0 > 1 }).sorted()
+        XCTAssertEqual(report.model.map(\.threads), modelled)
+        for r in report.model {
+            XCTAssert(r.predictedSeconds > 0 && r.predictedSeconds <= r.oneThreadSeconds * 1.0001, "T \(r.threads)")
+            XCTAssert(r.efficiency > 0 && r.efficiency <= 1.0001, "T \(r.threads): \(r.efficiency)")
+            XCTAssertEqual(r.kinds.map(\.key), ScalingReport.kinds.map(\.key))
+            XCTAssertEqual(r.kinds.reduce(0) { $0 + $1.oneThreadSeconds }, r.oneThreadSeconds, accuracy: 1e-9)
+            XCTAssertEqual(r.kinds.reduce(0) { $0 + $1.predictedSeconds }, r.predictedSeconds, accuracy: 1e-9)
+            XCTAssertGreaterThan(r.kinds[0].regions, 0, "products")
+        }
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(report.json.text.utf8)) as? [String: Any])
+        XCTAssertEqual((json["model"] as? [Any])?.count, modelled.count)
+        XCTAssertTrue(report.table.contains("a model, not a measurement"))
+    }
+
+    func testRegionKindsFollowTheCallSite() {
+        XCTAssertEqual(ScalingReport.kind(ofSite: "Numerics/BLAS.swift"), "products")
+        XCTAssertEqual(ScalingReport.kind(ofSite: "Layers/Attention.swift"), "attention")
+        XCTAssertEqual(ScalingReport.kind(ofSite: "PEFT/CausalTuneAdapter.swift"), "causal_tune")
+        XCTAssertEqual(ScalingReport.kind(ofSite: "Heads/LinearHead.swift"), "head")
+        XCTAssertEqual(ScalingReport.kind(ofSite: "Training/Optimizer.swift"), "optimizer")
+        XCTAssertEqual(ScalingReport.kind(ofSite: "Numerics/LayerNormKernel.swift"), "kernels")
+        XCTAssertEqual(ScalingReport.kind(ofSite: "Training/Benchmark.swift"), "other")
+    }
+
+    func testBenchRefusesABadModelThreadsList() throws {
+        for bad in ["0", "8,x", "5000", "", "8,,16", "-2"] {
+            let r = try CommandLineRunner.run(["bench", "--config", "/nonexistent.yaml", "--model-threads=\(bad)"])
+            XCTAssertNotEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.output.contains("--model-threads"), "\(bad): \(r.output)")
+        }
     }
 }
