@@ -11,7 +11,7 @@ import Foundation
 /// sum of their parts' times (the one-thread time) and the sum of each region's largest
 /// part (what T workers would wait for). `forEachDynamic` regions are list-scheduled: each
 /// item goes to the modelled worker that is free first, as the shared counter hands them
-/// out. Work outside regions is serial at any T.
+/// out. Work outside regions is serial at any T. Times are the calling thread's CPU time.
 ///
 /// It is a model: the parts share no memory bandwidth or cache, and waking workers and
 /// waiting for them costs nothing in it.
@@ -53,8 +53,19 @@ public final class ScalingModel: @unchecked Sendable {   // touched by the threa
         return shared.sites.values.sorted { ($0.serialSeconds, $0.file) > ($1.serialSeconds, $1.file) }
     }
 
+    /// The calling thread's CPU time, ns. Parts are timed by it, not by the wall clock: on a
+    /// shared machine a part that loses its core for a while must not look like the
+    /// largest (what a descheduled part costs is not what the model is about).
     @inline(__always)
-    private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    private static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    /// The calling thread's CPU time in seconds (time a modelled step by it: in the model
+    /// all of the step's work runs on the calling thread).
+    public static func threadCPUSeconds() -> Double { Double(now()) / 1e9 }
 
     /// The parts of one `forEach` region (or a split product), one after another, timed.
     func runParts(_ parts: Int, site: StaticString, _ part: (Int) -> Void) {

@@ -7,7 +7,7 @@ import Numerics
 /// (`Numerics/ScalingModel.swift`) at the modelled thread counts, next to the step measured
 /// at 1, 2, 4 … up to the configured threads.
 ///
-///     one-thread s   the modelled step's wall time on one core (every part run in turn)
+///     one-thread s   the modelled step's CPU time on one core (every part run in turn)
 ///     predicted s    time outside regions + Σ over regions of the largest part at T
 ///     efficiency     one-thread s / (T × predicted s)        (measured: t₁ / (T × t_T))
 ///
@@ -72,9 +72,18 @@ public struct ScalingReport: Sendable {
     /// needs.
     public var fc1Shape: (m: Int, n: Int, k: Int) = (0, 0, 0)
     public var fc1Shares: [ShareRate] = []
+    /// The 1-minute load average (`/proc/loadavg`) before and after: the measured figures
+    /// move with the machine's other load, the model's much less.
+    public var loadAverage: (before: Double, after: Double) = (0, 0)
+
+    static func currentLoadAverage() -> Double {
+        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
+            .flatMap { $0.split(separator: " ").first.flatMap { Double($0) } } ?? 0
+    }
 
     /// GFLOP/s of one `cblas_sgemm` call `m × n × k` (B stored n × k, as `Linear` keeps its
-    /// weight) on this thread: the best of at least 3 calls and 0.2 s.
+    /// weight) on this thread: the best of at least 3 calls and 0.2 s, by the thread's CPU
+    /// clock (like the model's parts).
     public static func sgemmRate(m: Int, n: Int, k: Int) -> Double {
         let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
         var rng = RandomGenerator(seed: 11)
@@ -82,10 +91,10 @@ public struct ScalingReport: Sendable {
         rng.fillUniform(b, -1, 1)
         var best = Double.infinity, spent = 0.0, calls = 0
         while calls < 3 || spent < 0.2 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            let t0 = ScalingModel.threadCPUSeconds()
             BLAS.gemm(transposeA: false, transposeB: true, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: k,
                       c: c.data, ldc: n, whole: true)
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let dt = ScalingModel.threadCPUSeconds() - t0
             best = Swift.min(best, dt)
             spent += dt
             calls += 1
@@ -137,7 +146,7 @@ public struct ScalingReport: Sendable {
     }
 
     public static let note = "a model, not a measurement: one core runs every parallel region cut as T workers would cut it, "
-        + "its parts one after another, each timed; predicted step = time outside regions + sum of each region's largest part; "
+        + "its parts one after another, each timed by the thread's CPU clock; predicted step = time outside regions + sum of each region's largest part; "
         + "efficiency = one-thread time / (T x predicted). No memory-bandwidth or cache sharing, no wake-up or waiting cost."
 
     public var json: JSONValue {
@@ -148,6 +157,7 @@ public struct ScalingReport: Sendable {
         }
         return .object([
             ("note", .string(ScalingReport.note)),
+            ("load_average", .array([.double(loadAverage.before), .double(loadAverage.after)])),
             ("model", .array(model.map { r in
                 .object([("threads", .int(r.threads)), ("steps", .int(r.steps)), ("one_thread_s", .double(r.oneThreadSeconds)),
                          ("predicted_s", .double(r.predictedSeconds)), ("efficiency", .double(r.efficiency)),
@@ -176,7 +186,8 @@ public struct ScalingReport: Sendable {
         func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: Swift.max(0, n - s.count)) + s }
         func pct(_ x: Double) -> String { String(format: "%.0f %%", 100 * x) }
         var s = "Scaling model — \(ScalingReport.note)\n"
-        s += "  Median of \(model.first?.steps ?? 0) modelled step(s) per T; measured: the real step at T threads on this machine.\n"
+        s += "  Median of \(model.first?.steps ?? 0) modelled step(s) per T; measured: the real step at T threads on this machine"
+            + String(format: " (load average %.2f before, %.2f after).\n", loadAverage.before, loadAverage.after)
         s += "      T  one-thread s  predicted s  speed-up  efficiency │  measured s  efficiency\n"
         let threads = Set(model.map(\.threads)).union(measured.map(\.threads)).sorted()
         for t in threads {
@@ -232,6 +243,7 @@ extension TrainingBenchmark {
     /// steps at the largest T and `modelSteps` at each T.
     public func scaling(modelThreads: [Int], steps: Int, warmup: Int, modelSteps: Int,
                         measuredAtThreads: Double? = nil) -> ScalingReport {
+        let load = ScalingReport.currentLoadAverage()
         let cores = Parallel.threads
         var measuredThreads = [Int]()
         var t = 1
@@ -262,7 +274,11 @@ extension TrainingBenchmark {
             var runs = [(sites: [ScalingModel.Site], seconds: Double)]()
             for _ in 0..<Swift.max(1, modelSteps) {
                 var seconds = 0.0
-                let sites = ScalingModel.measure(threads: t) { seconds = stepper.step().seconds }
+                let sites = ScalingModel.measure(threads: t) {
+                    let c0 = ScalingModel.threadCPUSeconds()
+                    _ = stepper.step()
+                    seconds = ScalingModel.threadCPUSeconds() - c0
+                }
                 runs.append((sites, seconds))
             }
             model.insert(ScalingReport.modelRun(threads: t, steps: runs), at: 0)
@@ -278,6 +294,7 @@ extension TrainingBenchmark {
         report.fc1Shape = (grid * grid + a.prefixTokens, hidden, a.channels)
         report.fc1Shares = ScalingReport.shareRates(m: report.fc1Shape.m, n: hidden, k: a.channels,
                                                     threads: Array(Set([1] + modelled)).sorted())
+        report.loadAverage = (load, ScalingReport.currentLoadAverage())
         return report
     }
 }

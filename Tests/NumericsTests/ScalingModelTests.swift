@@ -5,10 +5,10 @@ import XCTest
 /// The scaling model (`ScalingModel.measure`): regions cut as for T workers, run in turn on
 /// the calling thread, timed part by part — with the same bits as without it.
 final class ScalingModelTests: XCTestCase {
-    /// Busy-waits `seconds` (a sleep would let a loaded machine's scheduler decide).
+    /// Busy-waits `seconds` of this thread's CPU time (what the model times).
     private static func spin(_ seconds: Double) {
-        let end = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
-        while DispatchTime.now().uptimeNanoseconds < end {}
+        let end = ScalingModel.threadCPUSeconds() + seconds
+        while ScalingModel.threadCPUSeconds() < end {}
     }
 
     func testForEachVisitsEveryIndexOnceInTheChunksOfTWorkersOnTheCallingThread() {
