@@ -1,5 +1,7 @@
 import ArgumentParser
 import Core
+import Foundation
+import Numerics
 import RunIO
 
 /// `causal-tune`: fine-tunes a frozen DINOv2 with Causal-Tune for domain-generalized
@@ -21,8 +23,14 @@ struct CausalTune: ParsableCommand {
     )
 
     /// Every module's swift-log `Logger` writes to the running command's log.
+    /// The partition width is read here, before any product, so that a bad value is one
+    /// line and a non-zero exit rather than a run with other bits than the user asked for.
     static func main() {
         RunLog.bootstrapLogging()
+        if let problem = ProductTiling.configureFromEnvironment(ProcessInfo.processInfo.environment) {
+            CausalTuneError(problem).printToStandardError()
+            Foundation.exit(2)
+        }
         main(nil)
     }
 }

@@ -1,28 +1,33 @@
 /// How a matrix product `C [m × n] = op(A) · op(B)` is cut into tiles: a function of the
-/// shape `(m, n, k)` alone, never of the thread count.
+/// shape `(m, n, k)` and the run's partition width `W` (`ProductTiling.width`), never of the
+/// thread count.
 ///
 /// Every tile is one single-threaded `cblas_sgemm` call on a block of rows × columns of C
 /// with the full inner dimension. Which worker runs a tile, and how many workers there
 /// are, then cannot change a single bit of C: the same calls run on the same data. This
 /// matters because OpenBLAS does *not* give the same bits for a row of C when the product
 /// is split differently — measured with its Haswell kernels, 1640 of 1904 (shape, transpose,
-/// split) cases differed in some element — and its SkylakeX kernels switch to other code for
-/// small blocks. Products
-/// below `minimumMACs` are one tile.
+/// split) cases differed in some element (and 888 of 1000 splits of ViT shapes aligned to
+/// its register tiles, column-only splits included); its SkylakeX kernels switch to other
+/// code for small blocks (17 of those 1000). Products below `minimumMACs` are one tile.
 ///
-///     tiles  = 1                                      if m·n·k < 2^19
-///            = clamp(pow2⌊m·n·k / 2^26⌋, 2, 4)       otherwise
+///     tiles  = 1                                         if m·n·k < 2^19 or W = 1
+///            = clamp(pow2⌊m·n·k / tileMACs(W)⌋, 2, W)   otherwise
 ///     grid   = rowTiles × columnTiles = tiles (powers of two), chosen to pack the least:
 ///              minimise columnTiles / n + rowTiles / m   (each tile packs its A rows and B columns)
 ///     rows per tile a multiple of 4, columns a multiple of 16 (OpenBLAS's register tiles).
 ///
-/// Every extra tile repacks its operands inside OpenBLAS, so tiles are few and large: with
-/// OpenBLAS's Haswell kernels a ViT-S/14 step with tiles of 2^22 multiply-adds was 26 %
-/// slower than with two halves per product (2^24: 20 %), and a ViT-L/16 step cut into up
-/// to 32 tiles per product took 12 % more CPU time. At most 4 tiles keeps 2–4 cores busy
-/// at a few per cent of extra packing; more cores per rank need a partition that packs the
-/// shared operand once (not done). Products that always run one per worker inside a region
-/// (attention's per-head products) are not tiled at all (`BLAS.gemm(whole: true)`).
+/// Every extra tile repacks its operands inside OpenBLAS, so with few cores tiles are few
+/// and large: with OpenBLAS's Haswell kernels a ViT-S/14 step with tiles of 2^22
+/// multiply-adds was 26 % slower than with two halves per product (2^24: 20 %), and a ViT-L/16
+/// step cut into up to 32 tiles per product took 12 % more CPU time. The default width, 4,
+/// keeps 2–4 cores busy at a few per cent of extra packing. A rank with many cores sets the
+/// width to its core count (`CAUSAL_TUNE_PARTITION_WIDTH`, a power of two): tiles then aim at
+/// 2^23 multiply-adds so that ViT-L's 1-GMAC products fill 64 workers, at the price of
+/// more packing per step — `bench --model-threads` shows both. The bits depend on the width
+/// as they depend on the BLAS kernel, so one run (and its resumption) keeps one width.
+/// Products that always run one per worker inside a region (attention's per-head products)
+/// are not tiled at all (`BLAS.gemm(whole: true)`).
 public struct ProductTiling: Equatable, Sendable {
     public let rowTiles: Int
     public let columnTiles: Int
@@ -31,18 +36,48 @@ public struct ProductTiling: Equatable, Sendable {
 
     /// Products smaller than this (m·n·k) are never cut.
     public static let minimumMACs = 1 << 19
-    /// The multiply-adds a tile aims at.
-    public static let tileMACs = 1 << 26
-    /// The most tiles a product is cut into.
-    public static let maximumTiles = 4
+    /// The default partition width (the most tiles a product is cut into).
+    public static let defaultWidth = 4
+    /// The largest partition width accepted.
+    public static let maximumWidth = 1024
 
-    public init(m: Int, n: Int, k: Int) {
+    // Set from the environment before the first product, or by tests between products.
+    nonisolated(unsafe) private static var configuredWidth: Int = defaultWidth
+
+    /// The partition width `W`: the most tiles a product is cut into (a power of two).
+    public static var width: Int {
+        get { configuredWidth }
+        set {
+            precondition(isValidWidth(newValue), "ProductTiling.width must be a power of two 1…\(maximumWidth), got \(newValue)")
+            configuredWidth = newValue
+        }
+    }
+
+    public static func isValidWidth(_ w: Int) -> Bool { w >= 1 && w <= maximumWidth && w & (w - 1) == 0 }
+
+    /// The multiply-adds a tile aims at for a width: large tiles for a few cores, smaller ones
+    /// (still ≥ 2^23, where one worker's share keeps most of the single-core rate) for many.
+    public static func tileMACs(width: Int) -> Int { width <= defaultWidth ? 1 << 26 : 1 << 23 }
+
+    /// Sets `width` from `CAUSAL_TUNE_PARTITION_WIDTH` when it is set; returns a one-line
+    /// message (and leaves the width alone) when its value is not a valid width.
+    public static func configureFromEnvironment(_ environment: [String: String]) -> String? {
+        guard let text = environment["CAUSAL_TUNE_PARTITION_WIDTH"] else { return nil }
+        guard let w = Int(text), isValidWidth(w) else {
+            return "CAUSAL_TUNE_PARTITION_WIDTH: '\(text)' is not a power of two from 1 to \(maximumWidth)"
+        }
+        width = w
+        return nil
+    }
+
+    public init(m: Int, n: Int, k: Int, width: Int = ProductTiling.width) {
         let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k)
         let work = macs.overflow ? Int.max : macs.partialValue
         var tiles = 1
-        if work >= ProductTiling.minimumMACs {
+        if work >= ProductTiling.minimumMACs && width > 1 {
+            let target = ProductTiling.tileMACs(width: width)
             tiles = 2
-            while tiles < ProductTiling.maximumTiles && work / ProductTiling.tileMACs >= 2 * tiles { tiles *= 2 }
+            while tiles < width && work / target >= 2 * tiles { tiles *= 2 }
         }
         let maxRowTiles = Swift.max(1, m / 4), maxColumnTiles = Swift.max(1, n / 16)
         var best: (r: Int, c: Int, cost: Double)? = nil

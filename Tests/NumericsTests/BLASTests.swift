@@ -142,7 +142,7 @@ final class BLASTests: XCTestCase {
         for (m, n, k) in [(1, 1, 1), (7, 3, 5), (257, 1152, 384), (1025, 4096, 1024), (16, 384, 1536), (99, 384, 256),
                           (2, 9000, 64), (9000, 2, 64), (1025, 1025, 64)] {
             let tiling = ProductTiling(m: m, n: n, k: k)
-            XCTAssertLessThanOrEqual(tiling.count, ProductTiling.maximumTiles)
+            XCTAssertLessThanOrEqual(tiling.count, ProductTiling.defaultWidth)
             XCTAssertEqual(tiling.rowsPerTile % 4, 0)
             XCTAssertEqual(tiling.columnsPerTile % 16, 0)
             var hits = [Int](repeating: 0, count: m * n)
@@ -154,7 +154,68 @@ final class BLASTests: XCTestCase {
             XCTAssertTrue(hits.allSatisfy { $0 == 1 }, "\(m)×\(n)×\(k): tiles overlap or leave gaps")
         }
         XCTAssertEqual(ProductTiling(m: 100, n: 50, k: 50).count, 1)          // below the minimum: whole
-        XCTAssertEqual(ProductTiling(m: 1025, n: 4096, k: 1024).count, ProductTiling.maximumTiles)
+        XCTAssertEqual(ProductTiling(m: 1025, n: 4096, k: 1024).count, ProductTiling.defaultWidth)
+    }
+
+    /// A wider partition cuts large products into up to `width` tiles (ViT-L's fc1 into 64
+    /// blocks of about 2^26 multiply-adds, its 1-GMAC products into as many), still covering C
+    /// once with register-aligned blocks; width 1 never cuts.
+    func testWidePartitionsCutLargeProductsIntoUpToWidthTiles() {
+        XCTAssertEqual(ProductTiling(m: 1025, n: 4096, k: 1024, width: 64).count, 64)
+        XCTAssertEqual(ProductTiling(m: 1025, n: 1024, k: 1024, width: 64).count, 64)
+        XCTAssertEqual(ProductTiling(m: 1025, n: 4096, k: 1024, width: 1).count, 1)
+        XCTAssertEqual(ProductTiling(m: 1025, n: 4096, k: 1024, width: 4), ProductTiling(m: 1025, n: 4096, k: 1024))
+        for width in [8, 16, 64, 256] {
+            for (m, n, k) in [(1025, 4096, 1024), (1025, 1024, 4096), (4096, 1024, 1025), (257, 1152, 384), (2, 9000, 64),
+                              (9000, 2, 64), (1025, 3072, 1024)] {
+                let tiling = ProductTiling(m: m, n: n, k: k, width: width)
+                XCTAssertLessThanOrEqual(tiling.count, width)
+                XCTAssertEqual(tiling.rowsPerTile % 4, 0)
+                XCTAssertEqual(tiling.columnsPerTile % 16, 0)
+                var hits = [Int](repeating: 0, count: m * n)
+                for t in 0..<tiling.count {
+                    let (rows, cols) = tiling.tile(t, m: m, n: n)
+                    XCTAssertFalse(rows.isEmpty || cols.isEmpty, "width \(width) \(m)×\(n)×\(k): tile \(t) is empty")
+                    for i in rows { for j in cols { hits[i * n + j] += 1 } }
+                }
+                XCTAssertTrue(hits.allSatisfy { $0 == 1 }, "width \(width) \(m)×\(n)×\(k): tiles overlap or leave gaps")
+            }
+        }
+    }
+
+    /// At a partition width of 16 a product still gives the same bits for 1, 3, 8 and 16
+    /// workers: the width, not the thread count, decides the tiles.
+    func testWidePartitionGivesIdenticalBitsForEveryThreadCount() {
+        let savedThreads = Parallel.threads, savedWidth = ProductTiling.width
+        defer { Parallel.threads = savedThreads; ProductTiling.width = savedWidth }
+        ProductTiling.width = 16
+        var rng = RandomGenerator(seed: 31)
+        let (m, n, k) = (257, 1536, 384)
+        XCTAssertEqual(ProductTiling(m: m, n: n, k: k).count, 16)
+        let a = (0..<(m * k)).map { _ in rng.uniform(-1, 1) }, b = (0..<(n * k)).map { _ in rng.uniform(-1, 1) }
+        let c = [Float](repeating: 0, count: m * n)
+        Parallel.threads = 1
+        let reference = gemm(false, true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: k, beta: 0, c: c, ldc: n)
+        for threads in [3, 8, 16] {
+            Parallel.threads = threads
+            let got = gemm(false, true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: k, beta: 0, c: c, ldc: n)
+            XCTAssertTrue(got.elementsEqual(reference) { $0.bitPattern == $1.bitPattern }, "\(threads) threads differ from 1")
+        }
+    }
+
+    func testPartitionWidthFromTheEnvironmentIsAPowerOfTwo() {
+        let saved = ProductTiling.width
+        defer { ProductTiling.width = saved }
+        XCTAssertNil(ProductTiling.configureFromEnvironment([:]))
+        XCTAssertEqual(ProductTiling.width, saved)
+        for bad in ["0", "3", "x", "-4", "2048", ""] {
+            let message = ProductTiling.configureFromEnvironment(["CAUSAL_TUNE_PARTITION_WIDTH": bad])
+            XCTAssertNotNil(message, bad)
+            XCTAssertTrue(message?.contains("CAUSAL_TUNE_PARTITION_WIDTH") ?? false)
+            XCTAssertEqual(ProductTiling.width, saved, "a bad value leaves the width alone")
+        }
+        XCTAssertNil(ProductTiling.configureFromEnvironment(["CAUSAL_TUNE_PARTITION_WIDTH": "64"]))
+        XCTAssertEqual(ProductTiling.width, 64)
     }
 
     /// The determinism guarantee at its root: the same product gives the same bits with 1 … 8
