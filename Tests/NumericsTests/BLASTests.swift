@@ -141,17 +141,8 @@ final class BLASTests: XCTestCase {
     func testProductTilingCoversEveryElementOnceAndDependsOnTheShapeAlone() {
         for (m, n, k) in [(1, 1, 1), (7, 3, 5), (257, 1152, 384), (1025, 4096, 1024), (16, 384, 1536), (99, 384, 256),
                           (2, 9000, 64), (9000, 2, 64), (1025, 1025, 64)] {
-            let tiling = ProductTiling(m: m, n: n, k: k)
-            XCTAssertLessThanOrEqual(tiling.count, ProductTiling.defaultWidth)
-            XCTAssertEqual(tiling.rowsPerTile % 4, 0)
-            XCTAssertEqual(tiling.columnsPerTile % 16, 0)
-            var hits = [Int](repeating: 0, count: m * n)
-            for t in 0..<tiling.count {
-                let (rows, cols) = tiling.tile(t, m: m, n: n)
-                XCTAssertFalse(rows.isEmpty || cols.isEmpty, "\(m)×\(n)×\(k): tile \(t) is empty")
-                for i in rows { for j in cols { hits[i * n + j] += 1 } }
-            }
-            XCTAssertTrue(hits.allSatisfy { $0 == 1 }, "\(m)×\(n)×\(k): tiles overlap or leave gaps")
+            assertTilesCoverOnce(ProductTiling(m: m, n: n, k: k), m: m, n: n, width: ProductTiling.defaultWidth,
+                                 "\(m)×\(n)×\(k)")
         }
         XCTAssertEqual(ProductTiling(m: 100, n: 50, k: 50).count, 1)          // below the minimum: whole
         XCTAssertEqual(ProductTiling(m: 1025, n: 4096, k: 1024).count, ProductTiling.defaultWidth)
@@ -168,17 +159,8 @@ final class BLASTests: XCTestCase {
         for width in [8, 16, 64, 256] {
             for (m, n, k) in [(1025, 4096, 1024), (1025, 1024, 4096), (4096, 1024, 1025), (257, 1152, 384), (2, 9000, 64),
                               (9000, 2, 64), (1025, 3072, 1024)] {
-                let tiling = ProductTiling(m: m, n: n, k: k, width: width)
-                XCTAssertLessThanOrEqual(tiling.count, width)
-                XCTAssertEqual(tiling.rowsPerTile % 4, 0)
-                XCTAssertEqual(tiling.columnsPerTile % 16, 0)
-                var hits = [Int](repeating: 0, count: m * n)
-                for t in 0..<tiling.count {
-                    let (rows, cols) = tiling.tile(t, m: m, n: n)
-                    XCTAssertFalse(rows.isEmpty || cols.isEmpty, "width \(width) \(m)×\(n)×\(k): tile \(t) is empty")
-                    for i in rows { for j in cols { hits[i * n + j] += 1 } }
-                }
-                XCTAssertTrue(hits.allSatisfy { $0 == 1 }, "width \(width) \(m)×\(n)×\(k): tiles overlap or leave gaps")
+                assertTilesCoverOnce(ProductTiling(m: m, n: n, k: k, width: width), m: m, n: n, width: width,
+                                     "width \(width) \(m)×\(n)×\(k)")
             }
         }
     }
@@ -216,6 +198,20 @@ final class BLASTests: XCTestCase {
         }
         XCTAssertNil(ProductTiling.configureFromEnvironment(["CAUSAL_TUNE_PARTITION_WIDTH": "64"]))
         XCTAssertEqual(ProductTiling.width, 64)
+    }
+
+    /// At most `width` non-empty, register-aligned tiles that cover every element of C once.
+    private func assertTilesCoverOnce(_ tiling: ProductTiling, m: Int, n: Int, width: Int, _ label: String) {
+        XCTAssertLessThanOrEqual(tiling.count, width, label)
+        XCTAssertEqual(tiling.rowsPerTile % 4, 0, label)
+        XCTAssertEqual(tiling.columnsPerTile % 16, 0, label)
+        var hits = [Int](repeating: 0, count: m * n)
+        for t in 0..<tiling.count {
+            let (rows, cols) = tiling.tile(t, m: m, n: n)
+            XCTAssertFalse(rows.isEmpty || cols.isEmpty, "\(label): tile \(t) is empty")
+            for i in rows { for j in cols { hits[i * n + j] += 1 } }
+        }
+        XCTAssertTrue(hits.allSatisfy { $0 == 1 }, "\(label): tiles overlap or leave gaps")
     }
 
     /// The determinism guarantee at its root: the same product gives the same bits with 1 … 8
