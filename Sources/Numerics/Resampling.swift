@@ -63,23 +63,43 @@ public enum Resample {
         deinit { i0.deallocate(); i1.deallocate(); w0.deallocate(); w1.deallocate() }
     }
 
+    /// The bilinear resize of `[H, W]` planes to `[OH, OW]` one output row at a time — what
+    /// `bilinear` runs per row, for callers that consume a few rows of many planes before
+    /// moving on (`Mask2FormerHead.semanticLogits` upsamples, applies σ and contracts over
+    /// the queries tile by tile): the same taps and the same expression, so the same bits.
+    public final class BilinearRows: @unchecked Sendable {
+        public let inputHeight: Int, inputWidth: Int, outputHeight: Int, outputWidth: Int
+        let ty: LinearTaps, tx: LinearTaps
+
+        public init(input: (h: Int, w: Int), output: (h: Int, w: Int), scaleFactor: (h: Double, w: Double)? = nil) {
+            inputHeight = input.h; inputWidth = input.w; outputHeight = output.h; outputWidth = output.w
+            ty = LinearTaps(input: input.h, output: output.h, scaleFactor: scaleFactor?.h)
+            tx = LinearTaps(input: input.w, output: output.w, scaleFactor: scaleFactor?.w)
+        }
+
+        /// Output row `oy` of the plane `plane` [H, W] → `out` [OW].
+        @inline(__always)
+        public func row(_ oy: Int, of plane: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+            let W = inputWidth
+            let a = plane + ty.i0[oy] * W, b = plane + ty.i1[oy] * W
+            let wy0 = ty.w0[oy], wy1 = ty.w1[oy]
+            for ox in 0..<outputWidth {
+                let x0 = tx.i0[ox], x1 = tx.i1[ox], wx0 = tx.w0[ox], wx1 = tx.w1[ox]
+                out[ox] = wy0 * (wx0 * a[x0] + wx1 * a[x1]) + wy1 * (wx0 * b[x0] + wx1 * b[x1])
+            }
+        }
+    }
+
     /// input [B, C, H, W] → output [B, C, OH, OW] (written), bilinear, `align_corners=False`.
     /// `scaleFactor` (h, w) reproduces a call with `scale_factor=` instead of `size=`.
     public static func bilinear(_ input: Tensor, into output: Tensor, scaleFactor: (h: Double, w: Double)? = nil) {
         let (planes, H, W, OH, OW) = planeShapes(input, output, "bilinear")
-        let ty = LinearTaps(input: H, output: OH, scaleFactor: scaleFactor?.h)
-        let tx = LinearTaps(input: W, output: OW, scaleFactor: scaleFactor?.w)
+        let resize = BilinearRows(input: (H, W), output: (OH, OW), scaleFactor: scaleFactor)
         let src = input.data, dst = output.data
         Parallel.forEach(planes * OH, grain: Swift.max(1, Kernels.elementGrain / Swift.max(OW * 4, 1))) { r in
             for row in r {
                 let p = row / OH, oy = row % OH
-                let a = src + p * H * W + ty.i0[oy] * W, b = src + p * H * W + ty.i1[oy] * W
-                let wy0 = ty.w0[oy], wy1 = ty.w1[oy]
-                let o = dst + row * OW
-                for ox in 0..<OW {
-                    let x0 = tx.i0[ox], x1 = tx.i1[ox], wx0 = tx.w0[ox], wx1 = tx.w1[ox]
-                    o[ox] = wy0 * (wx0 * a[x0] + wx1 * a[x1]) + wy1 * (wx0 * b[x0] + wx1 * b[x1])
-                }
+                resize.row(oy, of: src + p * H * W, into: dst + row * OW)
             }
         }
     }
