@@ -159,7 +159,7 @@ public final class Mask2FormerDecodeHead: DecodeHead {
 
     public func predict(features: [Tensor], grid: (h: Int, w: Int), size: (h: Int, w: Int)) -> Tensor {
         let maps = PhaseTimer.measure("head.multiScale") { multiScale(features, grid: grid) }
-        PhaseTimer.measure("head.forward") { _ = head.forward(features: maps, tokens: tokensForForward()) }
+        PhaseTimer.measure("head.forward") { _ = head.forward(features: maps, tokens: tokensForForward(), inference: true) }
         return PhaseTimer.measure("head.semanticLogits") { head.semanticLogits(size: size) }
     }
 }

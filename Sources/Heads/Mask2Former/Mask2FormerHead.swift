@@ -62,6 +62,8 @@ public final class Mask2FormerHead: Module {
     private var xBuffers: [CacheBuffer], classBuffers: [CacheBuffer], maskBuffers: [CacheBuffer]
     private var dClassBuffers: [CacheBuffer], dMaskBuffers: [CacheBuffer]
     private var x0Buffer = CacheBuffer(), levelBuffers = [CacheBuffer](repeating: CacheBuffer(), count: 3)
+    /// Inference: the mask features resized to each level, [B, D, h_l, w_l].
+    private var levelMaskFeatures: [Tensor] = [], levelMaskBuffers = [CacheBuffer](repeating: CacheBuffer(), count: 3)
     private var sines = SineEncodings()
     /// The attention mask of the decoder layer being run, [B, Q, h·w] (true = masked).
     private var maskBits: [Bool] = []
@@ -144,16 +146,13 @@ public final class Mask2FormerHead: Module {
                    maskLogits: maskBuffers[i].ensure([B, queries, maskFeatures.shape[2], maskFeatures.shape[3]]))
     }
 
-    /// y = LN(x); class = cls_embed(y); mask = MLP₃(y)·F. x [B, Q, D]. Fills `prediction` and
-    /// returns y and the MLP activations (h₁, h₂, e) for the backward (scratch, valid until
-    /// the next predict).
-    private func predict(_ x: Tensor, into prediction: Prediction) -> [Tensor] {
+    /// y = LN(x) and the mask embedding MLP₃(y) of x [B, Q, D]: returns [y, h₁, h₂, e]
+    /// (scratch, valid until the next call).
+    private func embed(_ x: Tensor) -> [Tensor] {
         let D = channels, B = x.shape[0], Q = x.count / (B * D)
         let rows = [B * Q, D]
         let y = scratch.tensor(Mask2FormerHead.activationKeys[0], rows)
         postNorm.forward(x.reshaped(rows), into: y)
-        let cls = prediction.classLogits
-        classEmbed.forward(y, into: cls.reshaped([B * Q, numClasses + 1]))
         var acts = [y]
         var h = y
         for (i, l) in maskEmbed.enumerated() {
@@ -163,6 +162,17 @@ public final class Mask2FormerHead: Module {
             acts.append(o)
             h = o
         }
+        return acts
+    }
+
+    /// y = LN(x); class = cls_embed(y); mask = MLP₃(y)·F. x [B, Q, D]. Fills `prediction` and
+    /// returns y and the MLP activations (h₁, h₂, e) for the backward (scratch, valid until
+    /// the next predict).
+    private func predict(_ x: Tensor, into prediction: Prediction) -> [Tensor] {
+        let D = channels, B = x.shape[0], Q = x.count / (B * D)
+        let acts = embed(x)
+        classEmbed.forward(acts[0], into: prediction.classLogits.reshaped([B * Q, numClasses + 1]))
+        let h = acts[3]
         let (H4, W4) = (maskFeatures.shape[2], maskFeatures.shape[3]), hw = H4 * W4
         let mask = prediction.maskLogits
         for b in 0..<B {
@@ -210,6 +220,31 @@ public final class Mask2FormerHead: Module {
         let B = mask.shape[0], Q = mask.shape[1]
         let small = scratch.tensor("m2f.smallMask", [B, Q, h, w])
         Resample.bilinear(mask, into: small)
+        setMaskBits(small)
+    }
+
+    /// Inference: the attention mask of level l for the queries x [B, Q, D] without their
+    /// full-resolution mask logits: bilinear(e·F) = e·bilinear(F), with F's resize to the
+    /// level (`levelMaskFeatures`) made once per forward. Exact in exact arithmetic — the
+    /// resize is linear and acts on the pixel axes, the product contracts the channel axis,
+    /// so the two commute — and it costs Q·D·h·w products instead of Q·D·H₄·W₄ plus the
+    /// resize of Q planes. (The logits differ by rounding only; a key whose logit is within
+    /// rounding of 0 could change sides, which the evaluation tests would show.)
+    private func inferenceAttentionMask(_ x: Tensor, level l: Int) {
+        let (h, w) = pixelDecoder.shapes[l], hw = h * w
+        let D = channels, B = x.shape[0], Q = x.count / (B * D)
+        let e = embed(x)[3], f = levelMaskFeatures[l]
+        let small = scratch.tensor("m2f.smallMask", [B, Q, h, w])
+        for b in 0..<B {
+            BLAS.gemm(transposeA: false, transposeB: false, m: Q, n: hw, k: D, a: e.data + b * Q * D, lda: D,
+                      b: f.data + b * D * hw, ldb: hw, c: small.data + b * Q * hw, ldc: hw)
+        }
+        setMaskBits(small)
+    }
+
+    /// `maskBits` ← small [B, Q, h, w] < 0, rows masked everywhere unmasked.
+    private func setMaskBits(_ small: Tensor) {
+        let B = small.shape[0], Q = small.shape[1], h = small.shape[2], w = small.shape[3]
         if maskBits.count != small.count { maskBits = [Bool](repeating: false, count: small.count) }
         let hw = h * w, sp = small.data
         maskBits.withUnsafeMutableBufferPointer { out in
@@ -225,8 +260,14 @@ public final class Mask2FormerHead: Module {
 
     /// features: [B, C_in, h, w] at strides 4, 8, 16, 32; tokens [L, Q, C_b] (nil without the
     /// link) → the 1 + layers predictions (also kept in `predictions`).
+    ///
+    /// `inference: true` (evaluation; no `loss` / `backward` may follow) computes what the
+    /// semantic logits need and no more: the predictions before the last only as the decoder
+    /// layers' attention masks, at the level's resolution (`inferenceAttentionMask`), without
+    /// class logits; it returns (and keeps) the last prediction alone, the same as the full
+    /// forward's last up to rounding.
     @discardableResult
-    public func forward(features: [Tensor], tokens: Tensor?) -> [Prediction] {
+    public func forward(features: [Tensor], tokens: Tensor?, inference: Bool = false) -> [Prediction] {
         let D = channels, B = features[0].shape[0], Q = queries
         if let link, let querysToFeat {
             guard let tokens else { preconditionFailure("Mask2FormerHead: the token link needs the PEFT tokens") }
@@ -255,6 +296,8 @@ public final class Mask2FormerHead: Module {
         let first = xBuffers[0].ensure([B, Q, D])
         for b in 0..<B { (first.data + b * Q * D).update(from: x0.data, count: Q * D) }
         xs = [first]
+        dPredictions = []
+        if inference { return inferenceForward(batch: B) }
         var pred = predictionBuffers(0, batch: B)
         PhaseTimer.measure("m2f.predict") { _ = predict(first, into: pred) }
         predictions = [pred]
@@ -268,6 +311,27 @@ public final class Mask2FormerHead: Module {
             PhaseTimer.measure("m2f.predict") { _ = predict(out, into: pred) }
             predictions.append(pred)
         }
+        return predictions
+    }
+
+    /// The decoder of an `inference` forward (x₀ in `xs`): see `forward`.
+    private func inferenceForward(batch B: Int) -> [Prediction] {
+        let D = channels, Q = queries
+        levelMaskFeatures = (0..<3).map { l in
+            let f = levelMaskBuffers[l].ensure([B, D, pixelDecoder.shapes[l].h, pixelDecoder.shapes[l].w])
+            Resample.bilinear(maskFeatures, into: f)
+            return f
+        }
+        for (i, layer) in layers.enumerated() {
+            let l = i % 3
+            PhaseTimer.measure("m2f.attentionMask") { inferenceAttentionMask(xs[i], level: l) }
+            let out = xBuffers[i + 1].ensure([B, Q, D])
+            PhaseTimer.measure("m2f.decoderLayer") { layer.forward(query: xs[i], queryPos: p, memory: levelInputs[l], memoryPos: levelPos[l], mask: maskBits, into: out) }
+            xs.append(out)
+        }
+        let pred = predictionBuffers(layers.count, batch: B)
+        PhaseTimer.measure("m2f.predict") { _ = predict(xs[layers.count], into: pred) }
+        predictions = [pred]
         return predictions
     }
 
@@ -285,6 +349,7 @@ public final class Mask2FormerHead: Module {
     /// all), through every prediction in order — see `Mask2FormerCriterion`.
     public func loss(targets: [MaskTargets], normalizer: Float, generators: inout [RandomGenerator],
                      points: [LossPointSource]? = nil, classWeightSum: Double? = nil) -> Mask2FormerCriterion.Terms {
+        precondition(predictions.count == layers.count + 1, "Mask2FormerHead: loss after an inference forward")
         var total = Mask2FormerCriterion.Terms()
         dPredictions = []
         for (i, pred) in predictions.enumerated() {
@@ -349,22 +414,66 @@ public final class Mask2FormerHead: Module {
 
     /// Semantic logits [B, K, H, W] of the last forward at `size`:
     /// Σ_q softmax(class)[q, :K] · σ(bilinear↑(mask_q)).
+    ///
+    /// Upsampling, σ and the sum over queries run tile by tile (`semanticTileArea` output
+    /// pixels of one image at a time, in parallel over the tiles): each tile's σ of the Q
+    /// upsampled masks [Q, n] stays in cache for the product `probs[:, :K]ᵀ · σ` [K, n] instead
+    /// of a [B, Q, H, W] tensor (Q× the output) made and swept three times. The upsampled
+    /// values are those of `Resample.bilinear` (`Resample.BilinearRows`, the same bits); σ
+    /// uses `Kernels.fastExp` (≤ 2 ulp from `expf`). The order stays resize → σ → sum: σ does
+    /// not commute with the resize, so summing the class-weighted masks before upsampling
+    /// would not be the same function. Every tile is one whole product whichever worker runs
+    /// it, so the logits do not depend on the thread count.
     public func semanticLogits(size: (h: Int, w: Int)) -> Tensor {
         let pred = predictions.last!
         let (B, Q, K1) = (pred.classLogits.shape[0], pred.classLogits.shape[1], pred.classLogits.shape[2])
-        let K = K1 - 1, hw = size.h * size.w
-        let up = Tensor(zeros: [B, Q, size.h, size.w])
-        PhaseTimer.measure("sem.upsample") { Resample.bilinear(pred.maskLogits, into: up) }
-        let upp = up.data
-        PhaseTimer.measure("sem.sigmoid") { Parallel.forEach(up.count, grain: Kernels.elementGrain) { r in for i in r { upp[i] = 1 / (1 + expf(-upp[i])) } } }
-        let probs = pred.classLogits.clone()
+        let K = K1 - 1, hw = size.h * size.w, W = size.w
+        let (H4, W4) = (pred.maskLogits.shape[2], pred.maskLogits.shape[3])
+        let probs = scratch.copy("sem.probs", of: pred.classLogits)
         Kernels.softmaxRows(probs.data, rows: B * Q, cols: K1)
         let out = Tensor(zeros: [B, K, size.h, size.w])
-        for b in 0..<B {
-            // out[b] [K, hw] = probs[b][:, :K]ᵀ [K, Q] · σ(mask) [Q, hw]
-            BLAS.gemm(transposeA: true, transposeB: false, m: K, n: hw, k: Q, a: probs.data + b * Q * K1, lda: K1,
-                      b: upp + b * Q * hw, ldb: hw, c: out.data + b * K * hw, ldc: hw)
+        let resize = Resample.BilinearRows(input: (H4, W4), output: size)
+        let tileRows = Swift.max(1, Swift.min(size.h, Mask2FormerHead.semanticTileArea / Swift.max(W, 1)))
+        let tilesPerImage = (size.h + tileRows - 1) / tileRows, tiles = B * tilesPerImage
+        let workers = Swift.max(1, Swift.min(Parallel.threads, tiles))
+        let sigma = scratch.tensor("sem.sigma", [workers, Q * tileRows * W])
+        let masks = pred.maskLogits.data, pp = probs.data, op = out.data, sp = sigma.data
+        PhaseTimer.measure("sem.tiles") {
+            // Worker w takes tiles w, w + workers, …: its own σ buffer, disjoint output tiles.
+            Parallel.forEach(workers) { range in
+                for w in range {
+                    let s = sp + w * Q * tileRows * W
+                    for t in stride(from: w, to: tiles, by: workers) {
+                        let b = t / tilesPerImage, y0 = (t % tilesPerImage) * tileRows
+                        let rows = Swift.min(tileRows, size.h - y0), n = rows * W
+                        for q in 0..<Q {
+                            let plane = masks + (b * Q + q) * H4 * W4, dst = s + q * n
+                            for r in 0..<rows { resize.row(y0 + r, of: plane, into: dst + r * W) }
+                        }
+                        Mask2FormerHead.sigmoid(s, count: Q * n)
+                        // out[b][:, y0·W ..< y0·W + n] = probs[b][:, :K]ᵀ [K, Q] · σ [Q, n]
+                        BLAS.gemm(transposeA: true, transposeB: false, m: K, n: n, k: Q, a: pp + b * Q * K1, lda: K1,
+                                  b: s, ldb: n, c: op + b * K * hw + y0 * W, ldc: hw, whole: true)
+                    }
+                }
+            }
         }
         return out
     }
+
+    /// Output pixels per tile of `semanticLogits` (σ of Q = 100 masks: 800 KB).
+    static let semanticTileArea = 2048
+
+    /// x ← 1 / (1 + e^(−x)), 8 lanes at a time.
+    static func sigmoid(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        let one = SIMD8<Float>(repeating: 1)
+        while i + 8 <= n {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: one / (one + Kernels.fastExp(-v)), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { x[i] = 1 / (1 + Kernels.fastExp(-x[i])); i += 1 }
+    }
+
 }

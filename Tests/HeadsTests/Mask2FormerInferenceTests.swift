@@ -1,0 +1,123 @@
+import Foundation
+import XCTest
+import Numerics
+import Layers
+import Heads
+
+/// Evaluation's path through the head — `forward(…, inference: true)` (the attention masks
+/// from e·bilinear(F) at the levels' resolution, no intermediate class or full-size mask
+/// logits) and the tiled `semanticLogits` — against the training forward and the formula
+/// the semantic logits had before (upsample all Q masks, σ with `expf`, one product):
+/// the same labels, logits equal up to rounding, the same bits for any thread count.
+final class Mask2FormerInferenceTests: XCTestCase {
+    private func makeHead(_ rng: inout RandomGenerator) -> Mask2FormerHead {
+        let head = Mask2FormerHead(inputChannels: 8, backboneChannels: 8, numClasses: 5, channels: 32, queries: 12,
+                                   decoderLayers: 4, heads: 4, encoderLayers: 2, points: 2,
+                                   encoderFeedforward: 48, decoderFeedforward: 64, groups: 8)
+        head.reset(rng: &rng)
+        // Decisive class scores and larger masks than the default initialisation gives.
+        rng.fillNormal(head.classEmbed.weight.value, std: 3)
+        rng.fillNormal(head.maskEmbed[2].weight.value, std: 1)
+        return head
+    }
+
+    /// The semantic logits as the head computed them before the tiled version.
+    private func referenceSemantic(_ pred: Mask2FormerHead.Prediction, size: (h: Int, w: Int)) -> Tensor {
+        let (B, Q, K1) = (pred.classLogits.shape[0], pred.classLogits.shape[1], pred.classLogits.shape[2])
+        let K = K1 - 1, hw = size.h * size.w
+        let up = Tensor(zeros: [B, Q, size.h, size.w])
+        Resample.bilinear(pred.maskLogits, into: up)
+        for i in 0..<up.count { up.data[i] = 1 / (1 + expf(-up.data[i])) }
+        let probs = pred.classLogits.clone()
+        Kernels.softmaxRows(probs.data, rows: B * Q, cols: K1)
+        let out = Tensor(zeros: [B, K, size.h, size.w])
+        for b in 0..<B {
+            BLAS.gemm(transposeA: true, transposeB: false, m: K, n: hw, k: Q, a: probs.data + b * Q * K1, lda: K1,
+                      b: up.data + b * Q * hw, ldb: hw, c: out.data + b * K * hw, ldc: hw)
+        }
+        return out
+    }
+
+    private func labels(_ logits: Tensor) -> [Int] {
+        let (B, K, n) = (logits.shape[0], logits.shape[1], logits.shape[2] * logits.shape[3])
+        var out: [Int] = []
+        for b in 0..<B {
+            for p in 0..<n {
+                var best = -Float.infinity, arg = 0
+                for k in 0..<K where logits.data[(b * K + k) * n + p] > best { best = logits.data[(b * K + k) * n + p]; arg = k }
+                out.append(arg)
+            }
+        }
+        return out
+    }
+
+    func testInferencePathMatchesTheTrainingForwardAndTheOldFormula() {
+        var rng = RandomGenerator(seed: 83)
+        let head = makeHead(&rng)
+        // Mask features 20×20 (stride 4) → windows of 77×80: the tiles of `semanticLogits`
+        // (2048 pixels = 25 rows) end in a partial one; levels 3×3, 5×5, 10×10.
+        let B = 3, size = (h: 77, w: 80)
+        let features = [(20, 20), (10, 10), (5, 5), (3, 3)].map { randomTensor([B, 8, $0.0, $0.1], &rng) }
+        let tokens = randomTensor([3, 12, 8], &rng)
+
+        // Every query's class scores share a large common part (one class would win
+        // everywhere): the bias takes the mean over the queries off, so each query's class
+        // comes from its own features and the labels vary over the image.
+        let first = head.forward(features: features, tokens: tokens).last!.classLogits
+        let rows = first.count / 6, bias = head.classEmbed.bias!.value
+        for r in 0..<rows { for k in 0..<6 { bias.data[k] -= first.data[r * 6 + k] / Float(rows) } }
+        let full = head.forward(features: features, tokens: tokens)
+        XCTAssertEqual(full.count, 5)
+        let lastClass = full.last!.classLogits.clone(), lastMask = full.last!.maskLogits.clone()
+        let reference = referenceSemantic(full.last!, size: size)
+        let sameForward = head.semanticLogits(size: size)
+
+        let inferred = head.forward(features: features, tokens: tokens, inference: true)
+        XCTAssertEqual(inferred.count, 1)
+        XCTAssertLessThan(relativeError(inferred[0].classLogits, lastClass), 1e-5)
+        XCTAssertLessThan(relativeError(inferred[0].maskLogits, lastMask), 1e-5)
+        let tiled = head.semanticLogits(size: size)
+        XCTAssertEqual(tiled.shape, [B, 5, 77, 80])
+
+        // Logits ≤ 1 + rounding (Σ_k probabilities ≤ 1, σ ≤ 1); the bound is relative to the
+        // largest of them: fastExp's 2 ulp, the products' and the level masks' rounding.
+        for (name, t) in [("tiled σ·sum after the training forward", sameForward), ("inference path", tiled)] {
+            var maxDiff: Float = 0, maxAbs: Float = 0
+            for i in 0..<reference.count {
+                maxDiff = max(maxDiff, abs(t.data[i] - reference.data[i]))
+                maxAbs = max(maxAbs, abs(reference.data[i]))
+            }
+            print("Mask2Former inference, \(name): max |Δlogit| \(maxDiff) of max |logit| \(maxAbs)")
+            XCTAssertGreaterThan(maxAbs, 0.1)
+            XCTAssertLessThanOrEqual(maxDiff, 1e-5 * maxAbs, name)
+            XCTAssertEqual(labels(t), labels(reference), name)
+        }
+        let classes = Set(labels(reference))
+        print("Mask2Former inference: classes predicted \(classes.sorted())")
+        XCTAssertGreaterThan(classes.count, 2, "a head that predicts one class everywhere tests little")
+    }
+
+    func testInferenceIsTheSameForAnyThreadCountAndAllocatesOnlyTheOutput() {
+        var rng = RandomGenerator(seed: 89)
+        let head = makeHead(&rng)
+        let B = 2, size = (h: 61, w: 64)
+        let features = [(16, 16), (8, 8), (4, 4), (2, 2)].map { randomTensor([B, 8, $0.0, $0.1], &rng) }
+        let tokens = randomTensor([3, 12, 8], &rng)
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        var results: [[Float]] = [], forwardCounts: [Int] = [], semanticCounts: [Int] = []
+        for threads in [1, 2, 3, 1] {
+            Parallel.threads = threads
+            var before = TensorStorage.allocationCount
+            head.forward(features: features, tokens: tokens, inference: true)
+            forwardCounts.append(TensorStorage.allocationCount - before)
+            before = TensorStorage.allocationCount
+            results.append(head.semanticLogits(size: size).array)
+            semanticCounts.append(TensorStorage.allocationCount - before)
+        }
+        for r in results.dropFirst() { XCTAssertEqual(r, results[0]) }
+        print("Mask2Former inference tensor allocations: forward \(forwardCounts), semanticLogits \(semanticCounts)")
+        XCTAssertEqual(Array(forwardCounts.dropFirst()), [0, 0, 0])
+        XCTAssertEqual(semanticCounts.last, 1, "the output alone")
+    }
+}
