@@ -51,14 +51,20 @@ final class Mask2FormerInferenceTests: XCTestCase {
         return out
     }
 
-    func testInferencePathMatchesTheTrainingForwardAndTheOldFormula() {
-        var rng = RandomGenerator(seed: 83)
+    /// A head and random inputs: B images with feature maps of g×g (stride 4) down to the
+    /// stride-32 size, and the tokens of 3 layers.
+    private func makeInputs(seed: UInt64, batch B: Int, grid g: Int) -> (Mask2FormerHead, [Tensor], Tensor) {
+        var rng = RandomGenerator(seed: seed)
         let head = makeHead(&rng)
+        let features = [g, g / 2, g / 4, (g + 7) / 8].map { randomTensor([B, 8, $0, $0], &rng) }
+        return (head, features, randomTensor([3, 12, 8], &rng))
+    }
+
+    func testInferencePathMatchesTheTrainingForwardAndTheOldFormula() {
         // Mask features 20×20 (stride 4) → windows of 77×80: the tiles of `semanticLogits`
         // (2048 pixels = 25 rows) end in a partial one; levels 3×3, 5×5, 10×10.
         let B = 3, size = (h: 77, w: 80)
-        let features = [(20, 20), (10, 10), (5, 5), (3, 3)].map { randomTensor([B, 8, $0.0, $0.1], &rng) }
-        let tokens = randomTensor([3, 12, 8], &rng)
+        let (head, features, tokens) = makeInputs(seed: 83, batch: B, grid: 20)
 
         // Every query's class scores share a large common part (one class would win
         // everywhere): the bias takes the mean over the queries off, so each query's class
@@ -98,11 +104,8 @@ final class Mask2FormerInferenceTests: XCTestCase {
     }
 
     func testInferenceIsTheSameForAnyThreadCountAndAllocatesOnlyTheOutput() {
-        var rng = RandomGenerator(seed: 89)
-        let head = makeHead(&rng)
-        let B = 2, size = (h: 61, w: 64)
-        let features = [(16, 16), (8, 8), (4, 4), (2, 2)].map { randomTensor([B, 8, $0.0, $0.1], &rng) }
-        let tokens = randomTensor([3, 12, 8], &rng)
+        let size = (h: 61, w: 64)
+        let (head, features, tokens) = makeInputs(seed: 89, batch: 2, grid: 16)
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
         var results: [[Float]] = [], forwardCounts: [Int] = [], semanticCounts: [Int] = []
