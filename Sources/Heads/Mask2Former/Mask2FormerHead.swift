@@ -62,8 +62,6 @@ public final class Mask2FormerHead: Module {
     private var xBuffers: [CacheBuffer], classBuffers: [CacheBuffer], maskBuffers: [CacheBuffer]
     private var dClassBuffers: [CacheBuffer], dMaskBuffers: [CacheBuffer]
     private var x0Buffer = CacheBuffer(), levelBuffers = [CacheBuffer](repeating: CacheBuffer(), count: 3)
-    /// Inference: the mask features resized to each level, [B, D, h_l, w_l].
-    private var levelMaskFeatures: [Tensor] = [], levelMaskBuffers = [CacheBuffer](repeating: CacheBuffer(), count: 3)
     private var sines = SineEncodings()
     /// The attention mask of the decoder layer being run, [B, Q, h·w] (true = masked).
     private var maskBits: [Bool] = []
@@ -172,14 +170,18 @@ public final class Mask2FormerHead: Module {
         let D = channels, B = x.shape[0], Q = x.count / (B * D)
         let acts = embed(x)
         classEmbed.forward(acts[0], into: prediction.classLogits.reshaped([B * Q, numClasses + 1]))
-        let h = acts[3]
-        let (H4, W4) = (maskFeatures.shape[2], maskFeatures.shape[3]), hw = H4 * W4
-        let mask = prediction.maskLogits
+        maskProduct(acts[3], into: prediction.maskLogits)
+        return acts
+    }
+
+    /// mask [B, Q, H₄, W₄] = e [B·Q, D] · F (`einsum bqc,bchw→bqhw`).
+    private func maskProduct(_ e: Tensor, into mask: Tensor) {
+        let D = channels, B = mask.shape[0], Q = mask.shape[1]
+        let hw = maskFeatures.shape[2] * maskFeatures.shape[3]
         for b in 0..<B {
-            BLAS.gemm(transposeA: false, transposeB: false, m: Q, n: hw, k: D, a: h.data + b * Q * D, lda: D,
+            BLAS.gemm(transposeA: false, transposeB: false, m: Q, n: hw, k: D, a: e.data + b * Q * D, lda: D,
                       b: maskFeatures.data + b * D * hw, ldb: hw, c: mask.data + b * Q * hw, ldc: hw)
         }
-        return acts
     }
 
     /// Backward of `predict` (recomputed on x): accumulates ∂x, ∂F and the parameter gradients.
@@ -223,25 +225,6 @@ public final class Mask2FormerHead: Module {
         setMaskBits(small)
     }
 
-    /// Inference: the attention mask of level l for the queries x [B, Q, D] without their
-    /// full-resolution mask logits: bilinear(e·F) = e·bilinear(F), with F's resize to the
-    /// level (`levelMaskFeatures`) made once per forward. Exact in exact arithmetic — the
-    /// resize is linear and acts on the pixel axes, the product contracts the channel axis,
-    /// so the two commute — and it costs Q·D·h·w products instead of Q·D·H₄·W₄ plus the
-    /// resize of Q planes. (The logits differ by rounding only; a key whose logit is within
-    /// rounding of 0 could change sides, which the evaluation tests would show.)
-    private func inferenceAttentionMask(_ x: Tensor, level l: Int) {
-        let (h, w) = pixelDecoder.shapes[l], hw = h * w
-        let D = channels, B = x.shape[0], Q = x.count / (B * D)
-        let e = embed(x)[3], f = levelMaskFeatures[l]
-        let small = scratch.tensor("m2f.smallMask", [B, Q, h, w])
-        for b in 0..<B {
-            BLAS.gemm(transposeA: false, transposeB: false, m: Q, n: hw, k: D, a: e.data + b * Q * D, lda: D,
-                      b: f.data + b * D * hw, ldb: hw, c: small.data + b * Q * hw, ldc: hw)
-        }
-        setMaskBits(small)
-    }
-
     /// `maskBits` ← small [B, Q, h, w] < 0, rows masked everywhere unmasked.
     private func setMaskBits(_ small: Tensor) {
         let B = small.shape[0], Q = small.shape[1], h = small.shape[2], w = small.shape[3]
@@ -263,9 +246,12 @@ public final class Mask2FormerHead: Module {
     ///
     /// `inference: true` (evaluation; no `loss` / `backward` may follow) computes what the
     /// semantic logits need and no more: the predictions before the last only as the decoder
-    /// layers' attention masks, at the level's resolution (`inferenceAttentionMask`), without
-    /// class logits; it returns (and keeps) the last prediction alone, the same as the full
-    /// forward's last up to rounding.
+    /// layers' attention masks (their mask logits, made and resized as in training, without
+    /// class logits); it returns (and keeps) the last prediction alone — the same bits as the
+    /// full forward's last. (Making the level masks as e·bilinear(F) at the level's size —
+    /// equal in exact arithmetic, ≈ 4× cheaper — together with an 8-lane σ changed 72 pixels
+    /// of 1 of the 150 images of the synthetic benchmark with a 1-step checkpoint, whose class
+    /// scores tie to rounding; evaluation keeps the bits instead.)
     @discardableResult
     public func forward(features: [Tensor], tokens: Tensor?, inference: Bool = false) -> [Prediction] {
         let D = channels, B = features[0].shape[0], Q = queries
@@ -317,14 +303,11 @@ public final class Mask2FormerHead: Module {
     /// The decoder of an `inference` forward (x₀ in `xs`): see `forward`.
     private func inferenceForward(batch B: Int) -> [Prediction] {
         let D = channels, Q = queries
-        levelMaskFeatures = (0..<3).map { l in
-            let f = levelMaskBuffers[l].ensure([B, D, pixelDecoder.shapes[l].h, pixelDecoder.shapes[l].w])
-            Resample.bilinear(maskFeatures, into: f)
-            return f
-        }
+        let mask = maskBuffers[0].ensure([B, Q, maskFeatures.shape[2], maskFeatures.shape[3]])
         for (i, layer) in layers.enumerated() {
             let l = i % 3
-            PhaseTimer.measure("m2f.attentionMask") { inferenceAttentionMask(xs[i], level: l) }
+            PhaseTimer.measure("m2f.predict") { maskProduct(embed(xs[i])[3], into: mask) }
+            PhaseTimer.measure("m2f.attentionMask") { computeAttentionMask(mask, level: l) }
             let out = xBuffers[i + 1].ensure([B, Q, D])
             PhaseTimer.measure("m2f.decoderLayer") { layer.forward(query: xs[i], queryPos: p, memory: levelInputs[l], memoryPos: levelPos[l], mask: maskBits, into: out) }
             xs.append(out)
@@ -420,7 +403,7 @@ public final class Mask2FormerHead: Module {
     /// upsampled masks [Q, n] stays in cache for the product `probs[:, :K]ᵀ · σ` [K, n] instead
     /// of a [B, Q, H, W] tensor (Q× the output) made and swept three times. The upsampled
     /// values are those of `Resample.bilinear` (`Resample.BilinearRows`, the same bits); σ
-    /// uses `Kernels.fastExp` (≤ 2 ulp from `expf`). The order stays resize → σ → sum: σ does
+    /// is `1 / (1 + expf(−x))` as before. The order stays resize → σ → sum: σ does
     /// not commute with the resize, so summing the class-weighted masks before upsampling
     /// would not be the same function. Every tile is one whole product whichever worker runs
     /// it, so the logits do not depend on the thread count.
@@ -464,16 +447,10 @@ public final class Mask2FormerHead: Module {
     /// Output pixels per tile of `semanticLogits` (σ of Q = 100 masks: 800 KB).
     static let semanticTileArea = 2048
 
-    /// x ← 1 / (1 + e^(−x)), 8 lanes at a time.
+    /// x ← 1 / (1 + e^(−x)) with libm's `expf`: the bits the semantic logits always had
+    /// (see `forward` on why not `Kernels.fastExp`'s 8 lanes).
     static func sigmoid(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        var i = 0
-        let one = SIMD8<Float>(repeating: 1)
-        while i + 8 <= n {
-            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(x + i).storeBytes(of: one / (one + Kernels.fastExp(-v)), as: SIMD8<Float>.self)
-            i += 8
-        }
-        while i < n { x[i] = 1 / (1 + Kernels.fastExp(-x[i])); i += 1 }
+        for i in 0..<n { x[i] = 1 / (1 + expf(-x[i])) }
     }
 
 }
