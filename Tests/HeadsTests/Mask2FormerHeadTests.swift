@@ -65,8 +65,8 @@ final class Mask2FormerHeadTests: XCTestCase {
         let sem = head.semanticLogits(size: (h: H, w: W))
         XCTAssertLessThan(relativeError(sem, tensor(fx["semantic"])), 1e-4)
 
-        // Evaluation's forward (attention masks at the levels' resolution, the last
-        // prediction alone) and the tiled semantic logits give the same inference.
+        // Evaluation's forward (no class logits before the last prediction, the last alone
+        // kept) and the tiled semantic logits give the same inference.
         let last = head.forward(features: features, tokens: tokens, inference: true)
         XCTAssertEqual(last.count, 1)
         XCTAssertLessThan(relativeError(last[0].classLogits, tensor(fx["class_logits_last"])), 1e-4)
