@@ -9,6 +9,7 @@
 import CMPI
 import Foundation
 
+// @unchecked: as its base class; MPI is called from the main thread only (FUNNELED).
 public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// The process-wide communicator (MPI can be initialised only once).
     public static let shared = MPICommunicator()

@@ -3,6 +3,7 @@
 /// MPI is never initialised, so the debug mode works on a laptop without `mpirun`.
 import Foundation
 
+// @unchecked: as its base class; it holds no mutable state of its own.
 public final class SingleProcessCommunicator: Communicator, @unchecked Sendable {
     public init() {
         super.init(rank: 0, size: 1, localRank: 0, localSize: 1)

@@ -67,6 +67,7 @@ public enum Resample {
     /// `bilinear` runs per row, for callers that consume a few rows of many planes before
     /// moving on (`Mask2FormerHead.semanticLogits` upsamples, applies σ and contracts over
     /// the queries tile by tile): the same taps and the same expression, so the same bits.
+    // @unchecked: immutable after init; the taps' buffers are only read.
     public final class BilinearRows: @unchecked Sendable {
         public let inputHeight: Int, inputWidth: Int, outputHeight: Int, outputWidth: Int
         let ty: LinearTaps, tx: LinearTaps
