@@ -51,6 +51,19 @@ final class Mask2FormerInferenceTests: XCTestCase {
         return out
     }
 
+    /// The argmax labels of `logits` equal those of `reference` at every pixel whose two labels
+    /// are not tied within `tolerance` in the reference: where another CPU's BLAS kernels round
+    /// the products otherwise (by at most `tolerance`), only such a near-tie may change its label.
+    private func assertSameLabelsExceptTies(_ logits: Tensor, _ reference: Tensor, tolerance: Float, _ name: String) {
+        let got = labels(logits), want = labels(reference)
+        let (K, n) = (reference.shape[1], reference.shape[2] * reference.shape[3])
+        for i in 0..<want.count where got[i] != want[i] {
+            let b = i / n, p = i % n
+            let gap = reference.data[(b * K + want[i]) * n + p] - reference.data[(b * K + got[i]) * n + p]
+            XCTAssertLessThanOrEqual(gap, 2 * tolerance, "\(name): pixel \(i) label \(got[i]), not \(want[i]), beyond a tie")
+        }
+    }
+
     /// A head and random inputs: B images with feature maps of g×g (stride 4) down to the
     /// stride-32 size, and the tokens of 3 layers.
     private func makeInputs(seed: UInt64, batch B: Int, grid g: Int) -> (Mask2FormerHead, [Tensor], Tensor) {
@@ -96,7 +109,7 @@ final class Mask2FormerInferenceTests: XCTestCase {
             print("Mask2Former inference, \(name): max |Δlogit| \(maxDiff) of max |logit| \(maxAbs), bit-identical: \(t.array == reference.array)")
             XCTAssertGreaterThan(maxAbs, 0.1)
             XCTAssertLessThanOrEqual(maxDiff, 1e-5 * maxAbs, name)
-            XCTAssertEqual(labels(t), labels(reference), name)
+            assertSameLabelsExceptTies(t, reference, tolerance: 1e-5 * maxAbs, name)
         }
         let classes = Set(labels(reference))
         print("Mask2Former inference: classes predicted \(classes.sorted())")
