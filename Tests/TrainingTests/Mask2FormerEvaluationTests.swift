@@ -28,7 +28,9 @@ final class Mask2FormerEvaluationTests: XCTestCase {
         let batched = try net.logits(window: windows)
         XCTAssertEqual(batched.shape, [n, 19, h, w])
         let plane = 19 * h * w
-        var maxDiff: Float = 0, maxAbs: Float = 0, labelsDiffer = 0
+        // A label may differ only at a near-tie: where the single window's two classes are
+        // within the logit bound (another CPU's BLAS kernels round the batch otherwise).
+        var maxDiff: Float = 0, maxAbs: Float = 0, labelsDiffer = 0, widestDifferingGap: Float = 0
         for b in 0..<n {
             let one = Tensor(zeros: [1, 3, h, w])
             one.data.update(from: windows.data + b * 3 * h * w, count: 3 * h * w)
@@ -44,12 +46,16 @@ final class Mask2FormerEvaluationTests: XCTestCase {
                     if s > a { a = s; ka = k }
                     if t > c { c = t; kc = k }
                 }
-                if ka != kc { labelsDiffer += 1 }
+                if ka != kc {
+                    labelsDiffer += 1
+                    widestDifferingGap = max(widestDifferingGap, a - single.data[kc * h * w + p])
+                }
             }
         }
         print("mask2former batched windows n \(n), \(h)x\(w): max |Δlogit| \(maxDiff) (max |logit| \(maxAbs)), labels differing: \(labelsDiffer)")
         XCTAssertLessThanOrEqual(maxDiff, 1e-5 * maxAbs, "n \(n), \(h)x\(w): max |Δlogit| \(maxDiff) of \(maxAbs)")
-        XCTAssertEqual(labelsDiffer, 0)
+        XCTAssertLessThanOrEqual(widestDifferingGap, 2e-5 * maxAbs,
+                                 "n \(n), \(h)x\(w): \(labelsDiffer) labels differ, one beyond a tie")
     }
 
     func testBatchedWindowsGiveTheLabelsOfSingleWindows() throws {
