@@ -58,6 +58,9 @@ let package = Package(
         // Dependencies run one way, level by level (docs/modules.md): Core and Numerics; the
         // file formats, Config, RunIO, Layers, Distributed; Backbone, PEFT, Heads, Data;
         // Synthetic, Evaluation; Training, Visualization; the CLI.
+        // Re-executes the CLI with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic
+        // kernels (kernel_choice.c); linked into the CLI only.
+        .target(name: "BLASKernelChoice"),
         .target(name: "Core", swiftSettings: fast),
         .target(name: "Numerics", dependencies: ["CBLAS"], swiftSettings: fast),
         .target(name: "HDF5", dependencies: ["Core", "Numerics", "CHDF5"], swiftSettings: fast),
@@ -87,7 +90,7 @@ let package = Package(
                 swiftSettings: fast),
         .executableTarget(name: "CausalTuneCLI", dependencies: [
             "Core", "Numerics", "Layers", "HDF5", "Config", "RunIO", "Distributed", "Backbone", "PEFT", "Heads",
-            "ImageIO", "Data", "Synthetic", "Evaluation", "Training", "Visualization",
+            "ImageIO", "Data", "Synthetic", "Evaluation", "Training", "Visualization", "BLASKernelChoice",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
         // The libFuzzer harness of the file readers; `launch/fuzz` builds it with the fuzzer

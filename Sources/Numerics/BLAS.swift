@@ -25,6 +25,12 @@ public enum BLAS {
     /// The kernel family OpenBLAS runs (`OPENBLAS_CORETYPE` overrides its CPUID choice).
     public static var coreName: String { String(cString: ct_blas_core_name()) }
 
+    /// The kernel family the CLI chose itself (from the CPU's flags, re-executing with
+    /// `OPENBLAS_CORETYPE` set) because OpenBLAS had fallen back to generic kernels and the
+    /// variable was unset (target `BLASKernelChoice`); nil when it chose none. Recorded by the
+    /// CLI for reports.
+    nonisolated(unsafe) public static var kernelChosenAtStart: String?
+
     /// Generic kernels that leave most of a modern CPU's speed unused (what OpenBLAS falls
     /// back to when a VM masks the CPU model).
     public static var runsGenericKernels: Bool {

@@ -86,6 +86,7 @@ public final class TrainingBenchmark {
                            100 * gflops / sgemmPeakGFLOPs, peakRSSMegabytes)
             s += String(format: "  CPU time %.4f s per step (all threads)\n", cpuSecondsMedian)
             s += "  OpenBLAS kernels: \(BLAS.coreName)"
+            if BLAS.kernelChosenAtStart != nil { s += " (chosen from the CPU's flags; OPENBLAS_CORETYPE overrides)" }
             s += BLAS.runsGenericKernels ? " — generic ones: set OPENBLAS_CORETYPE (SkylakeX on AVX-512 CPUs, Haswell on AVX2; launch/env.sh does)\n" : "\n"
 
             for (k, v) in split {

@@ -45,22 +45,25 @@ public enum ChildProcess {
     public static func mpirun() throws -> String { try tool("mpirun", package: "openmpi-bin") }
 
     /// The environment of every child: one BLAS / worker thread unless `threads` says
-    /// otherwise, and what Open MPI needs as root in a container.
-    public static func environment(threads: Int? = nil) -> [String: String] {
+    /// otherwise, and what Open MPI needs as root in a container; then `changes` (a nil value
+    /// removes the variable).
+    public static func environment(threads: Int? = nil, changes: [String: String?] = [:]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["OPENBLAS_NUM_THREADS"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         if let threads { env["CAUSAL_TUNE_NUM_THREADS"] = "\(threads)" } else { env.removeValue(forKey: "CAUSAL_TUNE_NUM_THREADS") }
+        for (key, value) in changes { env[key] = value }
         return env
     }
 
     /// A not-yet-started process running `program args`, under `mpirun -np ranks` when
     /// `ranks > 1`.
-    public static func process(_ program: String, _ args: [String], ranks: Int = 1, threads: Int? = nil) throws -> Process {
+    public static func process(_ program: String, _ args: [String], ranks: Int = 1, threads: Int? = nil,
+                               environmentChanges: [String: String?] = [:]) throws -> Process {
         let p = Process()
-        p.environment = environment(threads: threads)
+        p.environment = environment(threads: threads, changes: environmentChanges)
         if ranks > 1 {
             p.executableURL = URL(fileURLWithPath: try mpirun())
             var forwarded = ["-x", "OPENBLAS_NUM_THREADS"]
@@ -80,9 +83,9 @@ public enum ChildProcess {
     /// stderr together (stdout alone with `includeStandardError: false`). Past the deadline
     /// the child is killed and this throws.
     public static func run(_ program: String, _ args: [String], ranks: Int = 1, threads: Int? = nil,
-                           timeout: TimeInterval = 600,
+                           environmentChanges: [String: String?] = [:], timeout: TimeInterval = 600,
                            includeStandardError: Bool = true) throws -> (status: Int32, output: String) {
-        let p = try process(program, args, ranks: ranks, threads: threads)
+        let p = try process(program, args, ranks: ranks, threads: threads, environmentChanges: environmentChanges)
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = includeStandardError ? pipe : FileHandle.nullDevice

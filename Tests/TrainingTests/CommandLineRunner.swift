@@ -19,9 +19,10 @@ enum CommandLineRunner {
     /// Runs to completion (at most `timeout` seconds); returns the exit status and
     /// stdout+stderr together.
     @discardableResult
-    static func run(_ args: [String], ranks: Int = 1, threads: Int? = nil,
+    static func run(_ args: [String], ranks: Int = 1, threads: Int? = nil, environmentChanges: [String: String?] = [:],
                     timeout: TimeInterval = 600) throws -> (status: Int32, output: String) {
         try requireBinary()
-        return try ChildProcess.run(binary, args, ranks: ranks, threads: threads, timeout: timeout)
+        return try ChildProcess.run(binary, args, ranks: ranks, threads: threads, environmentChanges: environmentChanges,
+                                    timeout: timeout)
     }
 }
