@@ -19,6 +19,13 @@ import Numerics
 /// on strided views of qkv (no transposed copies), the (b, h) pairs spread over `Parallel`
 /// workers, each product single-threaded, softmax in place in the worker's [T, T] block.
 ///
+/// When the partition width asks for more work items than there are pairs
+/// (`AttentionPartition`: W > 4 and pairs < W), each pair is cut into query blocks and the
+/// items are (pair, block): a block's rows of A, y and dq depend on its own query rows
+/// only; dk and dv, which sum over all query rows, are written as one partial per block
+/// and then added in block order, so the bits depend on W and the shape, not on which
+/// worker ran what. At the default width a pair is one item, as before.
+///
 /// Memory: with an `arena`, the backward work buffers (and y with `inputGradientsOnly`) are
 /// borrowed from it; with `cachesInArena` the caches too (for layers whose backward
 /// directly follows their own forward, e.g. the backbone's recompute mode).
@@ -32,6 +39,7 @@ public final class Attention: InputProjectedLayer {
     public var inputProjection: Linear { qkv }
     private var qkvOut = CacheBuffer(), att = CacheBuffer(), y = CacheBuffer()
     private var dY = CacheBuffer(), dQKV = CacheBuffer(), dAtt = CacheBuffer(), probScratch = CacheBuffer()
+    private var dKeyPartials = CacheBuffer(), dValuePartials = CacheBuffer()
     /// The caches of the last forward (own buffers or arena views).
     private var qkvCache = Tensor(zeros: [0]), attCache = Tensor(zeros: [0]), yCache = Tensor(zeros: [0])
     private var batch = 0, tokens = 0, probabilitiesStored = false
@@ -95,15 +103,16 @@ public final class Attention: InputProjectedLayer {
         }
     }
 
-    /// A [T, T] = softmax(q kᵀ · scale) of one (b, h) pair, into `a`.
+    /// A [rows, T] = softmax(q kᵀ · scale) of `rows` query rows of one (b, h) pair (all T
+    /// of them, or one query block), into `a`.
     @inline(__always)
     private func probabilities(q: UnsafePointer<Float>, k: UnsafePointer<Float>, into a: UnsafeMutablePointer<Float>,
-                               tokens T: Int, rowsParallel: Bool) {
+                               rows: Int, tokens T: Int, rowsParallel: Bool) {
         let ld = 3 * channels
-        BLAS.gemm(transposeA: false, transposeB: true, m: T, n: T, k: headDim, alpha: scale,
+        BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: T, k: headDim, alpha: scale,
                   a: q, lda: ld, b: k, ldb: ld, c: a, ldc: T, whole: true)
-        if rowsParallel { Kernels.softmaxRows(a, rows: T, cols: T) } else {
-            for t in 0..<T { Kernels.softmaxRow(a + t * T, T) }
+        if rowsParallel { Kernels.softmaxRows(a, rows: rows, cols: T) } else {
+            for t in 0..<rows { Kernels.softmaxRow(a + t * T, T) }
         }
     }
 
@@ -115,7 +124,8 @@ public final class Attention: InputProjectedLayer {
         batch = B
         tokens = T
         let pairs = B * NH
-        let workers = parallelPairs ? Swift.min(Parallel.threads, pairs) : 1
+        let partition = AttentionPartition(pairs: pairs, tokens: T)
+        let workers = parallelPairs ? Swift.min(Parallel.threads, pairs * partition.blocks) : 1
         let qkvT = qkvOut.cache(arena, inArena: cachesInArena, "attn.qkv", [B, T, 3 * C])
         // y is read back only by proj's weight gradient.
         let yT = y.cache(arena, inArena: cachesInArena || inputGradientsOnly, "attn.y", [B, T, C])
@@ -124,7 +134,7 @@ public final class Attention: InputProjectedLayer {
             probs = att.cache(arena, inArena: cachesInArena, "attn.probabilities", [B, NH, T, T])
         } else {
             att.release()
-            probs = probScratch.work(arena, "attn.probabilityScratch", [workers, T, T])
+            probs = probScratch.work(arena, "attn.probabilityScratch", [workers, partition.rowsPerBlock, T])
         }
         qkvCache = qkvT
         yCache = yT
@@ -133,22 +143,48 @@ public final class Attention: InputProjectedLayer {
         rotary?.rotate(qkvT, channels: C)
         probabilitiesStored = storesProbabilities
         let qkvP = qkvT.data, probP = probs.data, yP = yT.data, stores = storesProbabilities
-        forEachPair(pairs, workers: workers) { pair, w, rowsParallel in
-            let b = pair / NH, h = pair % NH
-            let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
-            let a = probP + (stores ? pair : w) * T * T
-            probabilities(q: q, k: k, into: a, tokens: T, rowsParallel: rowsParallel)
-            // y_h [T, D] = A v
-            BLAS.gemm(transposeA: false, transposeB: false, m: T, n: D, k: T,
-                      a: a, lda: T, b: v, ldb: 3 * C, c: yP + b * T * C + h * D, ldc: C, whole: true)
+        if partition.blocks > 1 {
+            forwardBlocks(partition, qkv: qkvP, probabilities: probP, stores: stores, y: yP,
+                          pairs: pairs, tokens: T, workers: workers)
+        } else {
+            forEachPair(pairs, workers: workers) { pair, w, rowsParallel in
+                let b = pair / NH, h = pair % NH
+                let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
+                let a = probP + (stores ? pair : w) * T * T
+                probabilities(q: q, k: k, into: a, rows: T, tokens: T, rowsParallel: rowsParallel)
+                // y_h [T, D] = A v
+                BLAS.gemm(transposeA: false, transposeB: false, m: T, n: D, k: T,
+                          a: a, lda: T, b: v, ldb: 3 * C, c: yP + b * T * C + h * D, ldc: C, whole: true)
+            }
         }
         proj.forward(yT, into: output)
+    }
+
+    /// The forward's attention with one work item per (pair, query block): `probabilities`
+    /// is the stored A [pairs, T, T] when `stores`, else a [workers, rowsPerBlock, T] scratch.
+    private func forwardBlocks(_ partition: AttentionPartition, qkv qkvP: UnsafeMutablePointer<Float>,
+                               probabilities probP: UnsafeMutablePointer<Float>, stores: Bool,
+                               y yP: UnsafeMutablePointer<Float>, pairs: Int, tokens T: Int, workers: Int) {
+        let (C, NH, D) = (channels, heads, headDim)
+        let blocks = partition.blocks, rowsPerBlock = partition.rowsPerBlock
+        Parallel.forEachDynamic(pairs * blocks, workers: workers) { item, w in
+            let pair = item / blocks, rows = partition.rows(item % blocks, tokens: T)
+            let b = pair / NH, h = pair % NH
+            let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
+            let qBlock = q + rows.lowerBound * 3 * C
+            let a = stores ? probP + pair * T * T + rows.lowerBound * T : probP + w * rowsPerBlock * T
+            probabilities(q: qBlock, k: k, into: a, rows: rows.count, tokens: T, rowsParallel: false)
+            // y_h's block rows [rows, D] = A_blk v
+            BLAS.gemm(transposeA: false, transposeB: false, m: rows.count, n: D, k: T,
+                      a: a, lda: T, b: v, ldb: 3 * C, c: yP + (b * T + rows.lowerBound) * C + h * D, ldc: C,
+                      whole: true)
+        }
     }
 
     /// Frees the caches and scratch buffers.
     public func releaseCache() {
         qkvOut.release(); att.release(); y.release(); dY.release(); dQKV.release(); dAtt.release()
-        probScratch.release()
+        probScratch.release(); dKeyPartials.release(); dValuePartials.release()
         qkvCache = Tensor(zeros: [0]); attCache = Tensor(zeros: [0]); yCache = Tensor(zeros: [0])
         probabilitiesStored = false
         batch = 0
@@ -165,12 +201,20 @@ public final class Attention: InputProjectedLayer {
         if !frozen { proj.backward(dOutput: dOutput, input: yCache, dInput: nil) }
         proj.inputGradient(dOutput: dOutput, into: dYT, accumulate: false)
         let pairs = B * NH
-        let workers = parallelPairs ? Swift.min(Parallel.threads, pairs) : 1
+        let partition = AttentionPartition(pairs: pairs, tokens: T)
+        let workers = parallelPairs ? Swift.min(Parallel.threads, pairs * partition.blocks) : 1
         let stores = probabilitiesStored
-        let scratch = dAtt.work(arena, "attn.dProbabilities", [workers, T, T])
-        let recomputed = stores ? scratch : probScratch.work(arena, "attn.probabilityScratch", [workers, T, T])
+        let scratch = dAtt.work(arena, "attn.dProbabilities", [workers, partition.rowsPerBlock, T])
+        let recomputed = stores ? scratch
+            : probScratch.work(arena, "attn.probabilityScratch", [workers, partition.rowsPerBlock, T])
         let qkvP = qkvCache.data, attP = attCache.data, dyP = dYT.data, dP = dQKVT.data
         let s = scale
+        if partition.blocks > 1 {
+            backwardBlocks(partition, qkv: qkvP, stored: stores ? attP : nil, recomputed: recomputed.data,
+                           dProbabilities: scratch.data, dY: dyP, dQKV: dP, pairs: pairs, tokens: T, workers: workers)
+            rotary?.rotate(dQKVT, channels: C, inverse: true)
+            return dQKVT
+        }
         forEachPair(pairs, workers: workers) { pair, w, rowsParallel in
             let b = pair / NH, h = pair % NH
             let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
@@ -180,7 +224,7 @@ public final class Attention: InputProjectedLayer {
                 a = attP + pair * T * T
             } else {
                 a = recomputed.data + w * T * T
-                probabilities(q: q, k: k, into: a, tokens: T, rowsParallel: rowsParallel)
+                probabilities(q: q, k: k, into: a, rows: T, tokens: T, rowsParallel: rowsParallel)
             }
             let g = dyP + b * T * C + h * D
             let dA = scratch.data + w * T * T
@@ -206,5 +250,66 @@ public final class Attention: InputProjectedLayer {
         // Back through the rotation: ∂L/∂(q, k before it) = Rᵀ ∂L/∂(rotated q, k).
         rotary?.rotate(dQKVT, channels: C, inverse: true)
         return dQKVT
+    }
+
+    /// The backward's attention with one work item per (pair, query block), into dQKV:
+    /// dq's block rows directly, dk and dv as one partial [T, D] per block (their sums run
+    /// over the query rows), added in block order afterwards. `stored` is A [pairs, T, T]
+    /// when the forward kept it; else each block recomputes its rows into `recomputed`
+    /// ([workers, rowsPerBlock, T], like `dProbabilities`).
+    private func backwardBlocks(_ partition: AttentionPartition, qkv qkvP: UnsafeMutablePointer<Float>,
+                                stored attP: UnsafeMutablePointer<Float>?, recomputed: UnsafeMutablePointer<Float>,
+                                dProbabilities dAP: UnsafeMutablePointer<Float>, dY dyP: UnsafeMutablePointer<Float>,
+                                dQKV dP: UnsafeMutablePointer<Float>, pairs: Int, tokens T: Int, workers: Int) {
+        let (C, NH, D) = (channels, heads, headDim)
+        let blocks = partition.blocks, rowsPerBlock = partition.rowsPerBlock
+        let dkParts = dKeyPartials.work(arena, "attn.dKeyPartials", [pairs, blocks, T, D]).data
+        let dvParts = dValuePartials.work(arena, "attn.dValuePartials", [pairs, blocks, T, D]).data
+        let s = scale
+        Parallel.forEachDynamic(pairs * blocks, workers: workers) { item, w in
+            let pair = item / blocks, rows = partition.rows(item % blocks, tokens: T), m = rows.count
+            let b = pair / NH, h = pair % NH
+            let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
+            let qBlock = q + rows.lowerBound * 3 * C
+            let a: UnsafeMutablePointer<Float>
+            if let attP {
+                a = attP + pair * T * T + rows.lowerBound * T
+            } else {
+                a = recomputed + w * rowsPerBlock * T
+                probabilities(q: qBlock, k: k, into: a, rows: m, tokens: T, rowsParallel: false)
+            }
+            let g = dyP + (b * T + rows.lowerBound) * C + h * D
+            let dA = dAP + w * rowsPerBlock * T
+            let part = item * T * D   // item = pair · blocks + block
+            // dv's partial [T, D] = A_blkᵀ g_blk
+            BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: m,
+                      a: a, lda: T, b: g, ldb: C, c: dvParts + part, ldc: D, whole: true)
+            // dA_blk [m, T] = g_blk vᵀ, then the softmax backward (and the score scale) in place
+            BLAS.gemm(transposeA: false, transposeB: true, m: m, n: T, k: D,
+                      a: g, lda: C, b: v, ldb: 3 * C, c: dA, ldc: T, whole: true)
+            for t in 0..<m { Kernels.softmaxRowBackwardInPlace(dA + t * T, output: a + t * T, T, scale: s) }
+            // dq_blk = dS_blk k (the block's own rows of dq),  dk's partial = dS_blkᵀ q_blk
+            BLAS.gemm(transposeA: false, transposeB: false, m: m, n: D, k: T,
+                      a: dA, lda: T, b: k, ldb: 3 * C, c: dP + (b * T + rows.lowerBound) * 3 * C + h * D,
+                      ldc: 3 * C, whole: true)
+            BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: m,
+                      a: dA, lda: T, b: qBlock, ldb: 3 * C, c: dkParts + part, ldc: D, whole: true)
+        }
+        // dk, dv = Σ_blk partials, always block 0 + block 1 + … so that the order of the
+        // additions (and the bits) does not depend on how the rows are chunked.
+        Parallel.forEach(pairs * T, grain: Swift.max(1, Kernels.elementGrain / Swift.max(2 * blocks * D, 1))) { range in
+            for row in range {
+                let pair = row / T, t = row % T
+                let b = pair / NH, h = pair % NH
+                let dk = dP + (b * T + t) * 3 * C + C + h * D, dv = dk + C
+                let first = (pair * blocks * T + t) * D
+                let pk = dkParts + first, pv = dvParts + first
+                for d in 0..<D { dk[d] = pk[d]; dv[d] = pv[d] }
+                for blk in 1..<blocks {
+                    let qk = pk + blk * T * D, qv = pv + blk * T * D
+                    for d in 0..<D { dk[d] += qk[d]; dv[d] += qv[d] }
+                }
+            }
+        }
     }
 }
