@@ -28,7 +28,9 @@ import Numerics
 ///
 /// Memory: with an `arena`, the backward work buffers (and y with `inputGradientsOnly`) are
 /// borrowed from it; with `cachesInArena` the caches too (for layers whose backward
-/// directly follows their own forward, e.g. the backbone's recompute mode).
+/// directly follows their own forward, e.g. the backbone's recompute mode). With query
+/// blocks the backward also holds the dk and dv partials, [B·NH, blocks, T, D] each (ViT-L
+/// at 1025 tokens and W = 64: ≈ 17 MB each).
 public final class Attention: InputProjectedLayer {
     public let channels: Int   // C
     public let heads: Int      // NH
