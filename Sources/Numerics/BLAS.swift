@@ -72,17 +72,19 @@ public enum BLAS {
             sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
-        // Outside a region the tiles spread over the workers; inside one (or with one
-        // thread) `forEach` runs them inline, in the same tiles.
-        Parallel.forEach(tiling.count) { range in
-            for t in range {
-                let (rows, cols) = tiling.tile(t, m: m, n: n)
-                if rows.isEmpty || cols.isEmpty { continue }
-                let ap = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
-                let bp = transposeB ? b + cols.lowerBound * ldb : b + cols.lowerBound
-                sgemm(transposeA, transposeB, rows.count, cols.count, k, alpha, ap, lda, bp, ldb, beta,
-                      c + rows.lowerBound * ldc + cols.lowerBound, ldc)
-            }
+        // Outside a region the tiles go to the workers one at a time from a shared counter;
+        // inside one (or with one thread) they run inline, in order — the same tiles either
+        // way. A counter rather than fixed runs of tiles per worker: with several tiles per
+        // worker (a partition width above the thread count) a slow tile then delays one
+        // worker's next tile instead of the whole region — the scaling model put ViT-L's
+        // products at 60 % on 64 threads with 256 tiles in fixed runs.
+        Parallel.forEachDynamic(tiling.count, workers: Parallel.threads) { t, _ in
+            let (rows, cols) = tiling.tile(t, m: m, n: n)
+            if rows.isEmpty || cols.isEmpty { return }
+            let ap = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
+            let bp = transposeB ? b + cols.lowerBound * ldb : b + cols.lowerBound
+            sgemm(transposeA, transposeB, rows.count, cols.count, k, alpha, ap, lda, bp, ldb, beta,
+                  c + rows.lowerBound * ldc + cols.lowerBound, ldc)
         }
     }
 
