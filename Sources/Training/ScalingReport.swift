@@ -7,7 +7,8 @@ import Numerics
 /// (`Numerics/ScalingModel.swift`) at the modelled thread counts, next to the step measured
 /// at 1, 2, 4 … up to the configured threads.
 ///
-///     one-thread s   the modelled step's CPU time on one core (every part run in turn)
+///     one-thread s   the modelled step's CPU time on one core (every part run in turn),
+///                    less the model's own clock reads between parts
 ///     predicted s    time outside regions + Σ over regions of the largest part at T
 ///     efficiency     one-thread s / (T × predicted s)        (measured: t₁ / (T × t_T))
 ///
@@ -120,7 +121,9 @@ public struct ScalingReport: Sendable {
             byKey[k]!.oneThreadSeconds += site.serialSeconds
             byKey[k]!.predictedSeconds += site.largestSeconds
         }
-        let outside = Swift.max(0, stepSeconds - sites.reduce(0) { $0 + $1.serialSeconds })
+        // The model's own timing between a region's parts is neither serial work nor part of
+        // a region's one-thread time: it is left out of both.
+        let outside = Swift.max(0, stepSeconds - sites.reduce(0) { $0 + $1.modelledSeconds })
         byKey["outside_regions"] = Kind(key: "outside_regions", regions: 0, oneThreadSeconds: outside, predictedSeconds: outside)
         return kinds.map { byKey[$0.key]! }
     }
@@ -134,7 +137,8 @@ public struct ScalingReport: Sendable {
                  oneThreadSeconds: median(perStep.map { $0[i].oneThreadSeconds }),
                  predictedSeconds: median(perStep.map { $0[i].predictedSeconds }))
         }
-        return ModelRun(threads: threads, steps: steps.count, oneThreadSeconds: median(steps.map { $0.seconds }),
+        return ModelRun(threads: threads, steps: steps.count,
+                        oneThreadSeconds: median(perStep.map { $0.reduce(0) { $0 + $1.oneThreadSeconds } }),
                         predictedSeconds: median(perStep.map { $0.reduce(0) { $0 + $1.predictedSeconds } }),
                         kinds: byKind, sites: steps.last!.sites)
     }
