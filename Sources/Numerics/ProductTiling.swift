@@ -21,10 +21,11 @@
 /// and large: with OpenBLAS's Haswell kernels a ViT-S/14 step with tiles of 2^22
 /// multiply-adds was 26 % slower than with two halves per product (2^24: 20 %), and a ViT-L/16
 /// step cut into up to 32 tiles per product took 12 % more CPU time. The default width, 4,
-/// keeps 2–4 cores busy at a few per cent of extra packing. A rank with many cores sets the
-/// width to its core count (`CAUSAL_TUNE_PARTITION_WIDTH`, a power of two): tiles then aim at
-/// 2^23 multiply-adds so that ViT-L's 1-GMAC products fill 64 workers, at the price of
-/// more packing per step — `bench --model-threads` shows both. The bits depend on the width
+/// keeps 2–4 cores busy at a few per cent of extra packing. A rank with many cores raises the
+/// width to its core count or a few times it (`CAUSAL_TUNE_PARTITION_WIDTH`, a power of two;
+/// `BLAS.gemm` hands the tiles out from a counter, so extra tiles even out slow ones): tiles
+/// then aim at 2^23 multiply-adds so that ViT-L's 1-GMAC products fill 64 workers or more, at
+/// the price of more packing per step — `bench --model-threads` shows both. The bits depend on the width
 /// as they depend on the BLAS kernel, so one run (and its resumption) keeps one width.
 /// Products that always run one per worker inside a region (attention's per-head products)
 /// are not tiled at all (`BLAS.gemm(whole: true)`).
