@@ -53,6 +53,7 @@ static void choose_blas_kernel(int argc, char **argv, char **envp) {
     }
     const char *core = openblas_get_corename();
     if (getenv("OPENBLAS_CORETYPE") != NULL || core == NULL || !is_generic(core) || argv == NULL) return;
+    __builtin_cpu_init();   // the feature table's own constructor may not have run yet
     const char *better = NULL;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {

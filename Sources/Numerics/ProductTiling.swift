@@ -12,7 +12,9 @@
 /// code for small blocks (17 of those 1000). Products below `minimumMACs` are one tile.
 ///
 ///     tiles  = 1                                         if m·n·k < 2^19 or W = 1
-///            = clamp(pow2⌊m·n·k / tileMACs(W)⌋, 2, W)   otherwise
+///            = clamp(pow2⌊m·n·k / tileMACs(W)⌋, 2, W)   otherwise, then for W > 4 doubled
+///              while ≤ W, ≥ 2^19 multiply-adds a tile and the grid's extra packing
+///              (columnTiles − 1) / n + (rowTiles − 1) / m ≤ 1/512 (thin products: DCT)
 ///     grid   = rowTiles × columnTiles = tiles (powers of two), chosen to pack the least:
 ///              minimise columnTiles / n + rowTiles / m   (each tile packs its A rows and B columns)
 ///     rows per tile a multiple of 4, columns a multiple of 16 (OpenBLAS's register tiles).
@@ -79,27 +81,53 @@ public struct ProductTiling: Equatable, Sendable {
             let target = ProductTiling.tileMACs(width: width)
             tiles = 2
             while tiles < width && work / target >= 2 * tiles { tiles *= 2 }
-        }
-        let maxRowTiles = Swift.max(1, m / 4), maxColumnTiles = Swift.max(1, n / 16)
-        var best: (r: Int, c: Int, cost: Double)? = nil
-        while best == nil {
-            var r = 1
-            while r <= tiles {
-                let c = tiles / r
-                if r <= maxRowTiles && c <= maxColumnTiles {
-                    let cost = Double(c) / Double(Swift.max(n, 1)) + Double(r) / Double(Swift.max(m, 1))
-                    if best == nil || cost < best!.cost { best = (r, c, cost) }
+            // Beyond the default width a product whose extra tiles would repack almost
+            // nothing is cut further, down to `minimumMACs` a tile: the Causal-Tune layer's
+            // DCT products (32 × 32768 × 32) split into column tiles repack only the 32 × 32
+            // matrix, and at 4 tiles they held ViT-L's 64-thread model for 0.046 s a step.
+            if width > ProductTiling.defaultWidth {
+                while tiles < width && work / (2 * tiles) >= ProductTiling.minimumMACs,
+                      let grid = ProductTiling.leastPackingGrid(tiles: 2 * tiles, m: m, n: n),
+                      Double(grid.c - 1) / Double(n) + Double(grid.r - 1) / Double(m) <= ProductTiling.cheapExtraPacking {
+                    tiles *= 2
                 }
-                r *= 2
             }
-            if best == nil { tiles /= 2 }   // too thin to cut that often (tiles = 1 always fits)
         }
-        let r = best!.r, c = best!.c
+        var grid: (r: Int, c: Int)? = nil
+        while grid == nil {
+            grid = ProductTiling.leastPackingGrid(tiles: tiles, m: m, n: n)
+            if grid == nil { tiles /= 2 }   // too thin to cut that often (tiles = 1 always fits)
+        }
+        let r = grid!.r, c = grid!.c
         rowsPerTile = ((m + r - 1) / r + 3) / 4 * 4
         columnsPerTile = ((n + c - 1) / c + 15) / 16 * 16
         // Rounding up can leave trailing tiles empty: count only those that hold something.
         rowTiles = Swift.max(1, (m + rowsPerTile - 1) / Swift.max(rowsPerTile, 1))
         columnTiles = Swift.max(1, (n + columnsPerTile - 1) / Swift.max(columnsPerTile, 1))
+    }
+
+    /// Extra packing per multiply-add, (columnTiles − 1) / n + (rowTiles − 1) / m floats, below
+    /// which a wide partition cuts a product further than its multiply-adds alone would ask:
+    /// ≈ 0.2 %, a few per cent of a product's time when packing a float costs ≈ 30× a
+    /// multiply-add at the kernel's rate.
+    static let cheapExtraPacking = 1.0 / 512
+
+    /// The rows × columns grid of `tiles` tiles (powers of two) that packs the least —
+    /// minimising columnTiles / n + rowTiles / m, since each tile packs its rows of A and its
+    /// columns of B — with at least 4 rows and 16 columns a tile; nil when none fits.
+    static func leastPackingGrid(tiles: Int, m: Int, n: Int) -> (r: Int, c: Int)? {
+        let maxRowTiles = Swift.max(1, m / 4), maxColumnTiles = Swift.max(1, n / 16)
+        var best: (r: Int, c: Int, cost: Double)? = nil
+        var r = 1
+        while r <= tiles {
+            let c = tiles / r
+            if r <= maxRowTiles && c <= maxColumnTiles {
+                let cost = Double(c) / Double(Swift.max(n, 1)) + Double(r) / Double(Swift.max(m, 1))
+                if best == nil || cost < best!.cost { best = (r, c, cost) }
+            }
+            r *= 2
+        }
+        return best.map { ($0.r, $0.c) }
     }
 
     public var count: Int { rowTiles * columnTiles }

@@ -156,9 +156,20 @@ final class BLASTests: XCTestCase {
         XCTAssertEqual(ProductTiling(m: 1025, n: 1024, k: 1024, width: 64).count, 64)
         XCTAssertEqual(ProductTiling(m: 1025, n: 4096, k: 1024, width: 1).count, 1)
         XCTAssertEqual(ProductTiling(m: 1025, n: 4096, k: 1024, width: 4), ProductTiling(m: 1025, n: 4096, k: 1024))
+        // Thin products whose column tiles repack almost nothing (the DCT's 32 × 32768 × 32,
+        // 2^25 multiply-adds) go past the multiply-add target down to 2^19 a tile — but only
+        // beyond the default width, and not where the extra packing is large (the 100-token
+        // products keep the multiply-add count's 8).
+        let dct = ProductTiling(m: 32, n: 32768, k: 32, width: 64)
+        XCTAssertEqual(dct.count, 64)
+        XCTAssertEqual(dct.rowTiles, 1)
+        XCTAssertEqual(ProductTiling(m: 32, n: 32768, k: 32, width: 16).count, 16)
+        XCTAssertEqual(ProductTiling(m: 32, n: 32768, k: 32, width: 256).count, 64)   // 2^19 a tile
+        XCTAssertEqual(ProductTiling(m: 32, n: 32768, k: 32, width: 4), ProductTiling(m: 32, n: 32768, k: 32))
+        XCTAssertEqual(ProductTiling(m: 99, n: 1024, k: 1024, width: 64).count, 8)
         for width in [8, 16, 64, 256] {
             for (m, n, k) in [(1025, 4096, 1024), (1025, 1024, 4096), (4096, 1024, 1025), (257, 1152, 384), (2, 9000, 64),
-                              (9000, 2, 64), (1025, 3072, 1024)] {
+                              (9000, 2, 64), (1025, 3072, 1024), (32, 32768, 32), (32768, 32, 32), (99, 1024, 1024)] {
                 assertTilesCoverOnce(ProductTiling(m: m, n: n, k: k, width: width), m: m, n: n, width: width,
                                      "width \(width) \(m)×\(n)×\(k)")
             }
