@@ -89,19 +89,20 @@ public final class Attention: InputProjectedLayer {
     /// Whether (b, h) pairs run on `Parallel` workers (each GEMM single-threaded).
     private var parallelPairs: Bool { BLAS.threads == 1 && Parallel.threads > 1 }
 
-    /// Runs `body(pair, worker, rowsParallel)` over all (b, h) pairs: spread over `workers`
-    /// Parallel workers (each with its own scratch index), or serially with row-parallel
-    /// softmax when BLAS is multi-threaded.
+    /// Runs `body(item, worker, rowsParallel)` over the work items — (b, h) pairs, or (pair,
+    /// query block) when `AttentionPartition` cuts the pairs — spread over `workers` Parallel
+    /// workers (each with its own scratch index), or serially with row-parallel softmax when
+    /// BLAS is multi-threaded.
     ///
-    /// Workers take the next pair from a shared counter rather than a fixed half each: a
+    /// Workers take the next item from a shared counter rather than a fixed half each: a
     /// pair is milliseconds of work (ViT-L 512²: 16 pairs of ≈ 6 ms), and with fixed halves
-    /// one worker waited for the other ≈ 150–220 ms per ViT-L step. Each pair writes only
+    /// one worker waited for the other ≈ 150–220 ms per ViT-L step. Each item writes only
     /// its own outputs, so the results do not depend on which worker ran it.
-    private func forEachPair(_ pairs: Int, workers: Int, _ body: (Int, Int, Bool) -> Void) {
+    private func forEachItem(_ items: Int, workers: Int, _ body: (Int, Int, Bool) -> Void) {
         if workers > 1 {
-            Parallel.forEachDynamic(pairs, workers: workers) { p, w in body(p, w, false) }
+            Parallel.forEachDynamic(items, workers: workers) { i, w in body(i, w, false) }
         } else {
-            for p in 0..<pairs { body(p, 0, true) }
+            for i in 0..<items { body(i, 0, true) }
         }
     }
 
@@ -145,42 +146,21 @@ public final class Attention: InputProjectedLayer {
         rotary?.rotate(qkvT, channels: C)
         probabilitiesStored = storesProbabilities
         let qkvP = qkvT.data, probP = probs.data, yP = yT.data, stores = storesProbabilities
-        if partition.blocks > 1 {
-            forwardBlocks(partition, qkv: qkvP, probabilities: probP, stores: stores, y: yP,
-                          pairs: pairs, tokens: T, workers: workers)
-        } else {
-            forEachPair(pairs, workers: workers) { pair, w, rowsParallel in
-                let b = pair / NH, h = pair % NH
-                let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
-                let a = probP + (stores ? pair : w) * T * T
-                probabilities(q: q, k: k, into: a, rows: T, tokens: T, rowsParallel: rowsParallel)
-                // y_h [T, D] = A v
-                BLAS.gemm(transposeA: false, transposeB: false, m: T, n: D, k: T,
-                          a: a, lda: T, b: v, ldb: 3 * C, c: yP + b * T * C + h * D, ldc: C, whole: true)
-            }
-        }
-        proj.forward(yT, into: output)
-    }
-
-    /// The forward's attention with one work item per (pair, query block): `probabilities`
-    /// is the stored A [pairs, T, T] when `stores`, else a [workers, rowsPerBlock, T] scratch.
-    private func forwardBlocks(_ partition: AttentionPartition, qkv qkvP: UnsafeMutablePointer<Float>,
-                               probabilities probP: UnsafeMutablePointer<Float>, stores: Bool,
-                               y yP: UnsafeMutablePointer<Float>, pairs: Int, tokens T: Int, workers: Int) {
-        let (C, NH, D) = (channels, heads, headDim)
         let blocks = partition.blocks, rowsPerBlock = partition.rowsPerBlock
-        Parallel.forEachDynamic(pairs * blocks, workers: workers) { item, w in
+        // One item per (pair, query block); with one block per pair, per pair.
+        forEachItem(pairs * blocks, workers: workers) { item, w, rowsParallel in
             let pair = item / blocks, rows = partition.rows(item % blocks, tokens: T)
             let b = pair / NH, h = pair % NH
             let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
-            let qBlock = q + rows.lowerBound * 3 * C
             let a = stores ? probP + pair * T * T + rows.lowerBound * T : probP + w * rowsPerBlock * T
-            probabilities(q: qBlock, k: k, into: a, rows: rows.count, tokens: T, rowsParallel: false)
-            // y_h's block rows [rows, D] = A_blk v
+            probabilities(q: q + rows.lowerBound * 3 * C, k: k, into: a, rows: rows.count, tokens: T,
+                          rowsParallel: rowsParallel)
+            // y_h's rows [rows, D] = A v
             BLAS.gemm(transposeA: false, transposeB: false, m: rows.count, n: D, k: T,
                       a: a, lda: T, b: v, ldb: 3 * C, c: yP + (b * T + rows.lowerBound) * C + h * D, ldc: C,
                       whole: true)
         }
+        proj.forward(yT, into: output)
     }
 
     /// Frees the caches and scratch buffers.
@@ -211,107 +191,68 @@ public final class Attention: InputProjectedLayer {
             : probScratch.work(arena, "attn.probabilityScratch", [workers, partition.rowsPerBlock, T])
         let qkvP = qkvCache.data, attP = attCache.data, dyP = dYT.data, dP = dQKVT.data
         let s = scale
-        if partition.blocks > 1 {
-            backwardBlocks(partition, qkv: qkvP, stored: stores ? attP : nil, recomputed: recomputed.data,
-                           dProbabilities: scratch.data, dY: dyP, dQKV: dP, pairs: pairs, tokens: T, workers: workers)
-            rotary?.rotate(dQKVT, channels: C, inverse: true)
-            return dQKVT
-        }
-        forEachPair(pairs, workers: workers) { pair, w, rowsParallel in
-            let b = pair / NH, h = pair % NH
-            let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
-            let dq = dP + b * T * 3 * C + h * D, dk = dq + C, dv = dq + 2 * C
-            let a: UnsafeMutablePointer<Float>
-            if stores {
-                a = attP + pair * T * T
-            } else {
-                a = recomputed.data + w * T * T
-                probabilities(q: q, k: k, into: a, rows: T, tokens: T, rowsParallel: rowsParallel)
-            }
-            let g = dyP + b * T * C + h * D
-            let dA = scratch.data + w * T * T
-            // dv [T, D] = Aᵀ g
-            BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: T,
-                      a: a, lda: T, b: g, ldb: C, c: dv, ldc: 3 * C, whole: true)
-            // dA [T, T] = g vᵀ, then the softmax backward (and the score scale) in place
-            BLAS.gemm(transposeA: false, transposeB: true, m: T, n: T, k: D,
-                      a: g, lda: C, b: v, ldb: 3 * C, c: dA, ldc: T, whole: true)
-            if rowsParallel {
-                Parallel.forEach(T, grain: Swift.max(1, Kernels.elementGrain / Swift.max(T, 1))) { r in
-                    for t in r { Kernels.softmaxRowBackwardInPlace(dA + t * T, output: a + t * T, T, scale: s) }
-                }
-            } else {
-                for t in 0..<T { Kernels.softmaxRowBackwardInPlace(dA + t * T, output: a + t * T, T, scale: s) }
-            }
-            // dq = dS k,  dk = dSᵀ q
-            BLAS.gemm(transposeA: false, transposeB: false, m: T, n: D, k: T,
-                      a: dA, lda: T, b: k, ldb: 3 * C, c: dq, ldc: 3 * C, whole: true)
-            BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: T,
-                      a: dA, lda: T, b: q, ldb: 3 * C, c: dk, ldc: 3 * C, whole: true)
-        }
-        // Back through the rotation: ∂L/∂(q, k before it) = Rᵀ ∂L/∂(rotated q, k).
-        rotary?.rotate(dQKVT, channels: C, inverse: true)
-        return dQKVT
-    }
-
-    /// The backward's attention with one work item per (pair, query block), into dQKV:
-    /// dq's block rows directly, dk and dv as one partial [T, D] per block (their sums run
-    /// over the query rows), added in block order afterwards. `stored` is A [pairs, T, T]
-    /// when the forward kept it; else each block recomputes its rows into `recomputed`
-    /// ([workers, rowsPerBlock, T], like `dProbabilities`).
-    private func backwardBlocks(_ partition: AttentionPartition, qkv qkvP: UnsafeMutablePointer<Float>,
-                                stored attP: UnsafeMutablePointer<Float>?, recomputed: UnsafeMutablePointer<Float>,
-                                dProbabilities dAP: UnsafeMutablePointer<Float>, dY dyP: UnsafeMutablePointer<Float>,
-                                dQKV dP: UnsafeMutablePointer<Float>, pairs: Int, tokens T: Int, workers: Int) {
-        let (C, NH, D) = (channels, heads, headDim)
         let blocks = partition.blocks, rowsPerBlock = partition.rowsPerBlock
-        let dkParts = dKeyPartials.work(arena, "attn.dKeyPartials", [pairs, blocks, T, D]).data
-        let dvParts = dValuePartials.work(arena, "attn.dValuePartials", [pairs, blocks, T, D]).data
-        let s = scale
-        Parallel.forEachDynamic(pairs * blocks, workers: workers) { item, w in
+        // With query blocks dk and dv sum over every block's rows: each block writes a partial
+        // [T, D], added in block order below. With one block per pair they go to dQKV directly.
+        let partials = blocks > 1
+        let dkParts = partials ? dKeyPartials.work(arena, "attn.dKeyPartials", [pairs, blocks, T, D]).data : dP
+        let dvParts = partials ? dValuePartials.work(arena, "attn.dValuePartials", [pairs, blocks, T, D]).data : dP
+        forEachItem(pairs * blocks, workers: workers) { item, w, rowsParallel in
             let pair = item / blocks, rows = partition.rows(item % blocks, tokens: T), m = rows.count
             let b = pair / NH, h = pair % NH
             let q = qkvP + b * T * 3 * C + h * D, k = q + C, v = q + 2 * C
             let qBlock = q + rows.lowerBound * 3 * C
             let a: UnsafeMutablePointer<Float>
-            if let attP {
+            if stores {
                 a = attP + pair * T * T + rows.lowerBound * T
             } else {
-                a = recomputed + w * rowsPerBlock * T
-                probabilities(q: qBlock, k: k, into: a, rows: m, tokens: T, rowsParallel: false)
+                a = recomputed.data + w * rowsPerBlock * T
+                probabilities(q: qBlock, k: k, into: a, rows: m, tokens: T, rowsParallel: rowsParallel)
             }
             let g = dyP + (b * T + rows.lowerBound) * C + h * D
-            let dA = dAP + w * rowsPerBlock * T
-            let part = item * T * D   // item = pair · blocks + block
-            // dv's partial [T, D] = A_blkᵀ g_blk
+            let dA = scratch.data + w * rowsPerBlock * T
+            let dq = dP + (b * T + rows.lowerBound) * 3 * C + h * D
+            let (dk, dv, ldk) = partials ? (dkParts + item * T * D, dvParts + item * T * D, D)   // item = pair · blocks + block
+                                         : (dq + C, dq + 2 * C, 3 * C)
+            // dv [T, D] (+)= A_blkᵀ g_blk
             BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: m,
-                      a: a, lda: T, b: g, ldb: C, c: dvParts + part, ldc: D, whole: true)
+                      a: a, lda: T, b: g, ldb: C, c: dv, ldc: ldk, whole: true)
             // dA_blk [m, T] = g_blk vᵀ, then the softmax backward (and the score scale) in place
             BLAS.gemm(transposeA: false, transposeB: true, m: m, n: T, k: D,
                       a: g, lda: C, b: v, ldb: 3 * C, c: dA, ldc: T, whole: true)
-            for t in 0..<m { Kernels.softmaxRowBackwardInPlace(dA + t * T, output: a + t * T, T, scale: s) }
-            // dq_blk = dS_blk k (the block's own rows of dq),  dk's partial = dS_blkᵀ q_blk
+            if rowsParallel {
+                Parallel.forEach(m, grain: Swift.max(1, Kernels.elementGrain / Swift.max(T, 1))) { r in
+                    for t in r { Kernels.softmaxRowBackwardInPlace(dA + t * T, output: a + t * T, T, scale: s) }
+                }
+            } else {
+                for t in 0..<m { Kernels.softmaxRowBackwardInPlace(dA + t * T, output: a + t * T, T, scale: s) }
+            }
+            // dq_blk = dS_blk k (the block's own rows of dq),  dk (+)= dS_blkᵀ q_blk
             BLAS.gemm(transposeA: false, transposeB: false, m: m, n: D, k: T,
-                      a: dA, lda: T, b: k, ldb: 3 * C, c: dP + (b * T + rows.lowerBound) * 3 * C + h * D,
-                      ldc: 3 * C, whole: true)
+                      a: dA, lda: T, b: k, ldb: 3 * C, c: dq, ldc: 3 * C, whole: true)
             BLAS.gemm(transposeA: true, transposeB: false, m: T, n: D, k: m,
-                      a: dA, lda: T, b: qBlock, ldb: 3 * C, c: dkParts + part, ldc: D, whole: true)
+                      a: dA, lda: T, b: qBlock, ldb: 3 * C, c: dk, ldc: ldk, whole: true)
         }
-        // dk, dv = Σ_blk partials, always block 0 + block 1 + … so that the order of the
-        // additions (and the bits) does not depend on how the rows are chunked.
-        Parallel.forEach(pairs * T, grain: Swift.max(1, Kernels.elementGrain / Swift.max(2 * blocks * D, 1))) { range in
-            for row in range {
-                let pair = row / T, t = row % T
-                let b = pair / NH, h = pair % NH
-                let dk = dP + (b * T + t) * 3 * C + C + h * D, dv = dk + C
-                let first = (pair * blocks * T + t) * D
-                let pk = dkParts + first, pv = dvParts + first
-                for d in 0..<D { dk[d] = pk[d]; dv[d] = pv[d] }
-                for blk in 1..<blocks {
-                    let qk = pk + blk * T * D, qv = pv + blk * T * D
-                    for d in 0..<D { dk[d] += qk[d]; dv[d] += qv[d] }
+        if partials {
+            // dk, dv = Σ_blk partials, always block 0 + block 1 + … so that the order of the
+            // additions (and the bits) does not depend on how the rows are chunked.
+            Parallel.forEach(pairs * T, grain: Swift.max(1, Kernels.elementGrain / Swift.max(2 * blocks * D, 1))) { range in
+                for row in range {
+                    let pair = row / T, t = row % T
+                    let b = pair / NH, h = pair % NH
+                    let dk = dP + (b * T + t) * 3 * C + C + h * D, dv = dk + C
+                    let first = (pair * blocks * T + t) * D
+                    let pk = dkParts + first, pv = dvParts + first
+                    for d in 0..<D { dk[d] = pk[d]; dv[d] = pv[d] }
+                    for blk in 1..<blocks {
+                        let qk = pk + blk * T * D, qv = pv + blk * T * D
+                        for d in 0..<D { dk[d] += qk[d]; dv[d] += qv[d] }
+                    }
                 }
             }
         }
+        // Back through the rotation: ∂L/∂(q, k before it) = Rᵀ ∂L/∂(rotated q, k).
+        rotary?.rotate(dQKVT, channels: C, inverse: true)
+        return dQKVT
     }
 }
