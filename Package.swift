@@ -59,8 +59,9 @@ let package = Package(
         // file formats, Config, RunIO, Layers, Distributed; Backbone, PEFT, Heads, Data;
         // Synthetic, Evaluation; Training, Visualization; the CLI.
         // Re-executes the CLI with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic
-        // kernels (kernel_choice.c); linked into the CLI only.
-        .target(name: "BLASKernelChoice"),
+        // kernels (kernel_choice.c); linked into the CLI only. It reads CBLAS's shim.h (one list
+        // of generic kernel families for it and `BLAS.runsGenericKernels`), hence the path.
+        .target(name: "BLASKernelChoice", dependencies: ["CBLAS"], cSettings: [.headerSearchPath("../CBLAS")]),
         .target(name: "Core", swiftSettings: fast),
         .target(name: "Numerics", dependencies: ["CBLAS"], swiftSettings: fast),
         .target(name: "HDF5", dependencies: ["Core", "Numerics", "CHDF5"], swiftSettings: fast),

@@ -15,6 +15,7 @@
 // started without it now compute the same bits.
 #define _GNU_SOURCE
 #include "BLASKernelChoice.h"
+#include "shim.h"   // CBLAS: openblas_get_corename, ct_blas_core_is_generic
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -29,17 +30,6 @@ static const char *chosen = NULL;
 const char *ct_blas_kernel_chosen_at_start(void) { return chosen; }
 
 #if defined(__x86_64__) && defined(__linux__)
-extern const char *openblas_get_corename(void);
-
-static int is_generic(const char *core) {
-    static const char *const generic[] = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom",
-                                          "katmai", "coppermine", "northwood", "banias"};
-    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++) {
-        if (strcasecmp(core, generic[i]) == 0) return 1;
-    }
-    return 0;
-}
-
 __attribute__((constructor))
 static void choose_blas_kernel(int argc, char **argv, char **envp) {
     (void)argc; (void)envp;
@@ -52,7 +42,7 @@ static void choose_blas_kernel(int argc, char **argv, char **envp) {
         return;
     }
     const char *core = openblas_get_corename();
-    if (getenv("OPENBLAS_CORETYPE") != NULL || core == NULL || !is_generic(core) || argv == NULL) return;
+    if (getenv("OPENBLAS_CORETYPE") != NULL || core == NULL || !ct_blas_core_is_generic(core) || argv == NULL) return;
     __builtin_cpu_init();   // the feature table's own constructor may not have run yet
     const char *better = NULL;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

@@ -33,10 +33,7 @@ public enum BLAS {
 
     /// Generic kernels that leave most of a modern CPU's speed unused (what OpenBLAS falls
     /// back to when a VM masks the CPU model).
-    public static var runsGenericKernels: Bool {
-        ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "coppermine", "northwood", "banias"]
-            .contains(coreName.lowercased())
-    }
+    public static var runsGenericKernels: Bool { ct_blas_core_is_generic(ct_blas_core_name()) != 0 }
 
     /// `C = alpha · op(A) · op(B) + beta · C` with row-major `A` (m×k after `op`),
     /// `B` (k×n after `op`), `C` (m×n) and explicit leading dimensions.
