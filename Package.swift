@@ -63,7 +63,10 @@ let package = Package(
         // of generic kernel families for it and `BLAS.runsGenericKernels`), hence the path.
         .target(name: "BLASKernelChoice", dependencies: ["CBLAS"], cSettings: [.headerSearchPath("../CBLAS")]),
         .target(name: "Core", swiftSettings: fast),
-        .target(name: "Numerics", dependencies: ["CBLAS"], swiftSettings: fast),
+        // Our own matrix product (packed panels, bits independent of the split); C for the
+        // SIMD intrinsics, each kernel compiled for its instruction set by a target attribute.
+        .target(name: "CPanelProduct"),
+        .target(name: "Numerics", dependencies: ["CBLAS", "CPanelProduct"], swiftSettings: fast),
         .target(name: "HDF5", dependencies: ["Core", "Numerics", "CHDF5"], swiftSettings: fast),
         .target(name: "Config", dependencies: ["Core", "Numerics", .product(name: "Yams", package: "Yams")], swiftSettings: fast),
         .target(name: "RunIO", dependencies: ["Core", .product(name: "Logging", package: "swift-log")],

@@ -26,12 +26,14 @@ struct CausalTune: ParsableCommand {
     /// Every module's swift-log `Logger` writes to the running command's log. OpenBLAS's
     /// kernels were chosen before this runs (`BLASKernelChoice`, which may have re-executed the
     /// program with `OPENBLAS_CORETYPE` set); the choice is recorded here.
-    /// The partition width is read here, before any product, so that a bad value is one
+    /// The partition width and the product kernel are read here, before any product, so that a bad value is one
     /// line and a non-zero exit rather than a run with other bits than the user asked for.
     static func main() {
         RunLog.bootstrapLogging()
         BLAS.kernelChosenAtStart = ct_blas_kernel_chosen_at_start().map { String(cString: $0) }
-        if let problem = ProductTiling.configureFromEnvironment(ProcessInfo.processInfo.environment) {
+        let environment = ProcessInfo.processInfo.environment
+        for problem in [ProductTiling.configureFromEnvironment(environment),
+                        PanelProduct.configureFromEnvironment(environment)].compactMap({ $0 }) {
             CausalTuneError(problem).printToStandardError()
             Foundation.exit(2)
         }

@@ -1,6 +1,7 @@
 import CBLAS
 
-/// Matrix products, all through OpenBLAS `cblas_sgemm` (row-major).
+/// Matrix products, through OpenBLAS `cblas_sgemm` (row-major), or our own packed-panel
+/// kernel when a run asks for it (`PanelProduct`, `CAUSAL_TUNE_PRODUCTS=panels`).
 ///
 /// Threading: OpenBLAS runs with one thread (set on the first product). A product is cut
 /// into the tiles of `ProductTiling` — chosen from its shape alone — and the tiles run on
@@ -60,6 +61,11 @@ public enum BLAS {
                 let row = c + i * ldc
                 for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] }
             }
+            return
+        }
+        if PanelProduct.kernel == .panels && !whole && PanelProduct.runs(m: m, n: n, k: k) {
+            PanelProduct.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                              a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
         _ = singleThreaded

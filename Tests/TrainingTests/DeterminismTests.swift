@@ -57,9 +57,10 @@ final class DeterminismTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
     /// Trains `config` into `work`; fails the test on a non-zero exit.
-    private func train(_ name: String, _ work: String, ranks: Int = 1, threads: Int, extra: [String] = []) throws {
+    private func train(_ name: String, _ work: String, ranks: Int = 1, threads: Int, extra: [String] = [],
+                       environment: [String: String?] = [:]) throws {
         let r = try CommandLineRunner.run(["train", "--config", dir + "/" + name + ".yaml", "--work-dir", dir + "/" + work] + extra,
-                                          ranks: ranks, threads: threads)
+                                          ranks: ranks, threads: threads, environmentChanges: environment)
         XCTAssertEqual(r.status, 0, "\(work): \(r.output)")
     }
 
@@ -111,5 +112,25 @@ final class DeterminismTests: XCTestCase {
 
     func testMask2FormerHeadIsBitIdenticalForThreadsWorldSizesAndResume() throws {
         try checkContract("m2f")
+    }
+
+    /// Our panel product cuts a product's tiles by the thread count (OpenBLAS's tiles may
+    /// not be), yet every run gives the same bits: 1 and 3 threads, partition widths 1 and 4,
+    /// 2 ranks. And the variable is honoured: the OpenBLAS run's parameters differ.
+    func testPanelProductsAreBitIdenticalForThreadsWidthsAndWorldSizes() throws {
+        let panels: [String: String?] = ["CAUSAL_TUNE_PRODUCTS": "panels"]
+        try train("linear", "panels-t1", threads: 1, environment: panels)
+        let runs: [(work: String, ranks: Int, threads: Int, width: String)] =
+            [("panels-t3", 1, 3, "4"), ("panels-t3-w1", 1, 3, "1"), ("panels-np2", 2, 1, "4")]
+        for r in runs {
+            var environment = panels
+            environment["CAUSAL_TUNE_PARTITION_WIDTH"] = r.width
+            try train("linear", r.work, ranks: r.ranks, threads: r.threads, environment: environment)
+            XCTAssertEqual(try CheckpointComparison.differingDatasets(dir + "/panels-t1/iter_3.h5", dir + "/\(r.work)/iter_3.h5"), [],
+                           "\(r.work) (\(r.ranks) ranks × \(r.threads) threads, width \(r.width)) differs from panels-t1")
+        }
+        try train("linear", "openblas-t1", threads: 1, environment: ["CAUSAL_TUNE_PRODUCTS": "openblas"])
+        let differing = try CheckpointComparison.differingDatasets(dir + "/panels-t1/iter_3.h5", dir + "/openblas-t1/iter_3.h5")
+        XCTAssertTrue(differing.contains { $0.contains("params") }, "\(differing)")
     }
 }
