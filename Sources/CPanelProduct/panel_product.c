@@ -77,23 +77,24 @@ static void gather16(const float *const *src, int rows, long p0, float *dst, lon
     for (int p = 0; p < 16; p++) _mm512_mask_storeu_ps(dst + p * stride, lanes, r[p]);
 }
 
-void ct_panel_pack_a(int transpose, const float *a, long lda, long row0, long rows, long k, float *packed) {
+void ct_panel_pack_a(int transpose, const float *a, long lda, long row0, long rows, long k0, long k1, long k,
+                     float *packed) {
     const long mr = ct_panel_mr();
     for (long i0 = 0; i0 < rows; i0 += mr) {
         long h = rows - i0 < mr ? rows - i0 : mr;
         float *dst = packed + i0 * k;
         if (!transpose) {
-            long p0 = 0;
+            long p0 = k0;
             if (mr == MR512 && h == MR512) {
                 /* Whole panels: 16 steps of p at a time through a register transpose. */
                 const float *rowsA[MR512];
                 for (int ii = 0; ii < MR512; ii++) rowsA[ii] = a + (row0 + i0 + ii) * lda;
-                for (; p0 + 16 <= k; p0 += 16) gather16(rowsA, MR512, p0, dst + p0 * mr, mr);
+                for (; p0 + 16 <= k1; p0 += 16) gather16(rowsA, MR512, p0, dst + p0 * mr, mr);
             }
             /* Blocks of 16 steps of p: the block's mr × 16 destination stays in L1 while
                each source row is read contiguously. */
-            for (; p0 < k; p0 += 16) {
-                long pe = k - p0 < 16 ? k - p0 : 16;
+            for (; p0 < k1; p0 += 16) {
+                long pe = k1 - p0 < 16 ? k1 - p0 : 16;
                 for (long ii = 0; ii < h; ii++) {
                     const float *src = a + (row0 + i0 + ii) * lda + p0;
                     float *d = dst + p0 * mr + ii;
@@ -103,7 +104,7 @@ void ct_panel_pack_a(int transpose, const float *a, long lda, long row0, long ro
                     for (long p = 0; p < pe; p++) dst[(p0 + p) * mr + ii] = 0;
             }
         } else {
-            for (long p = 0; p < k; p++) {
+            for (long p = k0; p < k1; p++) {
                 const float *src = a + p * lda + row0 + i0;
                 float *d = dst + p * mr;
                 for (long ii = 0; ii < h; ii++) d[ii] = src[ii];
@@ -113,30 +114,31 @@ void ct_panel_pack_a(int transpose, const float *a, long lda, long row0, long ro
     }
 }
 
-void ct_panel_pack_b(int transpose, const float *b, long ldb, long column0, long columns, long k, float *packed) {
+void ct_panel_pack_b(int transpose, const float *b, long ldb, long column0, long columns, long k0, long k1, long k,
+                     float *packed) {
     const long nr = ct_panel_nr();
     for (long j0 = 0; j0 < columns; j0 += nr) {
         long w = columns - j0 < nr ? columns - j0 : nr;
         float *dst = packed + j0 * k;
         if (!transpose) {
-            for (long p = 0; p < k; p++) {
+            for (long p = k0; p < k1; p++) {
                 const float *src = b + p * ldb + column0 + j0;
                 float *d = dst + p * nr;
                 memcpy(d, src, (size_t)w * sizeof(float));
                 for (long jj = w; jj < nr; jj++) d[jj] = 0;
             }
         } else {
-            long p0 = 0;
+            long p0 = k0;
             if (nr == NR512 && w == NR512) {
                 const float *columnsB[NR512];
                 for (int jj = 0; jj < NR512; jj++) columnsB[jj] = b + (column0 + j0 + jj) * ldb;
-                for (; p0 + 16 <= k; p0 += 16) {
+                for (; p0 + 16 <= k1; p0 += 16) {
                     gather16(columnsB, 16, p0, dst + p0 * nr, nr);
                     gather16(columnsB + 16, 16, p0, dst + p0 * nr + 16, nr);
                 }
             }
-            for (; p0 < k; p0 += 16) {
-                long pe = k - p0 < 16 ? k - p0 : 16;
+            for (; p0 < k1; p0 += 16) {
+                long pe = k1 - p0 < 16 ? k1 - p0 : 16;
                 for (long jj = 0; jj < w; jj++) {
                     const float *src = b + (column0 + j0 + jj) * ldb + p0;
                     float *d = dst + p0 * nr + jj;

@@ -9,12 +9,13 @@ import Foundation
 /// the operands are packed once per product into panels that all tiles share
 /// (`CPanelProduct`), and every element of C is one fused multiply-add chain over k in order
 /// whatever the tile, kernel (AVX-512, AVX2, portable) or thread that computes it — so the
-/// tiles are cut from the thread count (about four per worker, for balance) and the bits
+/// tiles are cut from the thread count (about eight per worker, for balance) and the bits
 /// depend on none of thread count, partition width or SIMD width.
 ///
-/// A product is two regions: the panels of A and B packed (items of ≥ 2^14 floats from a
-/// counter), then the tiles of C (from a counter). Inside another region or with one thread
-/// it runs inline on the calling thread's own buffers.
+/// A product is two regions: the panels of A and B packed (items of ≈ 2^13 floats from a
+/// counter: runs of short panels, or long ones in ranges of k), then the tiles of C (from a
+/// counter). Inside another region or with one thread it runs inline on the calling
+/// thread's own buffers.
 ///
 /// Which products it runs is a function of the call alone (`BLAS.gemm`): products of at
 /// least `ProductTiling.minimumMACs` multiply-adds. Products below that (a few µs) and those
@@ -61,10 +62,12 @@ public enum PanelProduct {
     }
 
     /// Tiles a parallel product aims at per worker: enough that a slow tile delays one
-    /// worker's next tile rather than the region.
-    static let tilesPerWorker = 4
-    /// Floats a packing item covers at least (a panel of a short k is a few hundred).
-    static let packingItemFloats = 1 << 14
+    /// worker's next tile rather than the region (ViT-L's model at 64 threads: products at
+    /// 84 % with 4, 88 % with 8, packing included).
+    static let tilesPerWorker = 8
+    /// Floats a packing item aims at (≈ 10 µs of copying): panels of a short k are packed
+    /// in runs, long ones in ranges of k.
+    static let packingItemFloats = 1 << 13
 
     /// Whether `BLAS.gemm` runs a product of this shape here (when `kernel` is `.panels` and
     /// the call is not `whole`).
@@ -92,25 +95,26 @@ public enum PanelProduct {
         let work = macs.overflow ? Int.max : macs.partialValue
         let workers = Parallel.threads
         if workers <= 1 || Parallel.isInsideRegion || work < ProductTiling.minimumMACs {
-            ct_panel_pack_a(ta, a, lda, 0, m, k, packedA)
-            ct_panel_pack_b(tb, b, ldb, 0, n, k, packedB)
+            ct_panel_pack_a(ta, a, lda, 0, m, 0, k, k, packedA)
+            ct_panel_pack_b(tb, b, ldb, 0, n, 0, k, k, packedB)
             ct_panel_multiply(packedA, packedB, m, n, k, alpha, beta, c, ldc)
             return
         }
 
-        // Packing: runs of panels of A, then of B, each item ≥ packingItemFloats.
-        let aRun = Swift.max(1, packingItemFloats / Swift.max(aPanelFloats, 1))
-        let bRun = Swift.max(1, packingItemFloats / Swift.max(bPanelFloats, 1))
-        let aItems = (rowPanels + aRun - 1) / aRun, bItems = (columnPanels + bRun - 1) / bRun
-        Parallel.forEachDynamic(aItems + bItems, workers: workers) { item, _ in
-            if item < aItems {
-                let p0 = item * aRun, p1 = Swift.min(rowPanels, p0 + aRun)
-                let r0 = p0 * mr, r1 = Swift.min(m, p1 * mr)
-                ct_panel_pack_a(ta, a, lda, r0, r1 - r0, k, packedA + p0 * aPanelFloats)
+        // Packing: A's items, then B's (runs of small panels, or large panels cut along k).
+        let aItems = PackingItems(panels: rowPanels, panelFloats: aPanelFloats, k: k, target: packingItemFloats)
+        let bItems = PackingItems(panels: columnPanels, panelFloats: bPanelFloats, k: k, target: packingItemFloats)
+        Parallel.forEachDynamic(aItems.count + bItems.count, workers: workers) { item, _ in
+            if item < aItems.count {
+                let (panels, steps) = aItems.item(item)
+                let r0 = panels.lowerBound * mr, r1 = Swift.min(m, panels.upperBound * mr)
+                ct_panel_pack_a(ta, a, lda, r0, r1 - r0, steps.lowerBound, steps.upperBound, k,
+                                packedA + panels.lowerBound * aPanelFloats)
             } else {
-                let p0 = (item - aItems) * bRun, p1 = Swift.min(columnPanels, p0 + bRun)
-                let c0 = p0 * nr, c1 = Swift.min(n, p1 * nr)
-                ct_panel_pack_b(tb, b, ldb, c0, c1 - c0, k, packedB + p0 * bPanelFloats)
+                let (panels, steps) = bItems.item(item - aItems.count)
+                let c0 = panels.lowerBound * nr, c1 = Swift.min(n, panels.upperBound * nr)
+                ct_panel_pack_b(tb, b, ldb, c0, c1 - c0, steps.lowerBound, steps.upperBound, k,
+                                packedB + panels.lowerBound * bPanelFloats)
             }
         }
 
@@ -129,6 +133,36 @@ public enum PanelProduct {
             ct_panel_multiply(packedA + p0 * aPanelFloats, packedB + q0 * bPanelFloats,
                               r1 - r0, c1 - c0, k, alpha, beta, c + r0 * ldc + c0, ldc)
         }
+    }
+}
+
+/// The packing work of one operand: runs of whole panels when a panel is small, else each
+/// panel cut into ranges of k (multiples of 16 steps, the AVX-512 packing's block).
+struct PackingItems {
+    let run: Int, stepsPerSlice: Int, slices: Int, count: Int
+    let panels: Int, k: Int
+
+    init(panels: Int, panelFloats: Int, k: Int, target: Int) {
+        self.panels = panels
+        self.k = k
+        let wanted = Swift.min(panelFloats / Swift.max(target, 1), k / 16)
+        if wanted >= 2 {
+            run = 1
+            stepsPerSlice = ((k + wanted - 1) / wanted + 15) / 16 * 16
+            slices = (k + stepsPerSlice - 1) / stepsPerSlice
+        } else {
+            run = Swift.max(1, target / Swift.max(panelFloats, 1))
+            stepsPerSlice = k
+            slices = 1
+        }
+        count = (panels + run - 1) / run * slices
+    }
+
+    /// Item `i`'s panels and steps of k.
+    func item(_ i: Int) -> (panels: Range<Int>, steps: Range<Int>) {
+        let r = i / slices, s = i % slices
+        let p0 = r * run, s0 = s * stepsPerSlice
+        return (p0..<Swift.min(panels, p0 + run), s0..<Swift.min(k, s0 + stepsPerSlice))
     }
 }
 

@@ -67,6 +67,8 @@ public final class TrainingBenchmark {
             ])))
             fields.append(("head_flops_counted", .bool(flops.headCounted)))
             fields.append(("blas_core", .string(BLAS.coreName)))
+            fields.append(("product_kernel", .string(PanelProduct.kernel.rawValue)))
+            fields.append(("partition_width", .int(ProductTiling.width)))
             fields.append(("batch", .int(batch)))
             fields.append(("world", .int(world)))
             fields.append(("threads", .int(threads)))
@@ -88,6 +90,7 @@ public final class TrainingBenchmark {
             s += "  OpenBLAS kernels: \(BLAS.coreName)"
             if BLAS.kernelChosenAtStart != nil { s += " (chosen from the CPU's flags; OPENBLAS_CORETYPE overrides)" }
             s += BLAS.runsGenericKernels ? " — generic ones: set OPENBLAS_CORETYPE (SkylakeX on AVX-512 CPUs, Haswell on AVX2; launch/env.sh does)\n" : "\n"
+            s += "  products: " + TrainingBenchmark.productKernelDescription + "\n"
 
             for (k, v) in split {
                 s += "  " + k.padding(toLength: 18, withPad: " ", startingAt: 0)
@@ -294,6 +297,16 @@ public final class TrainingBenchmark {
             return (line.split(separator: " ").compactMap { Double($0) }.first ?? 0) / 1024
         }
         return 0
+    }
+
+    /// Which code runs the products, for the report.
+    static var productKernelDescription: String {
+        switch PanelProduct.kernel {
+        case .openblas:
+            return "OpenBLAS tiles, partition width \(ProductTiling.width) (CAUSAL_TUNE_PRODUCTS=panels: our panel kernel)"
+        case .panels:
+            return "our panel kernel (\(PanelProduct.simdKernelName)), tiles by thread count; below 2^19 multiply-adds and attention's per-head products on OpenBLAS; partition width \(ProductTiling.width)"
+        }
     }
 
     static func median(_ v: [Double]) -> Double {

@@ -26,7 +26,7 @@ public struct ScalingReport: Sendable {
     public static func kind(ofSite file: String) -> String {
         let module = file.split(separator: "/").first.map(String.init) ?? ""
         switch (module, file) {
-        case (_, "Numerics/BLAS.swift"): return "products"
+        case (_, "Numerics/BLAS.swift"), (_, "Numerics/PanelProduct.swift"): return "products"
         case (_, "Layers/Attention.swift"): return "attention"
         case ("PEFT", _): return "causal_tune"
         case ("Heads", _): return "head"

@@ -114,8 +114,17 @@ final class PanelProductTests: XCTestCase {
     func testBitsAreTheSameForEveryThreadCountWholeAndInsideARegion() {
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
-        let c = Case(tA: false, tB: true, m: 301, n: 517, k: 96, alpha: 1, beta: 0)
-        let x = operands(c, seed: 300)
+        // Many tiles; then panels long enough to be packed in ranges of k (B's, then A's too),
+        // ranges that end off the 16-step blocks.
+        for (index, c) in [Case(tA: false, tB: true, m: 301, n: 517, k: 96, alpha: 1, beta: 0),
+                           Case(tA: true, tB: true, m: 40, n: 70, k: 600, alpha: 1, beta: 0),
+                           Case(tA: false, tB: true, m: 30, n: 45, k: 1401, alpha: 0.5, beta: 1)].enumerated() {
+            checkThreadCounts(c, seed: UInt64(300 + index))
+        }
+    }
+
+    func checkThreadCounts(_ c: Case, seed: UInt64) {
+        let x = operands(c, seed: seed)
         Parallel.threads = 1
         let one = run(c, x)
         XCTAssertEqual(one, fusedChain(c, x))

@@ -13,12 +13,15 @@ void ct_panel_force_kind(int kind);
 int ct_panel_mr(void);
 int ct_panel_nr(void);
 
-/* Packs rows [row0, row0 + rows) of op(A) (A stored k × m with lda when transposed) into
-   ⌈rows / MR⌉ panels of MR × k floats at `packed` (64-byte aligned), zero-padded. */
-void ct_panel_pack_a(int transpose, const float *a, long lda, long row0, long rows, long k, float *packed);
-/* Packs columns [column0, column0 + columns) of op(B) (B stored n × k when transposed) into
-   ⌈columns / NR⌉ panels of k × NR floats, zero-padded. */
-void ct_panel_pack_b(int transpose, const float *b, long ldb, long column0, long columns, long k, float *packed);
+/* Packs steps [k0, k1) of rows [row0, row0 + rows) of op(A) (A stored k × m with lda when
+   transposed) into ⌈rows / MR⌉ panels of MR × k floats at `packed` (64-byte aligned),
+   zero-padded; several calls over disjoint step ranges fill the panels between them. */
+void ct_panel_pack_a(int transpose, const float *a, long lda, long row0, long rows, long k0, long k1, long k,
+                     float *packed);
+/* Packs steps [k0, k1) of columns [column0, column0 + columns) of op(B) (B stored n × k when
+   transposed) into ⌈columns / NR⌉ panels of k × NR floats, zero-padded. */
+void ct_panel_pack_b(int transpose, const float *b, long ldb, long column0, long columns, long k0, long k1, long k,
+                     float *packed);
 /* C block = alpha · (packed A rows) · (packed B columns) + beta · C block; packedA and
    packedB point at the first panel of the block (panel boundaries), rows and columns are
    the block's true sizes. With beta = 0, C is not read. */
