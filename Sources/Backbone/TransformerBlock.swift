@@ -104,7 +104,7 @@ public final class TransformerBlock: Module {
         // FFN branch: dx1 = dout + LN2ᵀ(FFNᵀ(γ2 ⊙ dout)). (The FFN and attention backward
         // read only the shape of their input.)
         ffn.backwardInput(dOutput: scaled(dOutput, ls2, into: dBranch, rows: rows), input: input, writing: dNorm)
-        dx1.copy(from: dOutput)
+        Kernels.copy(dOutput, into: dx1)
         norm2.backwardInput(dOutput: dNorm, input: x1, dInput: dx1)
         // Attention branch: dx = dx1 + LN1ᵀ(Attnᵀ(γ1 ⊙ dx1)).
         attn.backwardInput(dOutput: scaled(dx1, ls1, into: dBranch, rows: rows), input: input, dInput: dNorm,

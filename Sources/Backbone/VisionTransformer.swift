@@ -278,13 +278,17 @@ public final class VisionTransformer: Module {
         patchEmbed.releaseCache()   // its cols cache only serves a weight backward we never run
         let cls = clsToken.value.data, pos = posEmbed.value.data, reg = registerTokens?.value.data
         let p = patches.data, x = x0.data
-        Parallel.forEach(B) { range in
-            for b in range {
-                let xb = x + b * T * C
-                for c in 0..<C { xb[c] = cls[c] + pos[c] }
-                if let reg { (xb + C).update(from: reg, count: R * C) }
-                let pb = p + b * N * C, xp = xb + (1 + R) * C
-                for i in 0..<(N * C) { xp[i] = pb[i] + pos[C + i] }
+        for b in 0..<B {
+            let xb = x + b * T * C
+            for c in 0..<C { xb[c] = cls[c] + pos[c] }
+            if let reg { (xb + C).update(from: reg, count: R * C) }
+        }
+        // Split by patch row, not by image: with batch 1 the whole pass ran on one thread.
+        Parallel.forEach(B * N, grain: Swift.max(1, Kernels.elementGrain / C)) { range in
+            for r in range {
+                let b = r / N, i = r % N
+                let xr = x + (b * T + 1 + R + i) * C, pr = p + r * C, pp = pos + (1 + i) * C
+                for c in 0..<C { xr[c] = pr[c] + pp[c] }
             }
         }
     }
@@ -333,7 +337,7 @@ public final class VisionTransformer: Module {
             return Tensor(zeros: [0])
         }
         var g = gradientA, next = gradientB
-        g.zero()
+        Kernels.zero(g)
         for i in stride(from: L - 1, through: 0, by: -1) {
             if let dOut = outputGradients[i] { Kernels.axpy(1, dOut, g) }
             var dBlock = g
@@ -351,7 +355,7 @@ public final class VisionTransformer: Module {
                                     grid: (grid.h, grid.w))
                 }
                 if gradientBlock.shape != [B, T, C] { gradientBlock = Tensor(zeros: [B, T, C]) }
-                gradientBlock.zero()
+                Kernels.zero(gradientBlock)
                 adapter.backward(layer: i, dOutput: g, dInput: gradientBlock, prefixTokens: prefixTokens,
                                  grid: (grid.h, grid.w))
                 dBlock = gradientBlock

@@ -6,8 +6,10 @@
 ///     mul:    c = a ⊙ b
 ///     scaledResidual:  y[i, c] = x[i, c] + γ[c] · r[i, c]   (a LayerScale'd residual branch)
 ///     scaleChannels:   y[i, c] = γ[c] · x[i, c]
+///     copy:   y = x          zero:   x = 0
 ///
-/// Outputs may alias inputs (every element is read before it is written, index by index).
+/// Outputs may alias inputs (every element is read before it is written, index by index),
+/// except `copy`'s, which must not overlap its source.
 extension Kernels {
     /// `c[i] = a[i] + b[i]`.
     public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
@@ -63,6 +65,22 @@ extension Kernels {
         }
     }
 
+    /// `y[i] = x[i]` (`update(from:)` over the workers). Activation-sized copies and zero
+    /// fills between two regions (a block's residual gradient, the flat gradient buffer) were
+    /// ≈ 0.06 s of the ≈ 0.09 s of serial work in the ViT-L step (scaling model, T = 64).
+    public static func copy(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        Parallel.forEach(n, grain: elementGrain) { r in
+            (y + r.lowerBound).update(from: x + r.lowerBound, count: r.count)
+        }
+    }
+
+    /// `x[i] = 0` (`update(repeating:)` over the workers; see `copy`).
+    public static func zero(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        Parallel.forEach(n, grain: elementGrain) { r in
+            (x + r.lowerBound).update(repeating: 0, count: r.count)
+        }
+    }
+
     // MARK: Tensor forms
 
     /// `c = a + b` (same element counts).
@@ -79,6 +97,15 @@ extension Kernels {
         precondition(x.count == y.count, "axpy: \(x.shape) into \(y.shape)")
         axpy(alpha, x.data, y.data, count: y.count)
     }
+
+    /// `y = x` (same element counts; `Tensor.copy(from:)` over the workers).
+    public static func copy(_ x: Tensor, into y: Tensor) {
+        precondition(x.count == y.count, "copy: \(x.shape) into \(y.shape)")
+        copy(x.data, into: y.data, count: y.count)
+    }
+
+    /// `x = 0` (`Tensor.zero()` over the workers).
+    public static func zero(_ x: Tensor) { zero(x.data, count: x.count) }
 
     /// `c = a ⊙ b` (same element counts).
     public static func mul(_ a: Tensor, _ b: Tensor, into c: Tensor) {

@@ -26,7 +26,7 @@ extension CausalTuneAdapter {
     func layerTokens(_ layer: Int, into scratch: Tensor) -> UnsafeMutablePointer<Float> {
         let m = tokenCount, c = channels
         if let t = tokens?.value {
-            scratch.data.update(from: t.data + layer * m * c, count: m * c)
+            Kernels.copy(t.data + layer * m * c, into: scratch.data, count: m * c)
             return scratch.data
         }
         let r = rank!, a = tokensA!.value, bm = tokensB!.value
@@ -40,7 +40,9 @@ extension CausalTuneAdapter {
         let m = tokenCount, c = channels
         if let g = tokens?.grad {
             let dst = g.data + layer * m * c
-            for k in 0..<(m * c) { dst[k] += dt[k] }
+            Parallel.forEach(m * c, grain: Kernels.elementGrain) { range in
+                for k in range { dst[k] += dt[k] }
+            }
             return
         }
         let r = rank!

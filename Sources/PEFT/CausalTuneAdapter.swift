@@ -220,7 +220,7 @@ public final class CausalTuneAdapter: PEFTAdapter, PEFTTokenLink, Module {
         Kernels.softmaxRows(s, rows: rows, cols: m)
 
         // Z = Q + S[:, 1:] V
-        z.update(from: q, count: rows * c)
+        Kernels.copy(q, into: z, count: rows * c)
         BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: c, k: m - 1,
                   a: s + 1, lda: m, b: cache.values.data, ldb: c, beta: 1, c: z, ldc: c)
 

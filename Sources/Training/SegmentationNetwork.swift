@@ -136,7 +136,7 @@ public final class SegmentationNetwork {
         let terms = head.forwardLoss(features: feats, grid: grid, labels: labels, normalizer: normalizer)
         let t1 = Date()
         headForwardSeconds = t1.timeIntervalSince(th)
-        for d in dFeatures { d.zero() }
+        for d in dFeatures { Kernels.zero(d) }
         head.backwardLoss(dFeatures: dFeatures)
         headBackwardSeconds = Date().timeIntervalSince(t1)
         passLinkTokenGradient()
@@ -148,7 +148,7 @@ public final class SegmentationNetwork {
             let src = dFeatures[j].data, dst = g.data
             for bi in 0..<b {
                 (dst + bi * T * C).update(repeating: 0, count: P * C)
-                (dst + (bi * T + P) * C).update(from: src + bi * N * C, count: N * C)
+                Kernels.copy(src + bi * N * C, into: dst + (bi * T + P) * C, count: N * C)
             }
             if let prev = grads[i] { Kernels.axpy(1, g, prev) } else { grads[i] = g }
         }
@@ -186,7 +186,7 @@ public final class SegmentationNetwork {
         }
         for (j, i) in head.outIndices.enumerated() {
             let src = backbone.output(ofBlock: i).data, dst = features[j].data
-            for bi in 0..<b { (dst + bi * N * C).update(from: src + (bi * T + P) * C, count: N * C) }
+            for bi in 0..<b { Kernels.copy(src + (bi * T + P) * C, into: dst + bi * N * C, count: N * C) }
         }
         return features
     }

@@ -73,7 +73,7 @@ public final class SlotGradientSum {
         precondition(losses.count < localSlots, "SlotGradientSum: more than \(localSlots) slots on this rank")
         losses.append(lossSum)
         let v = buffer()
-        v.copy(from: gradient)
+        Kernels.copy(gradient, into: v)
         if !subtree {
             leaves.append(v)
             return
@@ -143,7 +143,7 @@ public final class SlotGradientSum {
             if i < level.count { next.append(level[i]) }
             level = next
         }
-        if !(level[0].storage === total.storage && level[0].offset == total.offset) { total.copy(from: level[0]) }
+        if !(level[0].storage === total.storage && level[0].offset == total.offset) { Kernels.copy(level[0], into: total) }
     }
 
     /// The same tree over scalars.

@@ -20,6 +20,17 @@ final class KernelTests: XCTestCase {
         let s = a.clone()
         Kernels.scale(s, by: -3)
         for i in stride(from: 0, to: n, by: 997) { XCTAssertEqual(s.data[i], -3 * a.data[i]) }
+        // copy and zero cover every element, split over 1 and 3 workers alike.
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        for threads in [1, 3] {
+            Parallel.threads = threads
+            let d = Tensor(zeros: [n])
+            Kernels.copy(a, into: d)
+            XCTAssertEqual(d.array, a.array, "copy, \(threads) threads")
+            Kernels.zero(d)
+            XCTAssertTrue(d.array.allSatisfy { $0 == 0 && $0.sign == .plus }, "zero, \(threads) threads")
+        }
     }
 
     func testReductionsMatchDirectFormulas() {
