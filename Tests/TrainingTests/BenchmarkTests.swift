@@ -98,12 +98,35 @@ final class BenchmarkTests: XCTestCase {
 
     func testRegionKindsFollowTheCallSite() {
         XCTAssertEqual(ScalingReport.kind(ofSite: "Numerics/BLAS.swift"), "products")
+        XCTAssertEqual(ScalingReport.kind(ofSite: "Numerics/PanelProduct.swift"), "products")
         XCTAssertEqual(ScalingReport.kind(ofSite: "Layers/Attention.swift"), "attention")
         XCTAssertEqual(ScalingReport.kind(ofSite: "PEFT/CausalTuneAdapter.swift"), "causal_tune")
         XCTAssertEqual(ScalingReport.kind(ofSite: "Heads/LinearHead.swift"), "head")
         XCTAssertEqual(ScalingReport.kind(ofSite: "Training/Optimizer.swift"), "optimizer")
         XCTAssertEqual(ScalingReport.kind(ofSite: "Numerics/LayerNormKernel.swift"), "kernels")
         XCTAssertEqual(ScalingReport.kind(ofSite: "Training/Benchmark.swift"), "other")
+    }
+
+    /// `CAUSAL_TUNE_PRODUCTS` through the CLI: `panels` is reported (text and JSON), a name
+    /// that is neither kernel is one line and exit status 2.
+    func testProductKernelFromTheEnvironmentIsReportedOrRefused() throws {
+        let dir = NSTemporaryDirectory() + "ct-products-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try BenchmarkTests.yaml.write(toFile: dir + "/tiny.yaml", atomically: true, encoding: .utf8)
+        let args = ["bench", "--config", dir + "/tiny.yaml", "--steps", "1", "--warmup", "0", "--peak-size", "64",
+                    "--json", dir + "/bench.json"]
+        let r = try CommandLineRunner.run(args, environmentChanges: ["CAUSAL_TUNE_PRODUCTS": "panels"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("products: our panel kernel"), r.output)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/bench.json")))
+                                 as? [String: Any])
+        XCTAssertEqual(json["product_kernel"] as? String, "panels")
+        let bad = try CommandLineRunner.run(args, environmentChanges: ["CAUSAL_TUNE_PRODUCTS": "mkl"])
+        XCTAssertEqual(bad.status, 2, bad.output)
+        let lines = bad.output.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, bad.output)
+        XCTAssertTrue(bad.output.contains("CAUSAL_TUNE_PRODUCTS: 'mkl'"), bad.output)
     }
 
     func testBenchRefusesABadModelThreadsList() throws {
