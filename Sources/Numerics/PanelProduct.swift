@@ -118,8 +118,9 @@ public enum PanelProduct {
             }
         }
 
-        // Tiles: about tilesPerWorker per worker, each ≥ minimumMACs, columns cut first
-        // (a tile then streams fewer of B's panels past its rows of A).
+        // Tiles: about tilesPerWorker per worker, each ≥ minimumMACs; B's column panels are
+        // divided first, then A's row panels (ViT's products have more column panels than
+        // most machines have workers; the other order was not measured).
         let wanted = Swift.max(1, Swift.min(workers * tilesPerWorker, work / ProductTiling.minimumMACs))
         let columnTiles = Swift.min(columnPanels, wanted)
         let rowTiles = Swift.min(rowPanels, Swift.max(1, wanted / columnTiles))
@@ -133,6 +134,38 @@ public enum PanelProduct {
             ct_panel_multiply(packedA + p0 * aPanelFloats, packedB + q0 * bPanelFloats,
                               r1 - r0, c1 - c0, k, alpha, beta, c + r0 * ldc + c0, ldc)
         }
+    }
+}
+
+extension PanelProduct {
+    /// GFLOP/s of the panel kernel alone on `m × n × k` with both operands already packed
+    /// (as every tile of a parallel product finds them) on this thread: the best of at least
+    /// 3 calls and 0.2 s, by the thread's CPU clock. `bench --model-threads` prints it for one
+    /// worker's share of a product, next to OpenBLAS's rates.
+    public static func packedRate(m: Int, n: Int, k: Int) -> Double {
+        let mr = Int(ct_panel_mr()), nr = Int(ct_panel_nr())
+        let aFloats = ((m + mr - 1) / mr * mr * k + 15) / 16 * 16
+        let bFloats = (n + nr - 1) / nr * nr * k
+        let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
+        var rng = RandomGenerator(seed: 12)
+        rng.fillUniform(a, -1, 1)
+        rng.fillUniform(b, -1, 1)
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, (aFloats + bFloats) * MemoryLayout<Float>.stride) == 0, let raw else { return 0 }
+        defer { free(raw) }
+        let packed = raw.assumingMemoryBound(to: Float.self)
+        ct_panel_pack_a(0, a.data, k, 0, m, 0, k, k, packed)
+        ct_panel_pack_b(1, b.data, k, 0, n, 0, k, k, packed + aFloats)
+        var best = Double.infinity, spent = 0.0, calls = 0
+        while calls < 3 || spent < 0.2 {
+            let t0 = ScalingModel.threadCPUSeconds()
+            ct_panel_multiply(packed, packed + aFloats, m, n, k, 1, 0, c.data, n)
+            let dt = ScalingModel.threadCPUSeconds() - t0
+            best = Swift.min(best, dt)
+            spent += dt
+            calls += 1
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / best / 1e9
     }
 }
 
