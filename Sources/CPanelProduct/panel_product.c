@@ -157,8 +157,10 @@ static long row_block(long mr, long k) {
     return (panels < 1 ? 1 : panels) * mr;
 }
 
-/* C block (h × w) = alpha·acc + beta·C, acc an MR × NR tile with row stride nr. */
-static void store_tile(const float *acc, long nr, long h, long w, float alpha, float beta, float *c, long ldc) {
+/* C block (h × w) = alpha·acc + beta·C, acc an MR × NR tile with row stride nr. Inlined into
+   each micro-kernel, so that it is compiled for that kernel's instruction set: `fmaf` is
+   then one vector instruction rather than a library call per element. */
+static inline __attribute__((always_inline)) void store_tile(const float *acc, long nr, long h, long w, float alpha, float beta, float *c, long ldc) {
     for (long i = 0; i < h; i++) {
         float *row = c + i * ldc;
         const float *src = acc + i * nr;
@@ -167,79 +169,72 @@ static void store_tile(const float *acc, long nr, long h, long w, float alpha, f
     }
 }
 
-__attribute__((target("avx512f")))
-static void multiply512(const float *pa, const float *pb, long rows, long columns, long k,
-                        float alpha, float beta, float *c, long ldc) {
+/* The micro-kernels: one MR × NR block of C over all of k, then its h × w part stored into C.
+   Each is a function of its own so that nothing else is live in its loop: inlined into the
+   blocking loop, the AVX2 kernel (16 ymm registers: 12 accumulators, B's two vectors and A's
+   broadcast) spilled accumulators and ran at a quarter of its speed. */
+typedef void (*micro_kernel)(long k, const float *ap, const float *bp, long h, long w,
+                             float alpha, float beta, float *c, long ldc);
+
+__attribute__((target("avx512f"), noinline))
+static void micro512(long k, const float *ap, const float *bp, long h, long w,
+                     float alpha, float beta, float *c, long ldc) {
     float tile[MR512 * NR512] __attribute__((aligned(64)));
-    long block = row_block(MR512, k);
-    for (long ib = 0; ib < rows; ib += block)
-    for (long j0 = 0; j0 < columns; j0 += NR512) {
-        const float *bp = pb + j0 * k;
-        long w = columns - j0 < NR512 ? columns - j0 : NR512;
-        long iend = ib + block < rows ? ib + block : rows;
-        for (long i0 = ib; i0 < iend; i0 += MR512) {
-            const float *ap = pa + i0 * k;
-            long h = rows - i0 < MR512 ? rows - i0 : MR512;
-            __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
-            __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
-            __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
-            __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
-            __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
-            __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
-            __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
-            __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
-            __m512 c80 = _mm512_setzero_ps(), c81 = _mm512_setzero_ps();
-            __m512 c90 = _mm512_setzero_ps(), c91 = _mm512_setzero_ps();
-            __m512 ca0 = _mm512_setzero_ps(), ca1 = _mm512_setzero_ps();
-            __m512 cb0 = _mm512_setzero_ps(), cb1 = _mm512_setzero_ps();
-            const float *a = ap, *b = bp;
-            for (long p = 0; p < k; p++, a += MR512, b += NR512) {
-                __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-                __m512 x;
-                x = _mm512_set1_ps(a[0]);  c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
-                x = _mm512_set1_ps(a[1]);  c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
-                x = _mm512_set1_ps(a[2]);  c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
-                x = _mm512_set1_ps(a[3]);  c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
-                x = _mm512_set1_ps(a[4]);  c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
-                x = _mm512_set1_ps(a[5]);  c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
-                x = _mm512_set1_ps(a[6]);  c60 = _mm512_fmadd_ps(x, b0, c60); c61 = _mm512_fmadd_ps(x, b1, c61);
-                x = _mm512_set1_ps(a[7]);  c70 = _mm512_fmadd_ps(x, b0, c70); c71 = _mm512_fmadd_ps(x, b1, c71);
-                x = _mm512_set1_ps(a[8]);  c80 = _mm512_fmadd_ps(x, b0, c80); c81 = _mm512_fmadd_ps(x, b1, c81);
-                x = _mm512_set1_ps(a[9]);  c90 = _mm512_fmadd_ps(x, b0, c90); c91 = _mm512_fmadd_ps(x, b1, c91);
-                x = _mm512_set1_ps(a[10]); ca0 = _mm512_fmadd_ps(x, b0, ca0); ca1 = _mm512_fmadd_ps(x, b1, ca1);
-                x = _mm512_set1_ps(a[11]); cb0 = _mm512_fmadd_ps(x, b0, cb0); cb1 = _mm512_fmadd_ps(x, b1, cb1);
-            }
-            __m512 acc[24] = {c00,c01,c10,c11,c20,c21,c30,c31,c40,c41,c50,c51,
-                              c60,c61,c70,c71,c80,c81,c90,c91,ca0,ca1,cb0,cb1};
-            float *cc = c + i0 * ldc + j0;
-            if (h == MR512 && w == NR512) {
-                __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-                for (int i = 0; i < MR512; i++) {
-                    float *row = cc + i * ldc;
-                    __m512 r0 = _mm512_mul_ps(va, acc[2 * i]), r1 = _mm512_mul_ps(va, acc[2 * i + 1]);
-                    if (beta != 0) {
-                        r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(row), r0);
-                        r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(row + 16), r1);
-                    }
-                    _mm512_storeu_ps(row, r0); _mm512_storeu_ps(row + 16, r1);
-                }
-            } else {
-                for (int i = 0; i < MR512; i++) {
-                    _mm512_store_ps(tile + i * NR512, acc[2 * i]);
-                    _mm512_store_ps(tile + i * NR512 + 16, acc[2 * i + 1]);
-                }
-                store_tile(tile, NR512, h, w, alpha, beta, cc, ldc);
-            }
-        }
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
+    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
+    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
+    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
+    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+    __m512 c80 = _mm512_setzero_ps(), c81 = _mm512_setzero_ps();
+    __m512 c90 = _mm512_setzero_ps(), c91 = _mm512_setzero_ps();
+    __m512 ca0 = _mm512_setzero_ps(), ca1 = _mm512_setzero_ps();
+    __m512 cb0 = _mm512_setzero_ps(), cb1 = _mm512_setzero_ps();
+    const float *a = ap, *b = bp;
+    for (long p = 0; p < k; p++, a += MR512, b += NR512) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        __m512 x;
+        x = _mm512_set1_ps(a[0]);  c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
+        x = _mm512_set1_ps(a[1]);  c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
+        x = _mm512_set1_ps(a[2]);  c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
+        x = _mm512_set1_ps(a[3]);  c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
+        x = _mm512_set1_ps(a[4]);  c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
+        x = _mm512_set1_ps(a[5]);  c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
+        x = _mm512_set1_ps(a[6]);  c60 = _mm512_fmadd_ps(x, b0, c60); c61 = _mm512_fmadd_ps(x, b1, c61);
+        x = _mm512_set1_ps(a[7]);  c70 = _mm512_fmadd_ps(x, b0, c70); c71 = _mm512_fmadd_ps(x, b1, c71);
+        x = _mm512_set1_ps(a[8]);  c80 = _mm512_fmadd_ps(x, b0, c80); c81 = _mm512_fmadd_ps(x, b1, c81);
+        x = _mm512_set1_ps(a[9]);  c90 = _mm512_fmadd_ps(x, b0, c90); c91 = _mm512_fmadd_ps(x, b1, c91);
+        x = _mm512_set1_ps(a[10]); ca0 = _mm512_fmadd_ps(x, b0, ca0); ca1 = _mm512_fmadd_ps(x, b1, ca1);
+        x = _mm512_set1_ps(a[11]); cb0 = _mm512_fmadd_ps(x, b0, cb0); cb1 = _mm512_fmadd_ps(x, b1, cb1);
     }
+    __m512 acc[24] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
+                      c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1};
+    if (h == MR512 && w == NR512) {
+        /* A whole block straight from the registers (the same arithmetic as store_tile):
+           with a short k (the DCT's 32) the round trip through `tile` cost ≈ 40 %. */
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+        for (int i = 0; i < MR512; i++) {
+            float *row = c + i * ldc;
+            __m512 r0 = _mm512_mul_ps(va, acc[2 * i]), r1 = _mm512_mul_ps(va, acc[2 * i + 1]);
+            if (beta != 0) {
+                r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(row), r0);
+                r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(row + 16), r1);
+            }
+            _mm512_storeu_ps(row, r0);
+            _mm512_storeu_ps(row + 16, r1);
+        }
+        return;
+    }
+    for (int i = 0; i < 2 * MR512; i++) _mm512_store_ps(tile + 16 * i, acc[i]);
+    store_tile(tile, NR512, h, w, alpha, beta, c, ldc);
 }
 
-/* One 6 × 16 block of C over all of k into `tile` (row stride 16). A function of its own
-   so that nothing else is live in the loop: with 16 ymm registers, 12 accumulators, B's two
-   vectors and A's broadcast leave one spare (inlined, the compiler spilled accumulators and
-   the kernel ran at a quarter of its speed). */
 __attribute__((target("avx2,fma"), noinline))
-static void micro256(long k, const float *ap, const float *bp, float *tile) {
+static void micro256(long k, const float *ap, const float *bp, long h, long w,
+                     float alpha, float beta, float *c, long ldc) {
+    float tile[MR256 * NR256] __attribute__((aligned(32)));
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -257,45 +252,35 @@ static void micro256(long k, const float *ap, const float *bp, float *tile) {
         x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
         x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
     }
-    __m256 acc[12] = {c00,c01,c10,c11,c20,c21,c30,c31,c40,c41,c50,c51};
-    for (int i = 0; i < MR256; i++) {
-        _mm256_store_ps(tile + i * NR256, acc[2 * i]);
-        _mm256_store_ps(tile + i * NR256 + 8, acc[2 * i + 1]);
-    }
+    __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    for (int i = 0; i < 2 * MR256; i++) _mm256_store_ps(tile + 8 * i, acc[i]);
+    store_tile(tile, NR256, h, w, alpha, beta, c, ldc);
 }
 
-__attribute__((target("avx2,fma")))
-static void multiply256(const float *pa, const float *pb, long rows, long columns, long k,
-                        float alpha, float beta, float *c, long ldc) {
-    float tile[MR256 * NR256] __attribute__((aligned(32)));
-    long block = row_block(MR256, k);
-    for (long ib = 0; ib < rows; ib += block)
-    for (long j0 = 0; j0 < columns; j0 += NR256) {
-        const float *bp = pb + j0 * k;
-        long w = columns - j0 < NR256 ? columns - j0 : NR256;
-        long iend = ib + block < rows ? ib + block : rows;
-        for (long i0 = ib; i0 < iend; i0 += MR256) {
-            const float *ap = pa + i0 * k;
-            long h = rows - i0 < MR256 ? rows - i0 : MR256;
-            micro256(k, ap, bp, tile);
-            store_tile(tile, NR256, h, w, alpha, beta, c + i0 * ldc + j0, ldc);
-        }
-    }
-}
-
-static void multiply_portable(const float *pa, const float *pb, long rows, long columns, long k,
-                              float alpha, float beta, float *c, long ldc) {
+static void micro_portable(long k, const float *ap, const float *bp, long h, long w,
+                           float alpha, float beta, float *c, long ldc) {
     float tile[MR256 * NR256];
-    for (long j0 = 0; j0 < columns; j0 += NR256) {
-        long w = columns - j0 < NR256 ? columns - j0 : NR256;
-        for (long i0 = 0; i0 < rows; i0 += MR256) {
-            long h = rows - i0 < MR256 ? rows - i0 : MR256;
-            for (int t = 0; t < MR256 * NR256; t++) tile[t] = 0;
-            const float *a = pa + i0 * k, *b = pb + j0 * k;
-            for (long p = 0; p < k; p++, a += MR256, b += NR256)
-                for (int i = 0; i < MR256; i++)
-                    for (int j = 0; j < NR256; j++) tile[i * NR256 + j] = fmaf(a[i], b[j], tile[i * NR256 + j]);
-            store_tile(tile, NR256, h, w, alpha, beta, c + i0 * ldc + j0, ldc);
+    for (int t = 0; t < MR256 * NR256; t++) tile[t] = 0;
+    const float *a = ap, *b = bp;
+    for (long p = 0; p < k; p++, a += MR256, b += NR256)
+        for (int i = 0; i < MR256; i++)
+            for (int j = 0; j < NR256; j++) tile[i * NR256 + j] = fmaf(a[i], b[j], tile[i * NR256 + j]);
+    store_tile(tile, NR256, h, w, alpha, beta, c, ldc);
+}
+
+/* Blocks of rows of A (row_block) × B's column panels × A's row panels in the block, one
+   micro-kernel call each. */
+static void multiply_with(micro_kernel micro, long mr, long nr, const float *pa, const float *pb,
+                          long rows, long columns, long k, float alpha, float beta, float *c, long ldc) {
+    long block = row_block(mr, k);
+    for (long ib = 0; ib < rows; ib += block) {
+        long iend = ib + block < rows ? ib + block : rows;
+        for (long j0 = 0; j0 < columns; j0 += nr) {
+            long w = columns - j0 < nr ? columns - j0 : nr;
+            for (long i0 = ib; i0 < iend; i0 += mr) {
+                long h = rows - i0 < mr ? rows - i0 : mr;
+                micro(k, pa + i0 * k, pb + j0 * k, h, w, alpha, beta, c + i0 * ldc + j0, ldc);
+            }
         }
     }
 }
@@ -303,8 +288,8 @@ static void multiply_portable(const float *pa, const float *pb, long rows, long 
 void ct_panel_multiply(const float *packedA, const float *packedB, long rows, long columns, long k,
                        float alpha, float beta, float *c, long ldc) {
     switch (ct_panel_kernel_kind()) {
-    case 2: multiply512(packedA, packedB, rows, columns, k, alpha, beta, c, ldc); break;
-    case 1: multiply256(packedA, packedB, rows, columns, k, alpha, beta, c, ldc); break;
-    default: multiply_portable(packedA, packedB, rows, columns, k, alpha, beta, c, ldc);
+    case 2: multiply_with(micro512, MR512, NR512, packedA, packedB, rows, columns, k, alpha, beta, c, ldc); break;
+    case 1: multiply_with(micro256, MR256, NR256, packedA, packedB, rows, columns, k, alpha, beta, c, ldc); break;
+    default: multiply_with(micro_portable, MR256, NR256, packedA, packedB, rows, columns, k, alpha, beta, c, ldc);
     }
 }
