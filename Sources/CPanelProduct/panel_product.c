@@ -4,21 +4,22 @@
    then alpha·acc (+ beta·C): the same operations in the same order whatever the kernel
    (AVX-512, AVX2, portable), the block of C a call covers, or how many calls cover C. So a
    product cut into any tiles, on any number of threads, on any x86-64 CPU with FMA, gives
-   the same bits — OpenBLAS gives none of these (its edge kernels and its k-blocking change
-   the rounding with the split).
+   the same bits — OpenBLAS does not (its kernels for edge blocks round differently, so its
+   bits change with the split).
 
    The operands are packed once per product into panels (A: MR rows × k, p-major; B: k × NR,
    p-major; both zero-padded to whole panels) that every tile shares; a tile's kernel then
    reads only packed panels. Kernels: AVX-512 12 × 32 (24 accumulators), AVX2 6 × 16 (12);
-   the portable one (fmaf) uses the AVX2 panels. */
+   the portable one (fmaf) uses the AVX2 panels and is all other CPUs get. */
 #include "CPanelProduct.h"
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
-
-/* Every element of C is one chain of fused multiply-adds over p = 0 … k−1 from zero,
-   then alpha·acc (+ beta·C): the same operations in the same order whatever the kernel
-   (AVX-512, AVX2, portable), the block of C a call covers, or how many calls cover C. */
+#if defined(__x86_64__)
+#define CT_X86 1
+#include <immintrin.h>
+#else
+#define CT_X86 0
+#endif
 
 enum { MR512 = 12, NR512 = 32, MR256 = 6, NR256 = 16 };
 
@@ -26,10 +27,12 @@ static int kind_cached = -1;
 void ct_panel_force_kind(int kind) { kind_cached = kind; }
 int ct_panel_kernel_kind(void) {
     if (kind_cached < 0) {
+        kind_cached = 0;
+#if CT_X86
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f")) kind_cached = 2;
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) kind_cached = 1;
-        else kind_cached = 0;
+#endif
     }
     return kind_cached;
 }
@@ -37,6 +40,7 @@ int ct_panel_mr(void) { return ct_panel_kernel_kind() == 2 ? MR512 : MR256; }
 int ct_panel_nr(void) { return ct_panel_kernel_kind() == 2 ? NR512 : NR256; }
 
 
+#if CT_X86
 /* Transposes 16 rows of 16 floats in registers: out[j] = column j. */
 __attribute__((target("avx512f")))
 static inline void transpose16(__m512 r[16]) {
@@ -76,6 +80,7 @@ static void gather16(const float *const *src, int rows, long p0, float *dst, lon
     __mmask16 lanes = (__mmask16)((1u << rows) - 1);
     for (int p = 0; p < 16; p++) _mm512_mask_storeu_ps(dst + p * stride, lanes, r[p]);
 }
+#endif
 
 void ct_panel_pack_a(int transpose, const float *a, long lda, long row0, long rows, long k0, long k1, long k,
                      float *packed) {
@@ -85,12 +90,14 @@ void ct_panel_pack_a(int transpose, const float *a, long lda, long row0, long ro
         float *dst = packed + i0 * k;
         if (!transpose) {
             long p0 = k0;
+#if CT_X86
             if (mr == MR512 && h == MR512) {
                 /* Whole panels: 16 steps of p at a time through a register transpose. */
                 const float *rowsA[MR512];
                 for (int ii = 0; ii < MR512; ii++) rowsA[ii] = a + (row0 + i0 + ii) * lda;
                 for (; p0 + 16 <= k1; p0 += 16) gather16(rowsA, MR512, p0, dst + p0 * mr, mr);
             }
+#endif
             /* Blocks of 16 steps of p: the block's mr × 16 destination stays in L1 while
                each source row is read contiguously. */
             for (; p0 < k1; p0 += 16) {
@@ -129,6 +136,7 @@ void ct_panel_pack_b(int transpose, const float *b, long ldb, long column0, long
             }
         } else {
             long p0 = k0;
+#if CT_X86
             if (nr == NR512 && w == NR512) {
                 const float *columnsB[NR512];
                 for (int jj = 0; jj < NR512; jj++) columnsB[jj] = b + (column0 + j0 + jj) * ldb;
@@ -137,6 +145,7 @@ void ct_panel_pack_b(int transpose, const float *b, long ldb, long column0, long
                     gather16(columnsB + 16, 16, p0, dst + p0 * nr + 16, nr);
                 }
             }
+#endif
             for (; p0 < k1; p0 += 16) {
                 long pe = k1 - p0 < 16 ? k1 - p0 : 16;
                 for (long jj = 0; jj < w; jj++) {
@@ -176,6 +185,7 @@ static inline __attribute__((always_inline)) void store_tile(const float *acc, l
 typedef void (*micro_kernel)(long k, const float *ap, const float *bp, long h, long w,
                              float alpha, float beta, float *c, long ldc);
 
+#if CT_X86
 __attribute__((target("avx512f"), noinline))
 static void micro512(long k, const float *ap, const float *bp, long h, long w,
                      float alpha, float beta, float *c, long ldc) {
@@ -256,6 +266,7 @@ static void micro256(long k, const float *ap, const float *bp, long h, long w,
     for (int i = 0; i < 2 * MR256; i++) _mm256_store_ps(tile + 8 * i, acc[i]);
     store_tile(tile, NR256, h, w, alpha, beta, c, ldc);
 }
+#endif
 
 static void micro_portable(long k, const float *ap, const float *bp, long h, long w,
                            float alpha, float beta, float *c, long ldc) {
@@ -288,8 +299,10 @@ static void multiply_with(micro_kernel micro, long mr, long nr, const float *pa,
 void ct_panel_multiply(const float *packedA, const float *packedB, long rows, long columns, long k,
                        float alpha, float beta, float *c, long ldc) {
     switch (ct_panel_kernel_kind()) {
+#if CT_X86
     case 2: multiply_with(micro512, MR512, NR512, packedA, packedB, rows, columns, k, alpha, beta, c, ldc); break;
     case 1: multiply_with(micro256, MR256, NR256, packedA, packedB, rows, columns, k, alpha, beta, c, ldc); break;
+#endif
     default: multiply_with(micro_portable, MR256, NR256, packedA, packedB, rows, columns, k, alpha, beta, c, ldc);
     }
 }
