@@ -73,8 +73,7 @@ public enum PanelProduct {
     /// the call is not `whole`).
     @inline(__always)
     public static func runs(m: Int, n: Int, k: Int) -> Bool {
-        let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k)
-        return macs.overflow || macs.partialValue >= ProductTiling.minimumMACs
+        ProductTiling.multiplyAdds(m: m, n: n, k: k) >= ProductTiling.minimumMACs
     }
 
     /// `C = alpha · op(A) · op(B) + beta · C` on the panel kernel, the arguments as
@@ -83,16 +82,13 @@ public enum PanelProduct {
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let mr = Int(ct_panel_mr()), nr = Int(ct_panel_nr())
-        let rowPanels = (m + mr - 1) / mr, columnPanels = (n + nr - 1) / nr
+        let layout = PanelLayout(m: m, n: n, k: k)
+        let (rowPanels, columnPanels) = (layout.rowPanels, layout.columnPanels)
         let aPanelFloats = mr * k, bPanelFloats = nr * k
-        // B's panels start on a 64-byte boundary (the AVX-512 kernel's aligned loads).
-        let aFloats = (rowPanels * aPanelFloats + 15) / 16 * 16
-        let buffer = PanelScratch.forCallingThread.floats(aFloats + columnPanels * bPanelFloats)
-        let packedA = buffer, packedB = buffer + aFloats
+        let packedA = PanelScratch.forCallingThread.floats(layout.floats), packedB = packedA + layout.bOffset
         let ta: Int32 = transposeA ? 1 : 0, tb: Int32 = transposeB ? 1 : 0
 
-        let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k)
-        let work = macs.overflow ? Int.max : macs.partialValue
+        let work = ProductTiling.multiplyAdds(m: m, n: n, k: k)
         let workers = Parallel.threads
         if workers <= 1 || Parallel.isInsideRegion || work < ProductTiling.minimumMACs {
             ct_panel_pack_a(ta, a, lda, 0, m, 0, k, k, packedA)
@@ -139,31 +135,21 @@ public enum PanelProduct {
 
 extension PanelProduct {
     /// GFLOP/s of the panel kernel alone on `m × n × k` with both operands already packed
-    /// (as every tile of a parallel product finds them) on this thread: the best of at least
-    /// 3 calls and 0.2 s, by the thread's CPU clock. `bench --model-threads` prints it for one
+    /// (as every tile of a parallel product finds them) on this thread
+    /// (`ScalingModel.bestSeconds`). `bench --model-threads` prints it for one
     /// worker's share of a product, next to OpenBLAS's rates.
     public static func packedRate(m: Int, n: Int, k: Int) -> Double {
-        let mr = Int(ct_panel_mr()), nr = Int(ct_panel_nr())
-        let aFloats = ((m + mr - 1) / mr * mr * k + 15) / 16 * 16
-        let bFloats = (n + nr - 1) / nr * nr * k
+        let layout = PanelLayout(m: m, n: n, k: k)
         let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
         var rng = RandomGenerator(seed: 12)
         rng.fillUniform(a, -1, 1)
         rng.fillUniform(b, -1, 1)
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, (aFloats + bFloats) * MemoryLayout<Float>.stride) == 0, let raw else { return 0 }
-        defer { free(raw) }
-        let packed = raw.assumingMemoryBound(to: Float.self)
+        let panels = Tensor(zeros: [layout.floats])   // 64-byte aligned, as the kernels need
+        let packed = panels.data
         ct_panel_pack_a(0, a.data, k, 0, m, 0, k, k, packed)
-        ct_panel_pack_b(1, b.data, k, 0, n, 0, k, k, packed + aFloats)
-        var best = Double.infinity, spent = 0.0, calls = 0
-        while calls < 3 || spent < 0.2 {
-            let t0 = ScalingModel.threadCPUSeconds()
-            ct_panel_multiply(packed, packed + aFloats, m, n, k, 1, 0, c.data, n)
-            let dt = ScalingModel.threadCPUSeconds() - t0
-            best = Swift.min(best, dt)
-            spent += dt
-            calls += 1
+        ct_panel_pack_b(1, b.data, k, 0, n, 0, k, k, packed + layout.bOffset)
+        let best = ScalingModel.bestSeconds {
+            ct_panel_multiply(packed, packed + layout.bOffset, m, n, k, 1, 0, c.data, n)
         }
         return 2 * Double(m) * Double(n) * Double(k) / best / 1e9
     }
@@ -199,12 +185,29 @@ struct PackingItems {
     }
 }
 
+/// Where a product's packed panels lie in one buffer: A's ⌈m / MR⌉ panels of MR × k floats,
+/// then B's ⌈n / NR⌉ panels of k × NR, starting on a 64-byte boundary (the AVX-512 kernel's
+/// aligned loads of B).
+struct PanelLayout {
+    let rowPanels: Int, columnPanels: Int
+    /// Floats before B's first panel, and in all.
+    let bOffset: Int, floats: Int
+
+    init(m: Int, n: Int, k: Int) {
+        let mr = Int(ct_panel_mr()), nr = Int(ct_panel_nr())
+        rowPanels = (m + mr - 1) / mr
+        columnPanels = (n + nr - 1) / nr
+        bOffset = (rowPanels * mr * k + 15) / 16 * 16
+        floats = bOffset + columnPanels * nr * k
+    }
+}
+
 /// One thread's packing buffer: grown to the largest product the thread packed, kept for
 /// the thread's life (a product's panels are used by every worker, but owned by the thread
 /// that called `gemm`; nested products on workers use the worker's own).
 final class PanelScratch {
-    private var base: UnsafeMutableRawPointer?
-    private var capacity = 0   // floats
+    /// 64-byte aligned `TensorStorage`, replaced only when a larger product comes.
+    private var storage = TensorStorage(count: 0)
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
@@ -223,18 +226,7 @@ final class PanelScratch {
 
     /// At least `count` floats, 64-byte aligned; the contents are not kept across calls.
     func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
-        if count > capacity {
-            free(base)
-            var p: UnsafeMutableRawPointer?
-            let bytes = Swift.max(count, 16) * MemoryLayout<Float>.stride
-            guard posix_memalign(&p, 64, bytes) == 0, let q = p else {
-                fatalError("PanelProduct: cannot allocate \(bytes) bytes for packed panels")
-            }
-            base = q
-            capacity = Swift.max(count, 16)
-        }
-        return base!.assumingMemoryBound(to: Float.self)
+        if count > storage.count { storage = TensorStorage(count: count) }
+        return storage.pointer
     }
-
-    deinit { free(base) }
 }

@@ -73,9 +73,15 @@ public struct ProductTiling: Equatable, Sendable {
         return nil
     }
 
+    /// m·n·k, or `Int.max` when that overflows: the size every cutting rule compares.
+    public static func multiplyAdds(m: Int, n: Int, k: Int) -> Int {
+        let (mn, o1) = m.multipliedReportingOverflow(by: n)
+        let (mnk, o2) = mn.multipliedReportingOverflow(by: k)
+        return o1 || o2 ? Int.max : mnk
+    }
+
     public init(m: Int, n: Int, k: Int, width: Int = ProductTiling.width) {
-        let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k)
-        let work = macs.overflow ? Int.max : macs.partialValue
+        let work = ProductTiling.multiplyAdds(m: m, n: n, k: k)
         var tiles = 1
         if work >= ProductTiling.minimumMACs && width > 1 {
             let target = ProductTiling.tileMACs(width: width)

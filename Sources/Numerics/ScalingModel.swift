@@ -77,6 +77,21 @@ public final class ScalingModel: @unchecked Sendable {   // touched by the threa
     /// all of the step's work runs on the calling thread).
     public static func threadCPUSeconds() -> Double { Double(now()) / 1e9 }
 
+    /// The shortest of at least 3 runs of `body` and 0.2 s of them, by the thread's CPU clock:
+    /// the time behind the one-worker rates `bench --model-threads` prints.
+    public static func bestSeconds(_ body: () -> Void) -> Double {
+        var best = Double.infinity, spent = 0.0, calls = 0
+        while calls < 3 || spent < 0.2 {
+            let t0 = threadCPUSeconds()
+            body()
+            let dt = threadCPUSeconds() - t0
+            best = Swift.min(best, dt)
+            spent += dt
+            calls += 1
+        }
+        return best
+    }
+
     /// The parts of one `forEach` region (or a split product), one after another, timed.
     func runParts(_ parts: Int, site: StaticString, _ part: (Int) -> Void) {
         var largest: UInt64 = 0, total: UInt64 = 0

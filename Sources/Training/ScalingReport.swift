@@ -86,22 +86,15 @@ public struct ScalingReport: Sendable {
     }
 
     /// GFLOP/s of one `cblas_sgemm` call `m × n × k` (B stored n × k, as `Linear` keeps its
-    /// weight) on this thread: the best of at least 3 calls and 0.2 s, by the thread's CPU
-    /// clock (like the model's parts).
+    /// weight) on this thread (`ScalingModel.bestSeconds`).
     public static func sgemmRate(m: Int, n: Int, k: Int) -> Double {
         let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
         var rng = RandomGenerator(seed: 11)
         rng.fillUniform(a, -1, 1)
         rng.fillUniform(b, -1, 1)
-        var best = Double.infinity, spent = 0.0, calls = 0
-        while calls < 3 || spent < 0.2 {
-            let t0 = ScalingModel.threadCPUSeconds()
+        let best = ScalingModel.bestSeconds {
             BLAS.gemm(transposeA: false, transposeB: true, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: k,
                       c: c.data, ldc: n, whole: true)
-            let dt = ScalingModel.threadCPUSeconds() - t0
-            best = Swift.min(best, dt)
-            spent += dt
-            calls += 1
         }
         return 2 * Double(m) * Double(n) * Double(k) / best / 1e9
     }
